@@ -1,0 +1,116 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors name categories of failure; test for them with errors.Is.
+var (
+	// ErrLoginRequired means no valid credential can be had without a
+	// person: the refresh token was rejected or is missing, and the handler
+	// may not start an interactive login on its own. Call Authenticate.
+	ErrLoginRequired = errors.New("auth: login required; call Authenticate to log in again")
+	// ErrTokenExpired means the token expired and no new one could be had.
+	ErrTokenExpired = errors.New("auth: token expired")
+	// ErrInvalidGrant is the OAuth "invalid_grant" answer: the refresh
+	// token, code or password was rejected
+	// (https://www.rfc-editor.org/rfc/rfc6749#section-5.2).
+	ErrInvalidGrant = errors.New("auth: invalid grant")
+	// ErrAccessDenied is the user's refusal in the device flow
+	// (https://www.rfc-editor.org/rfc/rfc8628#section-3.5).
+	ErrAccessDenied = errors.New("auth: access denied by the user")
+	// ErrDeviceCodeExpired is the device flow's "expired_token": the user
+	// did not approve in time (https://www.rfc-editor.org/rfc/rfc8628#section-3.5).
+	ErrDeviceCodeExpired = errors.New("auth: device code expired before it was approved")
+	// ErrClosed is returned by an engine or handler after Close.
+	ErrClosed = errors.New("auth: closed")
+	// ErrInvalidConfig is wrapped by every configuration error.
+	ErrInvalidConfig = errors.New("auth: invalid configuration")
+	// ErrMalformedToken is wrapped when a token or JWT cannot be parsed.
+	ErrMalformedToken = errors.New("auth: malformed token")
+	// ErrUserMismatch means the login belongs to another user than the one
+	// the handler was configured for.
+	ErrUserMismatch = errors.New("auth: logged-in user differs from the configured user")
+)
+
+// OAuthError is an error answer of an OAuth 2.0 endpoint
+// (https://www.rfc-editor.org/rfc/rfc6749#section-5.2). It never carries a
+// secret: the request's parameters are not part of it.
+type OAuthError struct {
+	// Code is the "error" field, e.g. "invalid_grant".
+	Code string
+	// Description is "error_description", if the provider sent one.
+	Description string
+	// URI is "error_uri", if the provider sent one.
+	URI string
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+}
+
+// Error renders the code, description and status.
+func (e *OAuthError) Error() string {
+	var b strings.Builder
+	b.WriteString("oauth2: ")
+	b.WriteString(e.Code)
+	if e.Description != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Description)
+	}
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.StatusCode)
+	}
+	return b.String()
+}
+
+// Is maps standard codes to the sentinel errors, so that
+// errors.Is(err, ErrInvalidGrant) holds for an "invalid_grant" answer.
+func (e *OAuthError) Is(target error) bool {
+	switch target {
+	case ErrInvalidGrant:
+		return e.Code == "invalid_grant"
+	case ErrAccessDenied:
+		return e.Code == "access_denied"
+	case ErrDeviceCodeExpired:
+		return e.Code == "expired_token"
+	}
+	return false
+}
+
+// ResponseError is an answer that is not a usable token response nor an
+// OAuth error: an HTML error page, an empty or oversized body, a field of the
+// wrong type. Excerpt is a short prefix of the body with anything that looks
+// like a token removed.
+type ResponseError struct {
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// ContentType is the Content-Type header of the answer.
+	ContentType string
+	// Excerpt is a short, secret-free excerpt of the body.
+	Excerpt string
+	// Reason says what was wrong, e.g. "body is not JSON".
+	Reason string
+}
+
+// Error renders the reason, status and excerpt.
+func (e *ResponseError) Error() string {
+	s := fmt.Sprintf("auth: unusable response (HTTP %d", e.StatusCode)
+	if e.ContentType != "" {
+		s += ", " + e.ContentType
+	}
+	s += "): " + e.Reason
+	if e.Excerpt != "" {
+		s += fmt.Sprintf(": %q", e.Excerpt)
+	}
+	return s
+}
+
+// configError returns an error wrapping ErrInvalidConfig.
+func configError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+}
+
+// ConfigError returns an error that wraps [ErrInvalidConfig], for use by
+// handler constructors in other packages.
+func ConfigError(format string, args ...any) error { return configError(format, args...) }
