@@ -1,0 +1,199 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/authkit-go/authkit/auth"
+)
+
+// APIKeysConfig configures [APIKeys]. KeyID, Key and Username are required.
+//
+// The configuration never prints its key: String, GoString, Format (every
+// fmt verb) and LogValue show the key id and the username only.
+type APIKeysConfig struct {
+	// KeyID identifies the key. It is not a secret. Required.
+	KeyID string
+	// Key is the secret. Required.
+	Key string
+	// Username is the identity the key belongs to, reported by
+	// [APIKeys.Username]. Required.
+	Username string
+	// Wire names the headers and metadata keys: Wire.APIKeyIDName and
+	// Wire.APIKeyName, by default "x-api-key-id" and "x-api-key". HTTP
+	// headers are sent in canonical form ("X-Api-Key"), gRPC metadata keys
+	// in lower case ("x-api-key"). The bearer fields of Wire are not used.
+	Wire auth.Wire
+	// HubValuesBeforeColon makes the hub receive each value (key id and
+	// key) only up to its first ':', as the modelled platform expects,
+	// while the access manager and the message service receive the whole
+	// value. A value without ':' is sent whole everywhere. Zero (false)
+	// sends the whole values to every service.
+	HubValuesBeforeColon bool
+}
+
+// String describes the configuration without the key.
+func (c APIKeysConfig) String() string {
+	return fmt.Sprintf("APIKeysConfig{id=%q user=%q key=%s hubValuesBeforeColon=%t}",
+		c.KeyID, c.Username, secretPresence(c.Key), c.HubValuesBeforeColon)
+}
+
+// GoString is String: %#v never shows the key either.
+func (c APIKeysConfig) GoString() string { return c.String() }
+
+// Format makes every fmt verb (%v, %+v, %#v, %s, %q) print String.
+func (c APIKeysConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
+
+// LogValue renders the configuration for log/slog without the key.
+func (c APIKeysConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("id", c.KeyID),
+		slog.String("user", c.Username),
+		slog.String("key", secretPresence(c.Key)),
+	)
+}
+
+// APIKeys authenticates with a fixed API key: a key id and a key, sent as
+// headers to the hub and the access manager and as gRPC metadata to the
+// message service. The values are prepared once, at construction: the
+// getters hand out the same read-only maps every time, without allocating.
+// Nothing expires, so Authenticate does nothing and Authenticated is always
+// true.
+//
+// APIKeys never prints its key; see [APIKeysConfig].
+type APIKeys struct {
+	keyID, user, key string
+	hub, am          http.Header
+	ms               map[string]string
+}
+
+var _ auth.AuthenticationHandler = (*APIKeys)(nil)
+
+// NewAPIKeys validates cfg and prepares the headers and metadata. Errors wrap
+// [auth.ErrInvalidConfig].
+func NewAPIKeys(cfg APIKeysConfig) (*APIKeys, error) {
+	for _, f := range []struct{ name, value string }{
+		{"KeyID", cfg.KeyID},
+		{"Key", cfg.Key},
+		{"Username", cfg.Username},
+	} {
+		if f.value == "" {
+			return nil, auth.ConfigError("APIKeysConfig.%s is required", f.name)
+		}
+	}
+	if !isVisibleASCII(cfg.KeyID) {
+		return nil, auth.ConfigError("APIKeysConfig.KeyID must be printable ASCII without spaces or line breaks")
+	}
+	if !isVisibleASCII(cfg.Key) {
+		// Never quote the key: it is the secret.
+		return nil, auth.ConfigError("APIKeysConfig.Key must be printable ASCII without spaces or line breaks")
+	}
+	if strings.ContainsAny(cfg.Username, "\r\n\x00") {
+		return nil, auth.ConfigError("APIKeysConfig.Username must not contain line breaks")
+	}
+	if err := cfg.Wire.Validate(); err != nil {
+		return nil, err
+	}
+	w := cfg.Wire.WithDefaults()
+	if strings.EqualFold(w.APIKeyIDName, w.APIKeyName) {
+		return nil, auth.ConfigError("Wire.APIKeyIDName and Wire.APIKeyName are both %q; they must differ", w.APIKeyName)
+	}
+	idName, keyName := http.CanonicalHeaderKey(w.APIKeyIDName), http.CanonicalHeaderKey(w.APIKeyName)
+	hubID, hubKey := cfg.KeyID, cfg.Key
+	if cfg.HubValuesBeforeColon {
+		hubID, _, _ = strings.Cut(hubID, ":")
+		hubKey, _, _ = strings.Cut(hubKey, ":")
+		if hubID == "" || hubKey == "" {
+			return nil, auth.ConfigError("with HubValuesBeforeColon, KeyID and Key must not start with ':' (the hub would get an empty value)")
+		}
+	}
+	return &APIKeys{
+		keyID: cfg.KeyID,
+		user:  cfg.Username,
+		key:   cfg.Key,
+		hub:   http.Header{idName: {hubID}, keyName: {hubKey}},
+		am:    http.Header{idName: {cfg.KeyID}, keyName: {cfg.Key}},
+		ms: map[string]string{
+			strings.ToLower(w.APIKeyIDName): cfg.KeyID,
+			strings.ToLower(w.APIKeyName):   cfg.Key,
+		},
+	}, nil
+}
+
+// Authenticate does nothing: an API key needs no login. It returns nil.
+func (h *APIKeys) Authenticate(context.Context) error { return nil }
+
+// Authenticated reports true: an API key does not expire on the client side.
+func (h *APIKeys) Authenticated() bool { return true }
+
+// Username returns the configured username.
+func (h *APIKeys) Username() string { return h.user }
+
+// HubRequestHeaders returns the hub's headers, prepared at construction. The
+// map is shared and read-only.
+func (h *APIKeys) HubRequestHeaders(context.Context) (http.Header, error) { return h.hub, nil }
+
+// AccessManagerRequestHeaders returns the access manager's headers, prepared
+// at construction. The map is shared and read-only.
+func (h *APIKeys) AccessManagerRequestHeaders(context.Context) (http.Header, error) {
+	return h.am, nil
+}
+
+// MessageServiceMetadata returns the message service's gRPC metadata (lower
+// case keys), prepared at construction. The map is shared and read-only.
+func (h *APIKeys) MessageServiceMetadata(context.Context) (map[string]string, error) {
+	return h.ms, nil
+}
+
+// String describes the handler without the key.
+func (h APIKeys) String() string {
+	return fmt.Sprintf("APIKeys{id=%q user=%q key=%s}", h.keyID, h.user, secretPresence(h.key))
+}
+
+// GoString is String: %#v never shows the key either.
+func (h APIKeys) GoString() string { return h.String() }
+
+// Format makes every fmt verb (%v, %+v, %#v, %s, %q) print String.
+func (h APIKeys) Format(f fmt.State, verb rune) { formatAsString(f, verb, h.String()) }
+
+// LogValue renders the handler for log/slog without the key.
+func (h APIKeys) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("handler", "api_keys"),
+		slog.String("id", h.keyID),
+		slog.String("user", h.user),
+		slog.String("key", secretPresence(h.key)),
+	)
+}
+
+// isVisibleASCII reports whether s is non-empty visible ASCII (0x21-0x7e):
+// what both an HTTP field value and a gRPC ASCII metadata value accept, and
+// no room for header injection.
+func isVisibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// secretPresence says whether a secret is set, without showing it.
+func secretPresence(s string) string {
+	if s == "" {
+		return "unset"
+	}
+	return "redacted"
+}
+
+// formatAsString writes s for any fmt verb, quoted for %q.
+func formatAsString(f fmt.State, verb rune, s string) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", s)
+		return
+	}
+	_, _ = f.Write([]byte(s))
+}

@@ -1,0 +1,27 @@
+// Package handlers holds the concrete ways of logging in to the platform:
+// one handler per way, each an [auth.AuthenticationHandler] that produces the
+// headers of the hub and the access manager and the gRPC metadata of the
+// message service.
+//
+//   - [APIKeys] sends a fixed key id and key; nothing expires, nothing is fetched.
+//   - [ExternallyManagedJWT] serves a JWT that the application obtains itself
+//     (it owns the login) and hands in through a callback.
+//   - The OAuth 2.0 grants (device code, client credentials, password,
+//     refresh token, authorization code with PKCE) and the OIDC discovery
+//     helpers live beside them, one file each.
+//
+// Handlers that manage an expiring token embed *[auth.Engine], which supplies
+// HubRequestHeaders, AccessManagerRequestHeaders, MessageServiceMetadata,
+// Invalidate, Close and Stats: the token is cached, refreshed in the
+// background before it expires, fetched once at a time however many callers
+// ask, and a valid token is one atomic load away. Such handlers must be
+// closed when no longer needed.
+//
+// Every handler is safe for concurrent use and never prints a secret: its
+// String, Format (every fmt verb) and LogValue, and those of its
+// configuration, show only whether a secret is set. The header maps and
+// metadata returned by the getters are shared and read-only.
+//
+// Handlers know nothing about sessions or gRPC; package session and package
+// grpcauth consume them.
+package handlers
