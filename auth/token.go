@@ -64,11 +64,10 @@ func (t *Token) Clone() *Token {
 	return &c
 }
 
-// String describes the token without its secrets.
-func (t *Token) String() string {
-	if t == nil {
-		return "Token(nil)"
-	}
+// String describes the token without its secrets. The rendering methods
+// have value receivers so that a Token value is as safe to print as a
+// pointer; a nil *Token prints as fmt prints nil.
+func (t Token) String() string {
 	var b strings.Builder
 	b.WriteString("Token{type=")
 	if t.TokenType == "" {
@@ -107,10 +106,10 @@ func (t *Token) String() string {
 }
 
 // GoString is String: %#v never shows a secret either.
-func (t *Token) GoString() string { return t.String() }
+func (t Token) GoString() string { return t.String() }
 
 // Format makes every fmt verb (%v, %+v, %#v, %s, %q) print String.
-func (t *Token) Format(f fmt.State, verb rune) {
+func (t Token) Format(f fmt.State, verb rune) {
 	if verb == 'q' {
 		fmt.Fprintf(f, "%q", t.String())
 		return
@@ -119,10 +118,7 @@ func (t *Token) Format(f fmt.State, verb rune) {
 }
 
 // LogValue renders the token for log/slog without its secrets.
-func (t *Token) LogValue() slog.Value {
-	if t == nil {
-		return slog.StringValue("Token(nil)")
-	}
+func (t Token) LogValue() slog.Value {
 	attrs := []slog.Attr{
 		slog.String("type", t.TokenType),
 		slog.String("access", redacted(t.AccessToken)),
