@@ -1,0 +1,34 @@
+// Package authtest holds test doubles for authkit, in the spirit of
+// net/http/httptest: an in-process OAuth 2.0 / OpenID Connect [Provider]
+// and a fake [Clock].
+//
+// It is meant for tests, for runnable examples and for the tests of
+// programs built on authkit. Library code must not import it: it generates
+// keys at start, keeps every token in memory, and exposes what it received
+// (secrets included) to the test that owns it.
+//
+// # The provider
+//
+// [NewProvider] starts an httptest server that serves OIDC discovery, a
+// JWKS, a token endpoint (device code, client credentials, password with
+// optional TOTP, refresh token with rotation and reuse detection), device
+// authorization (RFC 8628) and revocation (RFC 7009). Tokens are RS256 JWTs
+// signed with a key made at start; refresh tokens are opaque. Time comes
+// from ProviderConfig.Clock, so a test moves a fake clock ([NewClock]) to
+// reach an expiry instead of sleeping:
+//
+//	clock := authtest.NewClock(time.Time{})
+//	p := authtest.NewProvider(authtest.ProviderConfig{
+//		Clock:   clock,
+//		Clients: []authtest.Client{{ID: "cli"}},
+//		Users:   []authtest.User{{Username: "ada", Password: "pw"}},
+//	})
+//	defer p.Close()
+//	p.OnDeviceAuthorization(func(code string) { p.ApproveDevice(code, "ada") })
+//
+// Tests steer the provider with fault injection ([Provider.FailNext],
+// [Provider.MalformNext], [Provider.ForceSlowDown], [Provider.SetLatency],
+// [Provider.OmitRefreshToken]) and assert on what it received with
+// [Provider.Requests], [Provider.GrantRequests], [Provider.Counts] and
+// [Provider.LastRequest]. Every method is safe for concurrent use.
+package authtest

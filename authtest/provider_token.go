@@ -1,0 +1,481 @@
+package authtest
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/totp"
+)
+
+// Error descriptions of the provider's answers, for assertions in tests.
+const (
+	DescRefreshReused       = "refresh token reused; grant revoked"
+	DescSessionNotActive    = "Session not active"
+	DescRefreshExpired      = "Token is not active"
+	DescRefreshInvalid      = "Invalid refresh token"
+	DescRefreshWrongClient  = "Invalid refresh token: issued to another client"
+	DescInvalidCredentials  = "Invalid user credentials"
+	DescTOTPRequired        = "TOTP code required"
+	DescTOTPInvalid         = "Invalid TOTP code"
+	DescDeviceCodeInvalid   = "Invalid device code"
+	DescDeviceCodeSpent     = "device code already used"
+	DescDeviceCodeExpired   = "device code expired"
+	DescAuthorizationDenied = "the user denied the authorization request"
+	DescPending             = "the user has not approved yet"
+	DescSlowDown            = "polling too fast; slow down"
+	DescClientUnknown       = "unknown client"
+	DescClientSecretWrong   = "invalid client secret"
+	DescClientMethod        = "client authentication method not allowed for this client"
+	DescClientTwoMethods    = "client authenticated with more than one method"
+	DescClientAuthRequired  = "client authentication required"
+)
+
+// TokenResponse is the JSON answer of the token endpoint
+// (https://www.rfc-editor.org/rfc/rfc6749#section-5.1), with Keycloak's
+// refresh_expires_in.
+type TokenResponse struct {
+	// AccessToken is "access_token", an RS256 JWT.
+	AccessToken string `json:"access_token"`
+	// TokenType is "token_type", always "Bearer".
+	TokenType string `json:"token_type"`
+	// ExpiresIn is "expires_in" in seconds.
+	ExpiresIn int64 `json:"expires_in"`
+	// RefreshToken is "refresh_token", an opaque string, when issued.
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// RefreshExpiresIn is "refresh_expires_in" in seconds, when a refresh token is issued.
+	RefreshExpiresIn int64 `json:"refresh_expires_in,omitempty"`
+	// IDToken is "id_token", when the scope holds openid and a user logged in.
+	IDToken string `json:"id_token,omitempty"`
+	// Scope is the granted "scope", when not empty.
+	Scope string `json:"scope,omitempty"`
+}
+
+// session is one login: the chain of refresh tokens descending from it.
+type session struct {
+	username string
+	clientID string
+	scope    string
+	audience string
+	revoked  bool
+}
+
+type refreshRecord struct {
+	sess    *session
+	expires time.Time
+	spent   bool
+}
+
+func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
+	if p.applyFaults(w, r.URL.Path) {
+		return
+	}
+	if e := checkFormPost(r); e != nil {
+		e.write(w)
+		return
+	}
+	client, e := p.authenticateClient(r)
+	if e != nil {
+		e.write(w)
+		return
+	}
+	grant := r.PostForm.Get("grant_type")
+	if grant == "" {
+		badRequest("invalid_request", "missing grant_type").write(w)
+		return
+	}
+	if !slices.Contains([]string{GrantDeviceCode, GrantClientCredentials, GrantPassword, GrantRefreshToken}, grant) {
+		badRequest("unsupported_grant_type", "unsupported grant_type "+grant).write(w)
+		return
+	}
+	if client.Grants != nil && !slices.Contains(client.Grants, grant) {
+		badRequest("unauthorized_client", "the client may not use grant_type "+grant).write(w)
+		return
+	}
+	var resp *TokenResponse
+	switch grant {
+	case GrantClientCredentials:
+		resp, e = p.clientCredentials(r, client)
+	case GrantPassword:
+		resp, e = p.password(r, client)
+	case GrantRefreshToken:
+		resp, e = p.refreshGrant(r, client)
+	case GrantDeviceCode:
+		resp, e = p.deviceGrant(r, client)
+	}
+	if e != nil {
+		e.write(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// checkFormPost requires a POST with a form body.
+func checkFormPost(r *http.Request) *oauthErr {
+	if r.Method != http.MethodPost {
+		return &oauthErr{status: http.StatusMethodNotAllowed, code: "invalid_request", desc: "method not allowed; use POST"}
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return badRequest("invalid_request", "the body must be application/x-www-form-urlencoded")
+	}
+	if err := r.ParseForm(); err != nil {
+		return badRequest("invalid_request", "malformed form body")
+	}
+	return nil
+}
+
+// authenticateClient applies https://www.rfc-editor.org/rfc/rfc6749#section-2.3:
+// one method per request, the method the client is registered for, secrets
+// compared in constant time. Failures are 401 invalid_client (§5.2).
+func (p *Provider) authenticateClient(r *http.Request) (Client, *oauthErr) {
+	basicID, basicSecret, basic := basicAuth(r)
+	formSecret, post := r.PostForm["client_secret"]
+	formID := r.PostForm.Get("client_id")
+	fail := func(desc string) (Client, *oauthErr) {
+		return Client{}, &oauthErr{status: http.StatusUnauthorized, code: "invalid_client", desc: desc, basic: basic}
+	}
+	if basic && post {
+		return fail(DescClientTwoMethods)
+	}
+	method, id := AuthMethodNone, formID
+	switch {
+	case basic:
+		method, id = AuthMethodBasic, basicID
+		if formID != "" && formID != basicID {
+			return fail("client_id does not match the authenticated client")
+		}
+	case post:
+		method = AuthMethodPost
+	}
+	if id == "" {
+		return fail("missing client_id")
+	}
+	p.mu.Lock()
+	c, ok := p.clients[id]
+	p.mu.Unlock()
+	if !ok {
+		return fail(DescClientUnknown)
+	}
+	if c.Secret == "" {
+		if method != AuthMethodNone {
+			return fail(DescClientMethod)
+		}
+		return c, nil
+	}
+	if method == AuthMethodNone {
+		e := &oauthErr{status: http.StatusUnauthorized, code: "invalid_client", desc: DescClientAuthRequired}
+		e.basic = c.AuthMethods == nil || slices.Contains(c.AuthMethods, AuthMethodBasic)
+		return Client{}, e
+	}
+	if c.AuthMethods != nil && !slices.Contains(c.AuthMethods, method) {
+		return fail(DescClientMethod)
+	}
+	secret := basicSecret
+	if method == AuthMethodPost {
+		if len(formSecret) != 1 {
+			return fail("client_secret must be sent once")
+		}
+		secret = formSecret[0]
+	}
+	if subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
+		return fail(DescClientSecretWrong)
+	}
+	return c, nil
+}
+
+func (p *Provider) clientCredentials(r *http.Request, c Client) (*TokenResponse, *oauthErr) {
+	scope := strings.Join(strings.Fields(r.PostForm.Get("scope")), " ")
+	aud := p.audience(r, c.ID)
+	now := p.now()
+	return &TokenResponse{
+		AccessToken: p.accessToken(now, "service-account-"+c.ID, c.ID, aud, scope, p.cfg.AccessTokenLifetime),
+		TokenType:   "Bearer",
+		ExpiresIn:   seconds(p.cfg.AccessTokenLifetime),
+		Scope:       scope,
+	}, nil
+}
+
+func (p *Provider) password(r *http.Request, c Client) (*TokenResponse, *oauthErr) {
+	name, pw := r.PostForm.Get("username"), r.PostForm.Get("password")
+	if name == "" {
+		return nil, badRequest("invalid_request", "missing username")
+	}
+	p.mu.Lock()
+	u, ok := p.users[name]
+	p.mu.Unlock()
+	// Compare even for an unknown user, so timing does not reveal which names exist.
+	want := u.Password
+	if !ok {
+		want = "\x00unknown user"
+	}
+	if subtle.ConstantTimeCompare([]byte(pw), []byte(want)) != 1 || !ok {
+		return nil, invalidGrant(DescInvalidCredentials)
+	}
+	if u.TOTPSecret != "" {
+		code := r.PostForm.Get(p.cfg.TOTPParam)
+		if code == "" {
+			return nil, invalidGrant(DescTOTPRequired)
+		}
+		if !totp.Verify(u.TOTPSecret, code, p.now()) {
+			return nil, invalidGrant(DescTOTPInvalid)
+		}
+	}
+	scope := strings.Join(strings.Fields(r.PostForm.Get("scope")), " ")
+	return p.login(u.Username, c.ID, scope, p.audience(r, c.ID)), nil
+}
+
+func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oauthErr) {
+	rt := r.PostForm.Get("refresh_token")
+	if rt == "" {
+		return nil, badRequest("invalid_request", "missing refresh_token")
+	}
+	now := p.now()
+	p.mu.Lock()
+	rec, ok := p.refresh[rt]
+	var e *oauthErr
+	switch {
+	case !ok:
+		e = invalidGrant(DescRefreshInvalid)
+	case rec.sess.clientID != c.ID:
+		e = invalidGrant(DescRefreshWrongClient)
+	case rec.spent:
+		rec.sess.revoked = true
+		e = invalidGrant(DescRefreshReused)
+	case rec.sess.revoked:
+		e = invalidGrant(DescSessionNotActive)
+	case !now.Before(rec.expires):
+		e = invalidGrant(DescRefreshExpired)
+	}
+	if e != nil {
+		p.mu.Unlock()
+		return nil, e
+	}
+	sess := rec.sess
+	scope := sess.scope
+	if s := r.PostForm.Get("scope"); s != "" {
+		for _, f := range strings.Fields(s) {
+			if !hasScope(sess.scope, f) {
+				p.mu.Unlock()
+				return nil, badRequest("invalid_scope", "scope "+f+" was not granted originally")
+			}
+		}
+		scope = strings.Join(strings.Fields(s), " ")
+	}
+	omit := p.faults.omitRefesh
+	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
+	if !omit {
+		rec.spent = true
+		resp.RefreshToken = p.newRefreshLocked(sess, now)
+		resp.RefreshExpiresIn = seconds(p.cfg.RefreshTokenLifetime)
+	}
+	p.mu.Unlock()
+	p.signUserTokens(resp, now, sess.username, c.ID, sess.audience, scope)
+	return resp, nil
+}
+
+// login starts a session for a user who just authenticated and answers tokens.
+func (p *Provider) login(username, clientID, scope, aud string) *TokenResponse {
+	now := p.now()
+	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
+	p.mu.Lock()
+	sess := &session{username: username, clientID: clientID, scope: scope, audience: aud}
+	p.sessions = append(p.sessions, sess)
+	if !p.faults.omitRefesh && (p.cfg.AlwaysIssueRefreshToken || hasScope(scope, "offline_access")) {
+		resp.RefreshToken = p.newRefreshLocked(sess, now)
+		resp.RefreshExpiresIn = seconds(p.cfg.RefreshTokenLifetime)
+	}
+	p.mu.Unlock()
+	p.signUserTokens(resp, now, username, clientID, aud, scope)
+	return resp
+}
+
+func (p *Provider) signUserTokens(resp *TokenResponse, now time.Time, username, clientID, aud, scope string) {
+	resp.AccessToken = p.accessToken(now, username, clientID, aud, scope, p.cfg.AccessTokenLifetime)
+	if hasScope(scope, "openid") {
+		resp.IDToken = p.idToken(now, username, clientID)
+	}
+}
+
+func (p *Provider) newRefreshLocked(sess *session, now time.Time) string {
+	rt := randomString(32)
+	p.refresh[rt] = &refreshRecord{sess: sess, expires: now.Add(p.cfg.RefreshTokenLifetime)}
+	return rt
+}
+
+// audience is the "aud" of an access token; see ProviderConfig.Audience.
+func (p *Provider) audience(r *http.Request, clientID string) string {
+	if p.cfg.Audience != "" {
+		return p.cfg.Audience
+	}
+	if a := r.PostForm.Get("audience"); a != "" {
+		return a
+	}
+	return clientID
+}
+
+// userClaimsLocked adds preferred_username, email and the user's claims.
+func (p *Provider) userClaims(claims jwt.MapClaims, username string) {
+	p.mu.Lock()
+	u, ok := p.users[username]
+	p.mu.Unlock()
+	if ok {
+		for k, v := range u.Claims {
+			claims[k] = v
+		}
+		if u.Email != "" {
+			claims["email"] = u.Email
+		}
+	}
+	claims["preferred_username"] = username
+}
+
+func (p *Provider) accessToken(now time.Time, username, clientID, aud, scope string, lifetime time.Duration) string {
+	claims := jwt.MapClaims{}
+	p.userClaims(claims, username)
+	claims["iss"] = p.Issuer()
+	claims["sub"] = username
+	claims["aud"] = aud
+	claims["azp"] = clientID
+	claims["client_id"] = clientID
+	claims["iat"] = now.Unix()
+	claims["nbf"] = now.Unix()
+	claims["exp"] = now.Add(lifetime).Unix()
+	claims["jti"] = randomString(16)
+	if scope != "" {
+		claims["scope"] = scope
+	}
+	return p.sign(claims)
+}
+
+func (p *Provider) idToken(now time.Time, username, clientID string) string {
+	claims := jwt.MapClaims{}
+	p.userClaims(claims, username)
+	claims["iss"] = p.Issuer()
+	claims["sub"] = username
+	claims["aud"] = clientID
+	claims["azp"] = clientID
+	claims["iat"] = now.Unix()
+	claims["nbf"] = now.Unix()
+	claims["exp"] = now.Add(p.cfg.IDTokenLifetime).Unix()
+	claims["jti"] = randomString(16)
+	return p.sign(claims)
+}
+
+func (p *Provider) sign(claims jwt.MapClaims) string {
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	t.Header["kid"] = p.kid
+	s, err := t.SignedString(p.key)
+	if err != nil {
+		panic("authtest: signing a token: " + err.Error())
+	}
+	return s
+}
+
+// IssueAccessToken signs an access token for username and clientID without
+// a flow, valid from the provider's now for lifetime (zero means
+// AccessTokenLifetime; negative gives an already expired token). Its "aud"
+// is ProviderConfig.Audience or else clientID.
+func (p *Provider) IssueAccessToken(username, clientID string, scopes []string, lifetime time.Duration) string {
+	if lifetime == 0 {
+		lifetime = p.cfg.AccessTokenLifetime
+	}
+	aud := p.cfg.Audience
+	if aud == "" {
+		aud = clientID
+	}
+	return p.accessToken(p.now(), username, clientID, aud, strings.Join(scopes, " "), lifetime)
+}
+
+// IssueIDToken signs an ID token for username and clientID without a flow.
+func (p *Provider) IssueIDToken(username, clientID string) string {
+	return p.idToken(p.now(), username, clientID)
+}
+
+// IssueRefreshToken starts a session for username and clientID without a
+// flow and returns its first refresh token, valid for RefreshTokenLifetime.
+func (p *Provider) IssueRefreshToken(username, clientID string, scopes []string) string {
+	aud := p.cfg.Audience
+	if aud == "" {
+		aud = clientID
+	}
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sess := &session{username: username, clientID: clientID, scope: strings.Join(scopes, " "), audience: aud}
+	p.sessions = append(p.sessions, sess)
+	return p.newRefreshLocked(sess, now)
+}
+
+// RevokeSession ends every session of username on the server side, as an
+// administrator would: their refresh tokens then answer invalid_grant
+// "Session not active". It returns how many sessions it ended.
+func (p *Provider) RevokeSession(username string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, s := range p.sessions {
+		if s.username == username && !s.revoked {
+			s.revoked = true
+			n++
+		}
+	}
+	return n
+}
+
+// Keyfunc returns the provider's public key for jwt.Parse, checking the
+// algorithm and the key id.
+func (p *Provider) Keyfunc(t *jwt.Token) (any, error) {
+	if t.Method.Alg() != "RS256" {
+		return nil, auth.ErrMalformedToken
+	}
+	if kid, _ := t.Header["kid"].(string); kid != p.kid {
+		return nil, auth.ErrMalformedToken
+	}
+	return &p.key.PublicKey, nil
+}
+
+func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	if p.applyFaults(w, r.URL.Path) {
+		return
+	}
+	if e := checkFormPost(r); e != nil {
+		e.write(w)
+		return
+	}
+	c, e := p.authenticateClient(r)
+	if e != nil {
+		e.write(w)
+		return
+	}
+	tok := r.PostForm.Get("token")
+	if tok == "" {
+		badRequest("invalid_request", "missing token").write(w)
+		return
+	}
+	// https://www.rfc-editor.org/rfc/rfc7009#section-2.2: unknown tokens
+	// (access tokens included) answer 200 as well.
+	p.mu.Lock()
+	if rec, ok := p.refresh[tok]; ok && rec.sess.clientID == c.ID {
+		rec.sess.revoked = true
+	}
+	p.mu.Unlock()
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func seconds(d time.Duration) int64 { return int64(d / time.Second) }
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
