@@ -1,0 +1,387 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// fileStoreVersion is the version of the token file format that this code
+// writes and reads.
+const fileStoreVersion = 1
+
+// maxTokenFileSize bounds what Load reads: a token file is a few KiB, a
+// larger file is not one of ours.
+const maxTokenFileSize = 1 << 20
+
+// lockRetryDelay is how often Lock retries a file lock held by another
+// process.
+const lockRetryDelay = 10 * time.Millisecond
+
+// FileStoreConfig configures a [FileStore]. Only Dir is required.
+type FileStoreConfig struct {
+	// Dir is the directory of the token files. It is created with mode
+	// 0700 if missing; an existing directory that group or others may
+	// access is tightened to 0700 (NewFileStore fails if it cannot be).
+	Dir string
+	// Logger receives a record for every file that is ignored (corrupt,
+	// truncated, unreadable, too permissive, another version, another
+	// configuration). Records never carry token contents. Nil means silent.
+	Logger *slog.Logger
+	// Clock stamps the "saved_at" field; nil means SystemClock().
+	Clock Clock
+}
+
+// FileStore is a [Store] and a [Locker] that keeps one JSON file per login
+// (issuer, client and user: [StoreKey.Identity]) in a private directory, so
+// that a command-line login survives the process and several processes
+// share one rotating refresh token.
+//
+// Files are written atomically (a temporary file in the same directory,
+// fsync, rename, fsync of the directory) with mode 0600. A file that cannot
+// be used — corrupt, truncated, unreadable, readable by others, of an
+// unknown version, or saved for other scopes or another audience — is
+// reported through the logger and treated as absent: Load returns (nil,
+// nil) and the engine logs in again.
+//
+// Lock takes an exclusive lock on a sibling "<name>.lock" file (flock(2) on
+// Unix, LockFileEx on Windows) and, inside the process, a mutex per lock file,
+// because file locks do not reliably exclude two goroutines of one process
+// (POSIX fcntl locks, which gofrs/flock uses on some systems, are held per
+// process). Lock files are left in place: deleting them would let two
+// processes lock two different files of the same name.
+//
+// A FileStore is safe for concurrent use, and several FileStores on one
+// directory, in one process or many, exclude each other.
+type FileStore struct {
+	dir   string
+	log   *slog.Logger
+	clock Clock
+
+	// writeHook, when set (by tests), replaces the write of the temporary
+	// file's contents.
+	writeHook func(f *os.File, data []byte) (int, error)
+}
+
+// NewFileStore validates cfg, creates or tightens the directory, and returns
+// the store.
+func NewFileStore(cfg FileStoreConfig) (*FileStore, error) {
+	if cfg.Dir == "" {
+		return nil, configError("FileStoreConfig.Dir is required")
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, configError("token directory %q: %v", cfg.Dir, err)
+	}
+	s := &FileStore{dir: dir, log: cfg.Logger, clock: cfg.Clock}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.clock == nil {
+		s.clock = SystemClock()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("auth: create token directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("auth: token directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, configError("token directory %q is not a directory", dir)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("auth: token directory %q has mode %04o and cannot be restricted to 0700 (%w); fix its permissions or choose another directory",
+				dir, fi.Mode().Perm(), err)
+		}
+		s.log.Warn("auth: token directory was accessible to others; restricted it to 0700",
+			"dir", dir, "old_mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
+	return s, nil
+}
+
+// Dir returns the absolute path of the store's directory.
+func (s *FileStore) Dir() string { return s.dir }
+
+// fileEntry is the JSON form of a token file.
+type fileEntry struct {
+	Version int             `json:"version"`
+	Key     json.RawMessage `json:"key"`
+	Token   json.RawMessage `json:"token"`
+	SavedAt time.Time       `json:"saved_at"`
+}
+
+// name returns the base name, without extension, of key's files.
+func (s *FileStore) name(key StoreKey) string {
+	sum := sha256.Sum256([]byte(key.Identity()))
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *FileStore) path(key StoreKey) string {
+	return filepath.Join(s.dir, s.name(key)+".json")
+}
+
+func (s *FileStore) lockPath(key StoreKey) string {
+	return filepath.Join(s.dir, s.name(key)+".lock")
+}
+
+// Load returns the token saved for key, or (nil, nil) when none is usable.
+// Only a done ctx is returned as an error; every problem with the file is
+// logged and treated as absence.
+func (s *FileStore) Load(ctx context.Context, key StoreKey) (*Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	path := s.path(key)
+	data, err := s.read(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		s.log.Warn("auth: token file ignored", "file", path, "reason", err.Error())
+		return nil, nil
+	}
+	tok, level, reason := decodeEntry(data, key)
+	if tok == nil {
+		s.log.Log(ctx, level, "auth: token file ignored", "file", path, "reason", reason)
+		return nil, nil
+	}
+	return tok, nil
+}
+
+// read returns the contents of the regular, private file at path. Its
+// errors never quote the file's contents.
+func (s *FileStore) read(path string) ([]byte, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (mode %v)", fi.Mode())
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open: %w", err)
+	}
+	defer f.Close()
+	fi, err = f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot stat: %w", err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("mode %04o lets others read it; expected 0600", fi.Mode().Perm())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %w", err)
+	}
+	if len(data) > maxTokenFileSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxTokenFileSize)
+	}
+	return data, nil
+}
+
+// decodeEntry parses a token file. When the entry cannot be used it returns
+// a nil token, the level to log at and a reason that quotes nothing of the
+// file.
+func decodeEntry(data []byte, want StoreKey) (*Token, slog.Level, string) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, slog.LevelWarn, "empty file"
+	}
+	var e fileEntry
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, slog.LevelWarn, "corrupt file: " + describeJSONError(err)
+	}
+	if e.Version != fileStoreVersion {
+		return nil, slog.LevelWarn, fmt.Sprintf("unknown format version %d (this program reads version %d)", e.Version, fileStoreVersion)
+	}
+	var key StoreKey
+	if err := json.Unmarshal(e.Key, &key); err != nil || len(e.Key) == 0 {
+		return nil, slog.LevelWarn, "corrupt file: key " + describeJSONError(err)
+	}
+	if !key.Equal(want) {
+		return nil, slog.LevelDebug, "saved for another configuration (scopes or audience differ)"
+	}
+	var tok *Token
+	if err := json.Unmarshal(e.Token, &tok); err != nil || tok == nil {
+		return nil, slog.LevelWarn, "corrupt file: token " + describeJSONError(err)
+	}
+	return tok, slog.LevelInfo, ""
+}
+
+// describeJSONError says what is wrong with a JSON document without quoting
+// it: encoding/json's messages may contain a value (time.Time's parse error
+// quotes the string), and a value may be a secret.
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return "missing"
+	case errors.As(err, &syn) && syn.Error() == "unexpected end of JSON input":
+		return "truncated JSON"
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q has the wrong type", typ.Field)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	default:
+		return "malformed value"
+	}
+}
+
+// Save writes tok for key atomically: readers see the old file or the new
+// one, never a mix, and a failed write leaves the old file intact.
+func (s *FileStore) Save(ctx context.Context, key StoreKey, tok *Token) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if tok == nil {
+		return fmt.Errorf("%w: nil token", ErrMalformedToken)
+	}
+	k, err := json.Marshal(key)
+	if err != nil {
+		return fmt.Errorf("auth: encode store key: %w", err)
+	}
+	t, err := json.Marshal(tok)
+	if err != nil {
+		// The error of a custom Extra value may quote it: do not wrap it.
+		return fmt.Errorf("%w: token cannot be encoded as JSON (check Extra)", ErrMalformedToken)
+	}
+	data, err := json.MarshalIndent(fileEntry{
+		Version: fileStoreVersion,
+		Key:     k,
+		Token:   t,
+		SavedAt: s.clock.Now().UTC(),
+	}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("auth: encode token file: %w", err)
+	}
+	if err := s.writeAtomic(s.path(key), data); err != nil {
+		return fmt.Errorf("auth: save token: %w", err)
+	}
+	return nil
+}
+
+func (s *FileStore) writeAtomic(path string, data []byte) (err error) {
+	f, err := os.CreateTemp(s.dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+		return err
+	}
+	write := s.writeHook
+	if write == nil {
+		write = (*os.File).Write
+	}
+	if _, err := write(f, data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	s.syncDir()
+	return nil
+}
+
+// syncDir makes a rename or removal durable. Failing to is logged, not
+// returned: the file is already in place, and some file systems cannot sync
+// a directory.
+func (s *FileStore) syncDir() {
+	if runtime.GOOS == "windows" {
+		return
+	}
+	d, err := os.Open(s.dir)
+	if err == nil {
+		err = d.Sync()
+		_ = d.Close()
+	}
+	if err != nil {
+		s.log.Debug("auth: token directory not synced", "dir", s.dir, "error", err)
+	}
+}
+
+// Delete removes the token file of key's identity, whatever scopes it was
+// saved with: the logout. A missing file is not an error.
+func (s *FileStore) Delete(ctx context.Context, key StoreKey) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Remove(s.path(key)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("auth: delete token: %w", err)
+	}
+	s.syncDir()
+	return nil
+}
+
+// processLocks holds one semaphore per lock file path, shared by every
+// FileStore of the process. It is process-wide on purpose: it stands in for
+// the file lock between goroutines of this process, which the operating
+// system does not always provide, and two FileStores on one directory must
+// exclude each other too.
+var processLocks sync.Map // lock file path -> chan struct{} (capacity 1)
+
+// Lock takes the lock of key's identity, first within the process and then
+// across processes, waiting as long as ctx allows. The returned function
+// releases both; call it exactly once.
+func (s *FileStore) Lock(ctx context.Context, key StoreKey) (func(), error) {
+	path := s.lockPath(key)
+	v, _ := processLocks.LoadOrStore(path, make(chan struct{}, 1))
+	sem := v.(chan struct{})
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	fl := flock.New(path, flock.SetPermissions(0o600))
+	ok, err := fl.TryLockContext(ctx, lockRetryDelay)
+	if err != nil || !ok {
+		<-sem
+		if err == nil {
+			err = errors.New("file lock not acquired")
+		}
+		return nil, fmt.Errorf("auth: lock %s: %w", path, err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if err := fl.Unlock(); err != nil {
+				s.log.Warn("auth: token lock not released cleanly", "file", path, "error", err)
+			}
+			<-sem
+		})
+	}, nil
+}
