@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# interop/run.sh runs authkit's interop tests against real identity providers:
+# Dex v2.45.1 (built from the Go module proxy) and panva oidc-provider 9.13.3
+# (installed from npm). It builds/installs them into interop/.work, starts both
+# on 127.0.0.1 with free ports, waits for their discovery documents, runs
+#
+#   go test -race -count=1 ./interop/... [extra go test flags from "$@"]
+#
+# with AUTHKIT_DEX_ISSUER and AUTHKIT_OIDC_ISSUER set, and stops both by PID on
+# exit, whatever the outcome. The exit status is go test's.
+#
+# Needs: go, node (>= 20) and npm on PATH; network access to the Go module
+# proxy and the npm registry on the first run. Everything it writes stays in
+# interop/.work (ignored by git and, since it starts with a dot, by ./...).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+work="$here/.work"
+logs="$work/log"
+mkdir -p "$work/bin" "$logs" "$work/oidc"
+
+say() { printf 'interop: %s\n' "$*" >&2; }
+started=$SECONDS
+
+for tool in go node npm; do
+	command -v "$tool" >/dev/null || { say "$tool is not on PATH"; exit 2; }
+done
+
+# --- obtain the providers -------------------------------------------------
+
+# Dex: a tool module of our own (interop/dex/go.mod) pins the pseudo-version
+# of v2.45.1; go build is incremental, so a warm run takes a second or two.
+say "building Dex (interop/dex, CGO_ENABLED=0)"
+(cd "$here/dex" && CGO_ENABLED=0 go build -o "$work/bin/dex" github.com/dexidp/dex/cmd/dex)
+
+# oidc-provider: npm ci from our committed lock file, in interop/.work/oidc so
+# that node_modules never sits below a directory that ./... walks.
+if ! cmp -s "$here/oidc/package-lock.json" "$work/oidc/package-lock.json" ||
+	! cmp -s "$here/oidc/package.json" "$work/oidc/package.json" ||
+	[ ! -f "$work/oidc/node_modules/oidc-provider/package.json" ]; then
+	say "installing oidc-provider (npm ci)"
+	cp "$here/oidc/package.json" "$here/oidc/package-lock.json" "$work/oidc/"
+	(cd "$work/oidc" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+cp "$here/oidc/server.mjs" "$work/oidc/server.mjs"
+
+say "providers ready after $((SECONDS - started))s"
+
+# --- start them ------------------------------------------------------------
+
+pids=()
+cleanup() {
+	local status=$?
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ "$status" -ne 0 ]; then
+		for f in "$logs"/dex.log "$logs"/oidc.log; do
+			[ -s "$f" ] || continue
+			say "last lines of $f:"
+			tail -n 40 "$f" >&2 || true
+		done
+	fi
+	say "done in $((SECONDS - started))s, exit status $status"
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+	node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+
+dex_port=$(free_port)
+oidc_port=$(free_port)
+while [ "$oidc_port" = "$dex_port" ]; do oidc_port=$(free_port); done
+
+dex_issuer="http://127.0.0.1:$dex_port/dex"
+oidc_issuer="http://127.0.0.1:$oidc_port"
+
+sed -e "s|@ISSUER@|$dex_issuer|" -e "s|@ADDR@|127.0.0.1:$dex_port|" \
+	"$here/dex/config.yaml.in" >"$work/dex.yaml"
+
+"$work/bin/dex" serve "$work/dex.yaml" >"$logs/dex.log" 2>&1 </dev/null &
+pids+=($!)
+dex_pid=$!
+(cd "$work/oidc" && exec env PORT="$oidc_port" ISSUER="$oidc_issuer" node server.mjs) >"$logs/oidc.log" 2>&1 </dev/null &
+pids+=($!)
+oidc_pid=$!
+
+# wait_discovery waits up to 60s for the issuer's discovery document to
+# answer 200 with the right issuer, failing early if the process died.
+wait_discovery() {
+	local name=$1 pid=$2 issuer=$3
+	local deadline=$((SECONDS + 60))
+	while :; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			say "$name exited before it answered"
+			return 1
+		fi
+		if node -e '
+			const [issuer] = process.argv.slice(1);
+			fetch(issuer + "/.well-known/openid-configuration")
+				.then(r => r.ok ? r.json() : Promise.reject(r.status))
+				.then(d => process.exit(d.issuer === issuer ? 0 : 3))
+				.catch(() => process.exit(1));' "$issuer" 2>/dev/null; then
+			say "$name answers at $issuer"
+			return 0
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			say "$name did not answer at $issuer within 60s"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+wait_discovery dex "$dex_pid" "$dex_issuer"
+wait_discovery oidc-provider "$oidc_pid" "$oidc_issuer"
+
+# --- run the tests -----------------------------------------------------------
+
+say "go test -race -count=1 ./interop/... $*"
+cd "$root"
+AUTHKIT_DEX_ISSUER="$dex_issuer" AUTHKIT_OIDC_ISSUER="$oidc_issuer" \
+	go test -race -count=1 "$@" ./interop/...
