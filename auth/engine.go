@@ -126,6 +126,9 @@ type Stats struct {
 	StoreHits int64
 	// Invalidations counts accepted calls of Invalidate.
 	Invalidations int64
+	// Waits counts callers that found no valid credentials and waited for
+	// a fetch (or got the last fetch's error).
+	Waits int64
 }
 
 // Engine is the token lifecycle shared by every OAuth grant: it caches the
@@ -385,6 +388,7 @@ func (e *Engine) wait(ctx context.Context) (*Credentials, error) {
 		e.mu.Unlock()
 		return c.creds, nil
 	}
+	e.stats.Waits++
 	call := e.call
 	if call == nil {
 		if e.lastErr != nil && e.clock.Now().Before(e.retryAt) {

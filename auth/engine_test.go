@@ -162,7 +162,7 @@ func TestEngineRefreshesAtTheMargin(t *testing.T) {
 			if g.count() != 2 {
 				t.Fatalf("fetches = %d, want 2", g.count())
 			}
-			if s := e.Stats(); s.Refreshes != 1 || s.Fetches != 2 {
+			if s := e.Stats(); s.Refreshes != 1 || s.Fetches != 2 || s.Waits != 1 {
 				t.Fatalf("stats = %+v", s)
 			}
 			if cur := g.currents[1]; cur == nil || cur.RefreshToken != "refresh-1" {
