@@ -1,0 +1,192 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"golang.org/x/oauth2"
+)
+
+// extraKeysField is the key under which ToOAuth2 lists the names of
+// Token.Extra, so that FromOAuth2 can restore them: an oauth2.Token
+// answers Extra(key) for a known key but cannot list its fields.
+const extraKeysField = "authkit_extra_keys"
+
+// TokenSource returns an oauth2.TokenSource whose tokens come from e, for
+// code written against golang.org/x/oauth2 (oauth2.Transport,
+// oauth2.NewClient, grpc's oauth.TokenSource).
+//
+// x/oauth2's Token method takes no context, so each call waits for e with
+// context.Background: as long as a fetch in flight takes, which
+// EngineConfig.FetchTimeout bounds. Callers that have a context should call
+// [Engine.Token] instead. While e holds a valid token, Token is cheap and
+// does not block; there is no need to wrap the source in
+// oauth2.ReuseTokenSource, whose fixed 10-second expiry margin would only
+// add a second cache. An engine whose credentials are not a token (API
+// keys) yields an error.
+func TokenSource(e *Engine) oauth2.TokenSource {
+	return engineTokenSource{e: e}
+}
+
+type engineTokenSource struct{ e *Engine }
+
+// Token returns the engine's current token, converted with ToOAuth2.
+func (s engineTokenSource) Token() (*oauth2.Token, error) {
+	tok, err := s.e.Token(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil {
+		return nil, fmt.Errorf("%w: the engine's credentials are not an OAuth token", ErrMalformedToken)
+	}
+	return ToOAuth2(tok), nil
+}
+
+// FetchFromTokenSource returns a FetchFunc that takes its tokens from ts, so
+// that an [Engine] (with its margin, background refresh, store and
+// invalidation) can be fed by any x/oauth2 source: a clientcredentials
+// Config, a google.CredentialsFromJSON source, an oauth2.Config's
+// TokenSource...
+//
+// ts.Token takes no context, so the engine's ctx cannot reach the HTTP
+// requests it makes. The fetch runs ts.Token in its own goroutine and
+// returns when ctx is done, so that a hung source cannot stall the engine
+// beyond EngineConfig.FetchTimeout; that goroutine then ends only when
+// ts.Token returns (x/oauth2 requires sources to be safe for concurrent
+// use). To bound the requests themselves, give the source an HTTP client
+// with a timeout (the oauth2.HTTPClient context value of the source's
+// constructor).
+//
+// The current token is not passed to ts: the source refreshes on its own.
+// Wrapping ts in oauth2.ReuseTokenSource is unnecessary — the engine caches —
+// and would hand back a token the engine already found expired or a service
+// rejected, until x/oauth2's own 10-second margin is reached.
+//
+// An OAuth error answer (*oauth2.RetrieveError with an error code) is
+// returned as an error that matches both the *OAuthError (so that
+// errors.Is(err, ErrInvalidGrant) holds) and the original
+// *oauth2.RetrieveError, and whose message leaves out the response body.
+func FetchFromTokenSource(ts oauth2.TokenSource) FetchFunc {
+	return func(ctx context.Context, _ *Token) (*Token, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		type result struct {
+			tok *oauth2.Token
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			tok, err := ts.Token()
+			done <- result{tok, err}
+		}()
+		select {
+		case r := <-done:
+			if r.err != nil {
+				return nil, fromRetrieveError(r.err)
+			}
+			if r.tok == nil {
+				return nil, fmt.Errorf("%w: the token source returned no token", ErrMalformedToken)
+			}
+			return FromOAuth2(r.tok), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// retrieveError is an *oauth2.RetrieveError seen as an *OAuthError.
+type retrieveError struct {
+	oauth *OAuthError
+	orig  *oauth2.RetrieveError
+}
+
+func (e *retrieveError) Error() string   { return e.oauth.Error() }
+func (e *retrieveError) Unwrap() []error { return []error{e.oauth, e.orig} }
+
+// fromRetrieveError maps an x/oauth2 error answer to an *OAuthError.
+func fromRetrieveError(err error) error {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode == "" {
+		return fmt.Errorf("auth: token source: %w", err)
+	}
+	oe := &OAuthError{Code: re.ErrorCode, Description: re.ErrorDescription, URI: re.ErrorURI}
+	if re.Response != nil {
+		oe.StatusCode = re.Response.StatusCode
+	}
+	return &retrieveError{oauth: oe, orig: re}
+}
+
+// ToOAuth2 converts t to an *oauth2.Token, or returns nil for nil.
+//
+// AccessToken, TokenType, RefreshToken and Expiry map to the fields of the
+// same name. IDToken, Scope and every Extra entry become extra fields, read
+// with oauth2.Token.Extra as for a token that x/oauth2 fetched itself:
+// Extra("id_token"), Extra("scope"), Extra(<key>). RefreshExpiry has no
+// place in an oauth2.Token and is dropped.
+func ToOAuth2(t *Token) *oauth2.Token {
+	if t == nil {
+		return nil
+	}
+	o := &oauth2.Token{
+		AccessToken:  t.AccessToken,
+		TokenType:    t.TokenType,
+		RefreshToken: t.RefreshToken,
+		Expiry:       t.Expiry,
+	}
+	raw := make(map[string]any, len(t.Extra)+3)
+	maps.Copy(raw, t.Extra)
+	if len(t.Extra) > 0 {
+		raw[extraKeysField] = slices.Sorted(maps.Keys(t.Extra))
+	}
+	if t.IDToken != "" {
+		raw["id_token"] = t.IDToken
+	}
+	if t.Scope != "" {
+		raw["scope"] = t.Scope
+	}
+	if len(raw) == 0 {
+		return o
+	}
+	return o.WithExtra(raw)
+}
+
+// FromOAuth2 converts o to a *Token, or returns nil for nil.
+//
+// AccessToken, TokenType, RefreshToken and Expiry are copied; IDToken and
+// Scope come from the extra fields "id_token" and "scope" when they are
+// strings. Extra is restored for a token made by ToOAuth2. For a token that
+// x/oauth2 fetched, other fields of the response cannot be listed (an
+// oauth2.Token only answers Extra(key) for a known key): copy the ones you
+// need with tok.Extra[k] = o.Extra(k).
+func FromOAuth2(o *oauth2.Token) *Token {
+	if o == nil {
+		return nil
+	}
+	t := &Token{
+		AccessToken:  o.AccessToken,
+		TokenType:    o.TokenType,
+		RefreshToken: o.RefreshToken,
+		Expiry:       o.Expiry,
+	}
+	if s, ok := o.Extra("id_token").(string); ok {
+		t.IDToken = s
+	}
+	if s, ok := o.Extra("scope").(string); ok {
+		t.Scope = s
+	}
+	if keys, ok := o.Extra(extraKeysField).([]string); ok {
+		for _, k := range keys {
+			if v := o.Extra(k); v != nil {
+				if t.Extra == nil {
+					t.Extra = make(map[string]any, len(keys))
+				}
+				t.Extra[k] = v
+			}
+		}
+	}
+	return t
+}
