@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -225,10 +227,12 @@ func NewProvider(cfg ProviderConfig) *Provider {
 	mux.HandleFunc(EndpointRevoke, p.serveRevoke)
 	mux.HandleFunc(EndpointAuthorize, p.serveAuthorize)
 	h := p.instrument(mux)
+	p.srv = httptest.NewUnstartedServer(h)
+	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // e.g. TLS handshakes of untrusting clients
 	if cfg.TLS {
-		p.srv = httptest.NewTLSServer(h)
+		p.srv.StartTLS()
 	} else {
-		p.srv = httptest.NewServer(h)
+		p.srv.Start()
 	}
 	return p
 }
