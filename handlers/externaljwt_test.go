@@ -1,0 +1,724 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/handlers"
+)
+
+// failsafe bounds waits on goroutines that a broken handler would leave
+// hanging; no test relies on it to pass.
+const failsafe = 10 * time.Second
+
+// makeJWT signs claims (HS256, a test key): a real compact JWT.
+func makeJWT(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("test-signing-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// userJWT returns a JWT for alice that expires at exp; id tells tokens apart.
+func userJWT(t testing.TB, id string, exp time.Time) string {
+	return makeJWT(t, jwt.MapClaims{"sub": "alice", "email": "alice@example.com", "jti": id, "exp": exp.Unix()})
+}
+
+// fakeApp is the application's login: it counts callback calls and answers
+// with fn.
+type fakeApp struct {
+	calls atomic.Int32
+	fn    func(ctx context.Context, call int) (string, time.Time, error)
+}
+
+func (a *fakeApp) callback(ctx context.Context) (string, time.Time, error) {
+	return a.fn(ctx, int(a.calls.Add(1)))
+}
+
+// notifyClock is the fake clock, reporting every AfterFunc's duration on
+// afters (non-blocking; the buffer is large enough for a test).
+type notifyClock struct {
+	*authtest.Clock
+	afters chan time.Duration
+}
+
+func newNotifyClock() notifyClock {
+	return notifyClock{Clock: authtest.NewClock(time.Time{}), afters: make(chan time.Duration, 64)}
+}
+
+func (c notifyClock) AfterFunc(d time.Duration, f func()) auth.Timer {
+	t := c.Clock.AfterFunc(d, f)
+	select {
+	case c.afters <- d:
+	default:
+	}
+	return t
+}
+
+func newJWTHandler(t *testing.T, cfg handlers.ExternallyManagedJWTConfig) *handlers.ExternallyManagedJWT {
+	t.Helper()
+	h, err := handlers.NewExternallyManagedJWT(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeWithin(t, h) })
+	return h
+}
+
+// closeWithin fails the test if Close does not return.
+func closeWithin(t *testing.T, h *handlers.ExternallyManagedJWT) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { h.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(failsafe):
+		t.Fatal("Close did not return")
+	}
+}
+
+func hubAuthorization(t *testing.T, h auth.AuthenticationHandler, ctx context.Context) string {
+	t.Helper()
+	hdr, err := h.HubRequestHeaders(ctx)
+	if err != nil {
+		t.Fatalf("HubRequestHeaders() error: %v", err)
+	}
+	return hdr.Get("Authorization")
+}
+
+func TestExternalJWTInitialUsedWithoutCallback(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	noExp := makeJWT(t, jwt.MapClaims{"sub": "alice"})
+	tests := []struct {
+		name   string
+		jwt    string
+		expiry time.Time
+	}{
+		{"exp claim", userJWT(t, "initial", clock.Now().Add(time.Hour)), time.Time{}},
+		{"expiry given, no exp claim", noExp, clock.Now().Add(time.Hour)},
+		{"expiry given wins over exp claim", userJWT(t, "initial", clock.Now().Add(-time.Hour)), clock.Now().Add(time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) {
+				return "", time.Time{}, errors.New("callback must not be called")
+			}}
+			h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{
+				JWT: tt.jwt, Expiry: tt.expiry, Callback: app.callback, Clock: clock,
+			})
+			ctx := context.Background()
+			if err := h.Authenticate(ctx); err != nil {
+				t.Fatalf("Authenticate() = %v", err)
+			}
+			if got, want := hubAuthorization(t, h, ctx), "Bearer "+tt.jwt; got != want {
+				t.Errorf("hub Authorization = %q, want %q", got, want)
+			}
+			if !h.Authenticated() {
+				t.Error("Authenticated() = false")
+			}
+			if got := h.Username(); got != "alice" {
+				t.Errorf("Username() = %q, want alice (sub)", got)
+			}
+			if n := app.calls.Load(); n != 0 {
+				t.Errorf("callback called %d times, want 0", n)
+			}
+		})
+	}
+}
+
+func TestExternalJWTConfigErrors(t *testing.T) {
+	now := time.Now()
+	cb := func(context.Context) (string, time.Time, error) { return "", time.Time{}, nil }
+	tests := []struct {
+		name string
+		cfg  handlers.ExternallyManagedJWTConfig
+		want error
+	}{
+		{"no callback", handlers.ExternallyManagedJWTConfig{}, auth.ErrInvalidConfig},
+		{"negative attempts", handlers.ExternallyManagedJWTConfig{Callback: cb, StaleAttempts: -1}, auth.ErrInvalidConfig},
+		{"store without key", handlers.ExternallyManagedJWTConfig{Callback: cb, Store: &auth.MemoryStore{}}, auth.ErrInvalidConfig},
+		{"expiry without JWT", handlers.ExternallyManagedJWTConfig{Callback: cb, Expiry: now}, auth.ErrInvalidConfig},
+		{"uppercase metadata key", handlers.ExternallyManagedJWTConfig{Callback: cb,
+			Wire: auth.Wire{MessageService: auth.Field{Name: "Token"}}}, auth.ErrInvalidConfig},
+		{"negative margin", handlers.ExternallyManagedJWTConfig{Callback: cb, Margin: auth.Margin{Fixed: -1}}, auth.ErrInvalidConfig},
+		{"initial JWT without exp or expiry", handlers.ExternallyManagedJWTConfig{Callback: cb,
+			JWT: makeJWT(t, jwt.MapClaims{"sub": "alice"})}, handlers.ErrNoExpiry},
+		{"initial JWT malformed", handlers.ExternallyManagedJWTConfig{Callback: cb, JWT: "not-a-jwt"}, auth.ErrMalformedToken},
+		{"initial JWT of another user", handlers.ExternallyManagedJWTConfig{Callback: cb,
+			JWT: userJWT(t, "x", now.Add(time.Hour)), Username: "bob", UsernameClaim: "sub"}, auth.ErrUserMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := handlers.NewExternallyManagedJWT(tt.cfg)
+			if !errors.Is(err, tt.want) {
+				if h != nil {
+					h.Close()
+				}
+				t.Fatalf("NewExternallyManagedJWT() error = %v, want one wrapping %v", err, tt.want)
+			}
+			if tt.cfg.JWT != "" && strings.Contains(err.Error(), tt.cfg.JWT) {
+				t.Errorf("error %q shows the JWT", err)
+			}
+		})
+	}
+	if !errors.Is(handlers.ErrNoExpiry, auth.ErrMalformedToken) {
+		t.Error("ErrNoExpiry does not wrap auth.ErrMalformedToken")
+	}
+}
+
+// TestExternalJWTOneCallbackAfterExpiry: 64 callers that find the JWT
+// expired share one callback call.
+func TestExternalJWTOneCallbackAfterExpiry(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	initial := userJWT(t, "initial", clock.Now().Add(10*time.Minute))
+	next := userJWT(t, "next", clock.Now().Add(70*time.Minute))
+	entered, release := make(chan struct{}, 64), make(chan struct{})
+	app := &fakeApp{fn: func(ctx context.Context, _ int) (string, time.Time, error) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+			return next, time.Time{}, nil
+		case <-ctx.Done():
+			return "", time.Time{}, ctx.Err()
+		}
+	}}
+	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{JWT: initial, Callback: app.callback, Clock: clock})
+
+	clock.Advance(10 * time.Minute) // past the margin and the expiry
+	if h.Authenticated() {
+		t.Fatal("Authenticated() = true after expiry")
+	}
+	const callers = 64
+	var ready, done sync.WaitGroup
+	ready.Add(callers)
+	results := make(chan string, callers)
+	for range callers {
+		done.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), failsafe)
+			defer cancel()
+			ready.Done()
+			hdr, err := h.HubRequestHeaders(ctx)
+			if err != nil {
+				results <- "error: " + err.Error()
+				return
+			}
+			results <- hdr.Get("Authorization")
+		})
+	}
+	ready.Wait()
+	<-entered // the one call is under way while the callers ask
+	close(release)
+	done.Wait()
+	close(results)
+	for got := range results {
+		if got != "Bearer "+next {
+			t.Errorf("a caller got %q, want the new JWT", got)
+		}
+	}
+	if n := app.calls.Load(); n != 1 {
+		t.Errorf("callback called %d times for %d callers, want 1", n, callers)
+	}
+}
+
+// TestExternalJWTProactiveRefresh: inside the margin, one callback call runs
+// in the background while the getters keep serving the current JWT.
+func TestExternalJWTProactiveRefresh(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	old := userJWT(t, "old", clock.Now().Add(10*time.Minute))
+	next := userJWT(t, "next", clock.Now().Add(70*time.Minute))
+	entered, release := make(chan struct{}, 8), make(chan struct{})
+	app := &fakeApp{fn: func(ctx context.Context, _ int) (string, time.Time, error) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+			return next, time.Time{}, nil
+		case <-ctx.Done():
+			return "", time.Time{}, ctx.Err()
+		}
+	}}
+	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{JWT: old, Callback: app.callback, Clock: clock})
+
+	clock.Advance(9*time.Minute + 30*time.Second) // inside the 1-minute margin
+	select {
+	case <-entered:
+	case <-time.After(failsafe):
+		t.Fatal("no background callback call inside the margin")
+	}
+	// A cancelled ctx proves the getters do not wait: only the hot path
+	// can answer it.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 3 {
+		if got := hubAuthorization(t, h, cancelled); got != "Bearer "+old {
+			t.Fatalf("during the refresh, hub Authorization = %q, want the old JWT", got)
+		}
+		md, err := h.MessageServiceMetadata(cancelled)
+		if err != nil || md["authorization"] != "Bearer "+old {
+			t.Fatalf("during the refresh, metadata = %v, %v; want the old JWT", md, err)
+		}
+	}
+	close(release)
+	clock.Advance(30 * time.Second) // the old JWT expires; the new one is served either way
+	ctx, cancelT := context.WithTimeout(context.Background(), failsafe)
+	defer cancelT()
+	if got := hubAuthorization(t, h, ctx); got != "Bearer "+next {
+		t.Errorf("after the refresh, hub Authorization = %q, want the new JWT", got)
+	}
+	if n := app.calls.Load(); n != 1 {
+		t.Errorf("callback called %d times, want 1", n)
+	}
+	if s := h.Stats(); s.Refreshes != 1 || s.Fetches != 1 {
+		t.Errorf("Stats() = %+v, want 1 fetch, started early", s)
+	}
+}
+
+func TestExternalJWTFetchErrors(t *testing.T) {
+	errLogin := errors.New("app: session ended")
+	clock := authtest.NewClock(time.Time{})
+	exp := clock.Now().Add(time.Hour)
+	valid := userJWT(t, "x", exp)
+	parts := strings.Split(valid, ".")
+	tests := []struct {
+		name    string
+		jwt     string
+		expires time.Time
+		err     error
+		cfg     handlers.ExternallyManagedJWTConfig
+		want    []error
+	}{
+		{name: "callback error", err: errLogin, want: []error{errLogin}},
+		{name: "no exp and no expiry", jwt: makeJWT(t, jwt.MapClaims{"sub": "alice"}),
+			want: []error{handlers.ErrNoExpiry, auth.ErrMalformedToken}},
+		{name: "empty", jwt: "", want: []error{auth.ErrMalformedToken}},
+		{name: "two segments", jwt: parts[0] + "." + parts[1], want: []error{auth.ErrMalformedToken}},
+		{name: "header not base64", jwt: "%%%." + parts[1] + "." + parts[2], want: []error{auth.ErrMalformedToken}},
+		{name: "claims not JSON", jwt: parts[0] + ".bm90IGpzb24." + parts[2], want: []error{auth.ErrMalformedToken}},
+		{name: "exp not a number", jwt: makeJWT(t, jwt.MapClaims{"exp": "tomorrow"}), want: []error{auth.ErrMalformedToken}},
+		{name: "line break", jwt: valid + "\r\nX-Evil: 1", expires: exp, want: []error{auth.ErrMalformedToken}},
+		{name: "another user", jwt: valid, cfg: handlers.ExternallyManagedJWTConfig{Username: "bob", UsernameClaim: "sub"},
+			want: []error{auth.ErrUserMismatch}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return tt.jwt, tt.expires, tt.err }}
+			cfg := tt.cfg
+			cfg.Callback, cfg.Clock = app.callback, clock
+			h := newJWTHandler(t, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), failsafe)
+			defer cancel()
+			_, err := h.HubRequestHeaders(ctx)
+			for _, want := range tt.want {
+				if !errors.Is(err, want) {
+					t.Errorf("HubRequestHeaders() error = %v, want one wrapping %v", err, want)
+				}
+			}
+			if err := h.Authenticate(ctx); !errors.Is(err, tt.want[0]) {
+				t.Errorf("Authenticate() error = %v, want one wrapping %v", err, tt.want[0])
+			}
+			if tt.jwt != "" && err != nil && strings.Contains(err.Error(), tt.jwt) {
+				t.Errorf("error %q shows the JWT", err)
+			}
+			if h.Authenticated() {
+				t.Error("Authenticated() = true without a usable JWT")
+			}
+			if n := app.calls.Load(); n != 1 {
+				t.Errorf("callback called %d times, want 1 (the failure is remembered until the backoff ends)", n)
+			}
+		})
+	}
+}
+
+func TestExternalJWTStaleRetries(t *testing.T) {
+	tests := []struct {
+		name      string
+		expiresIn []time.Duration // per call; the last one repeats
+		attempts  int
+		wantWaits []time.Duration
+		wantCalls int32
+		wantErr   bool
+	}{
+		{"always inside the margin", []time.Duration{30 * time.Second}, 0, []time.Duration{time.Second, 2 * time.Second}, 3, true},
+		{"always expired", []time.Duration{-time.Minute}, 0, []time.Duration{time.Second, 2 * time.Second}, 3, true},
+		{"exactly the margin is stale", []time.Duration{time.Minute}, 0, []time.Duration{time.Second, 2 * time.Second}, 3, true},
+		{"fresh on the second call", []time.Duration{30 * time.Second, time.Hour}, 0, []time.Duration{time.Second}, 2, false},
+		{"fresh on the third call", []time.Duration{30 * time.Second, 10 * time.Second, time.Hour}, 0, []time.Duration{time.Second, 2 * time.Second}, 3, false},
+		{"one attempt", []time.Duration{30 * time.Second}, 1, nil, 1, true},
+		{"five attempts", []time.Duration{30 * time.Second}, 5, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}, 5, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newNotifyClock()
+			app := &fakeApp{fn: func(_ context.Context, call int) (string, time.Time, error) {
+				in := tt.expiresIn[min(call, len(tt.expiresIn))-1]
+				// Expiry from the callback, at sub-second precision.
+				return makeJWT(t, jwt.MapClaims{"sub": "alice", "jti": fmt.Sprint(call)}), clock.Now().Add(in), nil
+			}}
+			h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{
+				Callback: app.callback, Clock: clock, StaleAttempts: tt.attempts,
+			})
+			result := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), failsafe)
+				defer cancel()
+				_, err := h.AccessManagerRequestHeaders(ctx)
+				result <- err
+			}()
+			for i, want := range tt.wantWaits {
+				select {
+				case d := <-clock.afters:
+					if d != want {
+						t.Fatalf("wait %d is %s, want %s", i+1, d, want)
+					}
+					clock.Advance(d)
+				case <-time.After(failsafe):
+					t.Fatalf("no wait %d of %s (callback called %d times)", i+1, want, app.calls.Load())
+				}
+			}
+			var err error
+			select {
+			case err = <-result:
+			case <-time.After(failsafe):
+				t.Fatalf("no result after the expected waits (callback called %d times)", app.calls.Load())
+			}
+			if tt.wantErr {
+				if !errors.Is(err, handlers.ErrStaleToken) || !errors.Is(err, auth.ErrTokenExpired) {
+					t.Errorf("error = %v, want one wrapping ErrStaleToken and auth.ErrTokenExpired", err)
+				}
+			} else if err != nil {
+				t.Errorf("error = %v, want success", err)
+			}
+			if n := app.calls.Load(); n != tt.wantCalls {
+				t.Errorf("callback called %d times, want %d", n, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// TestExternalJWTStaleWaitEndsOnClose: Close ends a fetch that waits to ask
+// the callback again.
+func TestExternalJWTStaleWaitEndsOnClose(t *testing.T) {
+	clock := newNotifyClock()
+	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) {
+		return userJWT(t, "stale", clock.Now().Add(time.Second)), time.Time{}, nil
+	}}
+	h, err := handlers.NewExternallyManagedJWT(handlers.ExternallyManagedJWTConfig{Callback: app.callback, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := h.HubRequestHeaders(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("HubRequestHeaders() error = %v, want the caller's deadline", err)
+	}
+	select {
+	case <-clock.afters: // the fetch waits on the fake clock, which never moves
+	case <-time.After(failsafe):
+		t.Fatal("the fetch did not wait before asking again")
+	}
+	closeWithin(t, h)
+	if n := app.calls.Load(); n != 1 {
+		t.Errorf("callback called %d times, want 1", n)
+	}
+	if _, err := h.HubRequestHeaders(context.Background()); !errors.Is(err, auth.ErrClosed) {
+		t.Errorf("after Close, error = %v, want auth.ErrClosed", err)
+	}
+}
+
+// TestExternalJWTCallerCtxEndsWait: a callback that does not return holds
+// no caller longer than its ctx, and Close still returns (it cancels the
+// callback's ctx).
+func TestExternalJWTCallerCtxEndsWait(t *testing.T) {
+	sawCtxErr := make(chan error, 1)
+	app := &fakeApp{fn: func(ctx context.Context, _ int) (string, time.Time, error) {
+		<-ctx.Done()
+		sawCtxErr <- ctx.Err()
+		return "", time.Time{}, ctx.Err()
+	}}
+	h, err := handlers.NewExternallyManagedJWT(handlers.ExternallyManagedJWTConfig{
+		Callback: app.callback, Clock: authtest.NewClock(time.Time{}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []struct {
+		name string
+		do   func(context.Context) error
+	}{
+		{"Authenticate", h.Authenticate},
+		{"HubRequestHeaders", func(ctx context.Context) error { _, err := h.HubRequestHeaders(ctx); return err }},
+		{"MessageServiceMetadata", func(ctx context.Context) error { _, err := h.MessageServiceMetadata(ctx); return err }},
+	} {
+		t.Run(call.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			if err := call.do(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error = %v, want the caller's deadline", err)
+			}
+		})
+	}
+	closeWithin(t, h)
+	select {
+	case err := <-sawCtxErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the callback's ctx ended with %v, want context.Canceled by Close", err)
+		}
+	default:
+		t.Error("the callback's ctx was not cancelled by Close")
+	}
+	if n := app.calls.Load(); n != 1 {
+		t.Errorf("callback called %d times, want 1 (the callers share it)", n)
+	}
+}
+
+func TestExternalJWTWireFormat(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	tok := userJWT(t, "wire", clock.Now().Add(time.Hour))
+	tests := []struct {
+		name    string
+		wire    auth.Wire
+		wantHub http.Header
+		wantAM  http.Header
+		wantMS  map[string]string
+	}{
+		{
+			name:    "defaults",
+			wantHub: http.Header{"Authorization": {"Bearer " + tok}},
+			wantAM:  http.Header{"Authorization": {"Bearer " + tok}},
+			wantMS:  map[string]string{"authorization": "Bearer " + tok},
+		},
+		{
+			name:    "bare token metadata",
+			wire:    auth.Wire{MessageService: auth.Field{Name: "token"}},
+			wantHub: http.Header{"Authorization": {"Bearer " + tok}},
+			wantAM:  http.Header{"Authorization": {"Bearer " + tok}},
+			wantMS:  map[string]string{"token": tok},
+		},
+		{
+			name:    "custom hub header",
+			wire:    auth.Wire{Hub: auth.Field{Name: "x-hub-token"}},
+			wantHub: http.Header{"X-Hub-Token": {tok}},
+			wantAM:  http.Header{"Authorization": {"Bearer " + tok}},
+			wantMS:  map[string]string{"authorization": "Bearer " + tok},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return tok, time.Time{}, nil }}
+			h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{Callback: app.callback, Clock: clock, Wire: tt.wire})
+			ctx := context.Background()
+			hub, err := h.HubRequestHeaders(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			am, _ := h.AccessManagerRequestHeaders(ctx)
+			ms, _ := h.MessageServiceMetadata(ctx)
+			for _, c := range []struct {
+				name      string
+				got, want http.Header
+			}{{"hub", hub, tt.wantHub}, {"access manager", am, tt.wantAM}} {
+				if len(c.got) != len(c.want) {
+					t.Errorf("%s headers = %v, want %v", c.name, c.got, c.want)
+				}
+				received := sendHeaders(t, c.got)
+				for k, v := range c.want {
+					if got := received.Values(k); len(got) != 1 || got[0] != v[0] {
+						t.Errorf("%s received %s: %q, want %q", c.name, k, got, v)
+					}
+				}
+			}
+			if !maps.Equal(ms, tt.wantMS) {
+				t.Errorf("metadata = %v, want %v", ms, tt.wantMS)
+			}
+		})
+	}
+}
+
+func TestExternalJWTUsername(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	exp := clock.Now().Add(time.Hour).Unix()
+	tok := makeJWT(t, jwt.MapClaims{"sub": "u-123", "preferred_username": "alice", "email": "alice@example.com", "n": 7, "exp": exp})
+	tests := []struct {
+		name, username, claim, want string
+	}{
+		{"default claim sub", "", "", "u-123"},
+		{"preferred_username", "", "preferred_username", "alice"},
+		{"email", "", "email", "alice@example.com"},
+		{"absent claim", "", "upn", ""},
+		{"claim not a string", "", "n", ""},
+		{"configured", "carol", "", "carol"},
+		{"configured and matching claim", "alice", "preferred_username", "alice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return tok, time.Time{}, nil }}
+			h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{
+				Callback: app.callback, Clock: clock, Username: tt.username, UsernameClaim: tt.claim,
+			})
+			if tt.username == "" {
+				if got := h.Username(); got != "" {
+					t.Errorf("Username() before any JWT = %q, want empty", got)
+				}
+			}
+			if err := h.Authenticate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // the second answer comes from the cache
+				if got := h.Username(); got != tt.want {
+					t.Errorf("Username() = %q, want %q", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestExternalJWTUsernameFollowsToken(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	app := &fakeApp{fn: func(_ context.Context, call int) (string, time.Time, error) {
+		return makeJWT(t, jwt.MapClaims{"sub": fmt.Sprint("user-", call), "exp": clock.Now().Add(time.Hour).Unix()}), time.Time{}, nil
+	}}
+	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{Callback: app.callback, Clock: clock})
+	ctx := context.Background()
+	for _, want := range []string{"user-1", "user-2"} {
+		if err := h.Authenticate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.Username(); got != want {
+			t.Errorf("Username() = %q, want %q", got, want)
+		}
+		h.Invalidate("") // the next use asks the application again
+	}
+}
+
+// TestExternalJWTInvalidate: a rejected JWT is replaced by one callback
+// call, however many requests were rejected.
+func TestExternalJWTInvalidate(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	initial := userJWT(t, "initial", clock.Now().Add(time.Hour))
+	next := userJWT(t, "next", clock.Now().Add(2*time.Hour))
+	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return next, time.Time{}, nil }}
+	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{JWT: initial, Callback: app.callback, Clock: clock})
+	for range 5 {
+		h.Invalidate("Bearer " + initial)
+	}
+	ctx := context.Background()
+	if got := hubAuthorization(t, h, ctx); got != "Bearer "+next {
+		t.Errorf("after Invalidate, hub Authorization = %q, want the new JWT", got)
+	}
+	h.Invalidate("Bearer " + initial) // stale rejection: ignored
+	if got := hubAuthorization(t, h, ctx); got != "Bearer "+next {
+		t.Errorf("hub Authorization = %q, want the new JWT", got)
+	}
+	if n := app.calls.Load(); n != 1 {
+		t.Errorf("callback called %d times, want 1", n)
+	}
+}
+
+func TestExternalJWTNeverPrintsToken(t *testing.T) {
+	clock := newNotifyClock()
+	initial := userJWT(t, "initial", clock.Now().Add(10*time.Minute))
+	stale := userJWT(t, "stale", clock.Now().Add(9*time.Minute+30*time.Second))
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return stale, time.Time{}, nil }}
+	cfg := handlers.ExternallyManagedJWTConfig{JWT: initial, Callback: app.callback, Clock: clock, Logger: logger, StaleAttempts: 2}
+	h := newJWTHandler(t, cfg)
+
+	// Produce debug and warning records: a refresh whose callback returns a
+	// stale token, a retry, a failure while the initial JWT stays in use.
+	for len(clock.afters) > 0 {
+		<-clock.afters // the initial JWT's refresh and expiry timers
+	}
+	clock.Advance(9 * time.Minute)
+	for _, want := range []time.Duration{time.Second, 0} { // the retry wait, then the engine's backoff
+		select {
+		case d := <-clock.afters:
+			if want != 0 && d != want {
+				t.Fatalf("wait %s, want %s", d, want)
+			}
+			if want != 0 {
+				clock.Advance(d)
+			}
+		case <-time.After(failsafe):
+			t.Fatal("no retry wait")
+		}
+	}
+	logger.Info("handler", "handler", h, "value", *h, "config", cfg, "config_ptr", &cfg)
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("handler", "handler", h, "config", cfg)
+
+	outputs := map[string]string{"slog": logs.String()}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		outputs["handler "+verb] = fmt.Sprintf(verb, h)
+		outputs["handler value "+verb] = fmt.Sprintf(verb, *h)
+		outputs["config "+verb] = fmt.Sprintf(verb, cfg)
+		outputs["config pointer "+verb] = fmt.Sprintf(verb, &cfg)
+	}
+	for name, out := range outputs {
+		t.Run(name, func(t *testing.T) {
+			for _, secret := range []string{initial, stale} {
+				for _, part := range strings.Split(secret, ".") {
+					if strings.Contains(out, part) {
+						t.Errorf("output shows a JWT segment %q: %s", part, out)
+					}
+				}
+			}
+			if !strings.Contains(out, "redacted") {
+				t.Errorf("output %s should say the JWT is redacted", out)
+			}
+		})
+	}
+	if !strings.Contains(logs.String(), "expires within the refresh margin") {
+		t.Errorf("the stale retry was not logged; logs:\n%s", logs.String())
+	}
+}
+
+func ExampleNewExternallyManagedJWT() {
+	// The application owns the login; here it signs its own JWT.
+	login := func(ctx context.Context) (string, time.Time, error) {
+		claims := jwt.MapClaims{"sub": "alice@example.com", "exp": time.Now().Add(time.Hour).Unix()}
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("app-key"))
+		return tok, time.Time{}, err // zero expiry: read "exp" from the JWT
+	}
+	h, err := handlers.NewExternallyManagedJWT(handlers.ExternallyManagedJWTConfig{
+		Callback: login,
+		// The message service of this platform wants the bare token.
+		Wire: auth.Wire{MessageService: auth.Field{Name: "token"}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer h.Close()
+
+	ctx := context.Background()
+	if err := h.Authenticate(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	hub, _ := h.HubRequestHeaders(ctx)
+	md, _ := h.MessageServiceMetadata(ctx)
+	fmt.Println("user:", h.Username())
+	fmt.Println("hub sends a bearer token:", strings.HasPrefix(hub.Get("Authorization"), "Bearer ey"))
+	fmt.Println("message service sends the bare JWT:", strings.HasPrefix(md["token"], "ey"))
+	fmt.Println(h.Authenticated())
+	// Output:
+	// user: alice@example.com
+	// hub sends a bearer token: true
+	// message service sends the bare JWT: true
+	// true
+}
