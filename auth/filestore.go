@@ -153,12 +153,12 @@ func (s *FileStore) Load(ctx context.Context, key StoreKey) (*Token, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
-		s.log.Warn("auth: token file ignored", "file", path, "reason", err.Error())
+		s.log.Warn("auth: token file ignored; the next login replaces it", "file", path, "reason", err.Error())
 		return nil, nil
 	}
 	tok, level, reason := decodeEntry(data, key)
 	if tok == nil {
-		s.log.Log(ctx, level, "auth: token file ignored", "file", path, "reason", reason)
+		s.log.Log(ctx, level, "auth: token file ignored; the next login replaces it", "file", path, "reason", reason)
 		return nil, nil
 	}
 	return tok, nil

@@ -158,6 +158,14 @@ func TestFileStorePermissions(t *testing.T) {
 			if len(entries) != 1 {
 				t.Errorf("directory holds %d entries, want only the token file", len(entries))
 			}
+			unlock, err := s.Lock(context.Background(), fsKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			unlock()
+			if got := perm(t, auth.FileStoreLockPath(s, fsKey())); got != 0o600 {
+				t.Errorf("lock file mode = %04o, want 0600", got)
+			}
 		})
 	}
 }
