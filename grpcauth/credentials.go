@@ -1,0 +1,226 @@
+package grpcauth
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/authkit-go/authkit/auth"
+)
+
+// MetadataSource produces the gRPC metadata of the message service. Every
+// [auth.AuthenticationHandler] is one, and so is an [auth.Engine].
+//
+// The returned map is shared and read-only (see auth.AuthenticationHandler).
+type MetadataSource interface {
+	// MessageServiceMetadata returns valid metadata, refreshing it if
+	// needed, and waits no longer than ctx allows.
+	MessageServiceMetadata(ctx context.Context) (map[string]string, error)
+}
+
+// ClientConfig configures [Credentials]. The zero value is the safe default:
+// TLS required, standard metadata names, one retry after Unauthenticated.
+type ClientConfig struct {
+	// Wire names the metadata entry that carries the credential; zero means
+	// "authorization: Bearer <token>". It must match the handler's wire
+	// settings: the interceptors read the rejected value from this entry
+	// to tell the handler which credential the server refused.
+	Wire auth.Wire
+	// AllowInsecureLoopback lets credentials travel over a channel without
+	// transport security, but only when the channel's authority is a
+	// loopback address ("localhost", 127.0.0.0/8, ::1): for local
+	// development. Every other insecure channel is refused.
+	AllowInsecureLoopback bool
+	// DisableRetry turns the interceptors into pass-throughs: an
+	// Unauthenticated answer reaches the caller at once.
+	DisableRetry bool
+	// MaxReplay bounds how many sent messages a client stream keeps so
+	// that it can re-open after Unauthenticated; a stream that sent more
+	// before its first answer is not re-opened. Zero means 16.
+	MaxReplay int
+	// TransportCredentials secure the channel made with
+	// [Credentials.DialOptions]. Nil means TLS 1.2 or later with the
+	// system's roots.
+	TransportCredentials credentials.TransportCredentials
+}
+
+// Credentials authenticates the RPCs of a channel with the metadata of a
+// handler. It implements [credentials.PerRPCCredentials] and provides the
+// client interceptors Unary and Stream. It is safe for concurrent use.
+type Credentials struct {
+	src       MetadataSource
+	inv       auth.Invalidator // src as an Invalidator, or nil
+	key       string           // metadata key that carries the credential
+	insecure  bool             // AllowInsecureLoopback
+	retry     bool
+	maxReplay int
+	transport credentials.TransportCredentials
+}
+
+// NewCredentials returns the per-RPC credentials of src. The interceptors
+// retry only if src also implements [auth.Invalidator] (as auth.Engine and
+// the token handlers do).
+func NewCredentials(src MetadataSource, cfg ClientConfig) (*Credentials, error) {
+	if src == nil {
+		return nil, auth.ConfigError("grpcauth: a MetadataSource (handler) is required")
+	}
+	if err := cfg.Wire.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxReplay < 0 {
+		return nil, auth.ConfigError("grpcauth: MaxReplay must not be negative, got %d", cfg.MaxReplay)
+	}
+	c := &Credentials{
+		src:       src,
+		key:       cfg.Wire.WithDefaults().MessageService.Name,
+		insecure:  cfg.AllowInsecureLoopback,
+		retry:     !cfg.DisableRetry,
+		maxReplay: cfg.MaxReplay,
+		transport: cfg.TransportCredentials,
+	}
+	if c.maxReplay == 0 {
+		c.maxReplay = 16
+	}
+	c.inv, _ = src.(auth.Invalidator)
+	if c.transport == nil {
+		c.transport = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	return c, nil
+}
+
+// DialOptions returns NewCredentials(src, cfg).DialOptions().
+func DialOptions(src MetadataSource, cfg ClientConfig) ([]grpc.DialOption, error) {
+	c, err := NewCredentials(src, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c.DialOptions(), nil
+}
+
+// DialOptions returns the options that make a channel authenticate every
+// RPC with c: the transport credentials of the config, c as per-RPC
+// credentials, and c's unary and stream interceptors.
+func (c *Credentials) DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(c.transport),
+		grpc.WithPerRPCCredentials(c),
+		grpc.WithChainUnaryInterceptor(c.Unary),
+		grpc.WithChainStreamInterceptor(c.Stream),
+	}
+}
+
+// GetRequestMetadata returns the handler's metadata for one RPC. ctx is the
+// RPC's: its deadline and cancellation bound a refresh the handler may have
+// to make, and end the RPC with codes.DeadlineExceeded or codes.Canceled.
+// Other failures of the handler end it with codes.Unauthenticated and the
+// handler's message (which never carries a secret).
+//
+// The channel must be secure (privacy and integrity), or be a loopback
+// channel with ClientConfig.AllowInsecureLoopback set.
+//
+// The map returned is the handler's shared, read-only map: gRPC only reads
+// it (it copies the entries into the request headers), so no copy is made
+// and a valid credential costs no allocation. Callers outside gRPC must not
+// modify it either.
+func (c *Credentials) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
+	if err := c.checkTransport(ctx, uri); err != nil {
+		return nil, err
+	}
+	md, err := c.src.MessageServiceMetadata(ctx)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, status.Errorf(status.FromContextError(ctxErr).Code(),
+				"grpcauth: no credentials before the RPC ended: %v", err)
+		}
+		return nil, status.Errorf(codes.Unauthenticated, "grpcauth: no credentials for the RPC: %v", err)
+	}
+	if r, ok := ctx.Value(sentKey{c}).(*sent); ok {
+		r.set(md)
+	}
+	return md, nil
+}
+
+// RequireTransportSecurity reports whether gRPC must refuse the credentials
+// on an insecure channel: true unless AllowInsecureLoopback is set, in which
+// case GetRequestMetadata itself admits insecure loopback channels only.
+func (c *Credentials) RequireTransportSecurity() bool { return !c.insecure }
+
+// checkTransport refuses to hand out credentials on an insecure channel,
+// unless it is a loopback channel and the caller opted in.
+func (c *Credentials) checkTransport(ctx context.Context, uri []string) error {
+	ri, ok := credentials.RequestInfoFromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated,
+			"grpcauth: GetRequestMetadata called outside a gRPC call: the channel's security is unknown, so no credentials are sent")
+	}
+	if credentials.CheckSecurityLevel(ri.AuthInfo, credentials.PrivacyAndIntegrity) == nil {
+		return nil
+	}
+	host := authorityHost(uri)
+	if c.insecure && isLoopback(host) {
+		return nil
+	}
+	if c.insecure {
+		return status.Errorf(codes.Unauthenticated,
+			"grpcauth: refusing to send credentials to %q over an insecure channel: AllowInsecureLoopback admits loopback addresses only (localhost, 127.0.0.1, ::1); use TLS (grpc.WithTransportCredentials) for other hosts", host)
+	}
+	return status.Errorf(codes.Unauthenticated,
+		"grpcauth: refusing to send credentials to %q over an insecure channel: use TLS (grpc.WithTransportCredentials), or for local development dial a loopback address with ClientConfig.AllowInsecureLoopback", host)
+}
+
+// authorityHost returns the host of the audience URI gRPC passes to
+// GetRequestMetadata ("https://<authority>/<service>").
+func authorityHost(uri []string) string {
+	if len(uri) == 0 {
+		return ""
+	}
+	s := uri[0]
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		s = s[:i]
+	}
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+}
+
+// isLoopback reports whether host names the local machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// sent records the metadata an attempt of an RPC carried, so that the
+// interceptors can tell the handler which credential the server rejected.
+type sent struct {
+	mu sync.Mutex // guards md
+	md map[string]string
+}
+
+func (s *sent) set(md map[string]string) {
+	s.mu.Lock()
+	s.md = md
+	s.mu.Unlock()
+}
+
+func (s *sent) get() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.md
+}
+
+// sentKey is the context key of an attempt's record, one per Credentials.
+type sentKey struct{ c *Credentials }
