@@ -355,6 +355,15 @@ func (e *Engine) Forget(ctx context.Context) error {
 	if e.cfg.Store == nil {
 		return nil
 	}
+	if l, ok := e.cfg.Store.(Locker); ok {
+		// Under the lock, so that another process's refresh cannot save the
+		// token again right after the logout.
+		unlock, err := l.Lock(ctx, e.cfg.StoreKey)
+		if err != nil {
+			return fmt.Errorf("auth: lock token store: %w", err)
+		}
+		defer unlock()
+	}
 	return e.cfg.Store.Delete(ctx, e.cfg.StoreKey)
 }
 
