@@ -150,10 +150,8 @@ type Provider struct {
 	done chan struct{}
 	once sync.Once
 
-	key *rsa.PrivateKey
-	kid string
-
-	mu       sync.Mutex // guards everything below
+	mu       sync.Mutex   // guards everything below
+	keys     []signingKey // keys[0] signs; the others are only published
 	clients  map[string]Client
 	users    map[string]User
 	devices  map[string]*deviceGrant // by device code
@@ -202,8 +200,7 @@ func NewProvider(cfg ProviderConfig) *Provider {
 	p := &Provider{
 		cfg:      cfg,
 		done:     make(chan struct{}),
-		key:      key,
-		kid:      thumbprint(&key.PublicKey),
+		keys:     []signingKey{{key: key, kid: thumbprint(&key.PublicKey)}},
 		clients:  make(map[string]Client),
 		users:    make(map[string]User),
 		devices:  make(map[string]*deviceGrant),
@@ -235,6 +232,20 @@ func NewProvider(cfg ProviderConfig) *Provider {
 		p.srv.Start()
 	}
 	return p
+}
+
+// AddClient registers or replaces a client while the provider runs.
+func (p *Provider) AddClient(c Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clients[c.ID] = c
+}
+
+// AddUser adds or replaces a user while the provider runs.
+func (p *Provider) AddUser(u User) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.users[u.Username] = u
 }
 
 // Close stops the server; requests held by [Provider.SetLatency] are answered
@@ -275,23 +286,65 @@ func (p *Provider) RevocationURL() string { return p.srv.URL + EndpointRevoke }
 // AuthorizationURL is the URL of the (not yet served) authorization endpoint.
 func (p *Provider) AuthorizationURL() string { return p.srv.URL + EndpointAuthorize }
 
-// PublicKey returns the public half of the signing key.
-func (p *Provider) PublicKey() *rsa.PublicKey { return &p.key.PublicKey }
+// signingKey is an RSA key and its key id.
+type signingKey struct {
+	key *rsa.PrivateKey
+	kid string
+}
 
-// KeyID returns the "kid" of the signing key, its RFC 7638 thumbprint.
-func (p *Provider) KeyID() string { return p.kid }
+func (p *Provider) currentKey() signingKey {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keys[0]
+}
 
-// Keys returns the JSON Web Key Set served at [EndpointKeys].
+// PublicKey returns the public half of the current signing key.
+func (p *Provider) PublicKey() *rsa.PublicKey { return &p.currentKey().key.PublicKey }
+
+// KeyID returns the "kid" of the current signing key, its RFC 7638 thumbprint.
+func (p *Provider) KeyID() string { return p.currentKey().kid }
+
+// RotateKey makes key (nil: a new RSA 2048 key) the signing key. With
+// keepOld the previous keys stay in the JWKS, as during a real rotation;
+// without it they are dropped, so tokens they signed no longer verify. It
+// returns the new key id.
+func (p *Provider) RotateKey(key *rsa.PrivateKey, keepOld bool) string {
+	if key == nil {
+		var err error
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic("authtest: generating the signing key: " + err.Error())
+		}
+	}
+	k := signingKey{key: key, kid: thumbprint(&key.PublicKey)}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if keepOld {
+		p.keys = append([]signingKey{k}, p.keys...)
+	} else {
+		p.keys = []signingKey{k}
+	}
+	return k.kid
+}
+
+// Keys returns the JSON Web Key Set served at [EndpointKeys], the current
+// signing key first.
 func (p *Provider) Keys() JWKS {
-	pub := &p.key.PublicKey
-	return JWKS{Keys: []JWK{{
-		KeyType:   "RSA",
-		Use:       "sig",
-		Algorithm: "RS256",
-		KeyID:     p.kid,
-		N:         b64(pub.N.Bytes()),
-		E:         b64(big.NewInt(int64(pub.E)).Bytes()),
-	}}}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var set JWKS
+	for _, k := range p.keys {
+		pub := &k.key.PublicKey
+		set.Keys = append(set.Keys, JWK{
+			KeyType:   "RSA",
+			Use:       "sig",
+			Algorithm: "RS256",
+			KeyID:     k.kid,
+			N:         b64(pub.N.Bytes()),
+			E:         b64(big.NewInt(int64(pub.E)).Bytes()),
+		})
+	}
+	return set
 }
 
 // JWKS is a JSON Web Key Set (https://www.rfc-editor.org/rfc/rfc7517#section-5).
@@ -355,21 +408,37 @@ func (p *Provider) instrument(next http.Handler) http.Handler {
 	})
 }
 
-// Discovery is the OpenID Connect discovery document served at [EndpointDiscovery].
+// Discovery is the OpenID Connect discovery document served at
+// [EndpointDiscovery]; each field is the metadata of the same JSON name
+// (https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderMetadata,
+// https://www.rfc-editor.org/rfc/rfc8414#section-2).
 type Discovery struct {
-	Issuer                                 string   `json:"issuer"`
-	AuthorizationEndpoint                  string   `json:"authorization_endpoint"`
-	TokenEndpoint                          string   `json:"token_endpoint"`
-	DeviceAuthorizationEndpoint            string   `json:"device_authorization_endpoint"`
-	RevocationEndpoint                     string   `json:"revocation_endpoint"`
-	JWKSURI                                string   `json:"jwks_uri"`
-	GrantTypesSupported                    []string `json:"grant_types_supported"`
-	ResponseTypesSupported                 []string `json:"response_types_supported"`
-	SubjectTypesSupported                  []string `json:"subject_types_supported"`
-	ScopesSupported                        []string `json:"scopes_supported"`
-	TokenEndpointAuthMethodsSupported      []string `json:"token_endpoint_auth_methods_supported"`
+	// Issuer is "issuer".
+	Issuer string `json:"issuer"`
+	// AuthorizationEndpoint is "authorization_endpoint" (not served yet).
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	// TokenEndpoint is "token_endpoint".
+	TokenEndpoint string `json:"token_endpoint"`
+	// DeviceAuthorizationEndpoint is "device_authorization_endpoint".
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
+	// RevocationEndpoint is "revocation_endpoint".
+	RevocationEndpoint string `json:"revocation_endpoint"`
+	// JWKSURI is "jwks_uri".
+	JWKSURI string `json:"jwks_uri"`
+	// GrantTypesSupported is "grant_types_supported".
+	GrantTypesSupported []string `json:"grant_types_supported"`
+	// ResponseTypesSupported is "response_types_supported".
+	ResponseTypesSupported []string `json:"response_types_supported"`
+	// SubjectTypesSupported is "subject_types_supported".
+	SubjectTypesSupported []string `json:"subject_types_supported"`
+	// ScopesSupported is "scopes_supported".
+	ScopesSupported []string `json:"scopes_supported"`
+	// TokenEndpointAuthMethodsSupported is "token_endpoint_auth_methods_supported".
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	// RevocationEndpointAuthMethodsSupported is "revocation_endpoint_auth_methods_supported".
 	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported"`
-	IDTokenSigningAlgValuesSupported       []string `json:"id_token_signing_alg_values_supported"`
+	// IDTokenSigningAlgValuesSupported is "id_token_signing_alg_values_supported".
+	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
 }
 
 // Discovery returns the document served at [EndpointDiscovery].

@@ -199,3 +199,21 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("token requests = %d, want 4", n)
 	}
 }
+
+func TestCloseReleasesDelayedRequests(t *testing.T) {
+	p, _ := newTestProvider(t, nil)
+	p.SetLatency(time.Hour)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := p.Client().Get(p.DiscoveryURL())
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for p.Requests(EndpointDiscovery) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	p.Close() // must not wait an hour
+	<-done
+}

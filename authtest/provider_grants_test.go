@@ -241,3 +241,40 @@ func TestTLS(t *testing.T) {
 func parseAt(p *Provider, clock *Clock, tok string) (*jwt.Token, error) {
 	return jwt.Parse(tok, p.Keyfunc, jwt.WithTimeFunc(clock.Now), jwt.WithValidMethods([]string{"RS256"}))
 }
+
+func TestRotateKey(t *testing.T) {
+	p, clock := newTestProvider(t, nil)
+	oldKid := p.KeyID()
+	old := p.IssueAccessToken("ada", "cli", nil, 0)
+	kid := p.RotateKey(nil, true)
+	if kid == oldKid || p.KeyID() != kid {
+		t.Fatalf("kid %q after rotation, was %q", p.KeyID(), oldKid)
+	}
+	a := get(t, p, EndpointKeys)
+	if keys, _ := a.json["keys"].([]any); len(keys) != 2 || keys[0].(map[string]any)["kid"] != kid {
+		t.Fatalf("JWKS after rotation = %s", a.raw)
+	}
+	fresh := p.IssueAccessToken("ada", "cli", nil, 0)
+	for _, tok := range []string{old, fresh} {
+		if _, err := parseAt(p, clock, tok); err != nil {
+			t.Errorf("with the old key kept: %v", err)
+		}
+	}
+	p.RotateKey(sharedKey(t), false)
+	if _, err := parseAt(p, clock, fresh); err == nil {
+		t.Error("a token of a dropped key verifies")
+	}
+	if len(p.Keys().Keys) != 1 || p.Keys().Keys[0].KeyID != oldKid {
+		t.Errorf("keys = %+v", p.Keys())
+	}
+}
+
+func TestAddClientAndUser(t *testing.T) {
+	p, _ := newTestProvider(t, nil)
+	f := form("grant_type", "password", "client_id", "new", "username", "zed", "password", "pw")
+	wantError(t, post(t, p, EndpointToken, f), 401, "invalid_client", DescClientUnknown)
+	p.AddClient(Client{ID: "new"})
+	wantError(t, post(t, p, EndpointToken, f), 400, "invalid_grant", DescInvalidCredentials)
+	p.AddUser(User{Username: "zed", Password: "pw"})
+	wantTokens(t, post(t, p, EndpointToken, f), false, false)
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"mime"
 	"net/http"
 	"slices"
@@ -371,9 +372,10 @@ func (p *Provider) idToken(now time.Time, username, clientID string) string {
 }
 
 func (p *Provider) sign(claims jwt.MapClaims) string {
+	k := p.currentKey()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	t.Header["kid"] = p.kid
-	s, err := t.SignedString(p.key)
+	t.Header["kid"] = k.kid
+	s, err := t.SignedString(k.key)
 	if err != nil {
 		panic("authtest: signing a token: " + err.Error())
 	}
@@ -431,16 +433,21 @@ func (p *Provider) RevokeSession(username string) int {
 	return n
 }
 
-// Keyfunc returns the provider's public key for jwt.Parse, checking the
-// algorithm and the key id.
+// Keyfunc is a jwt.Keyfunc that returns the published key named by the
+// token's "kid", after checking the algorithm is RS256.
 func (p *Provider) Keyfunc(t *jwt.Token) (any, error) {
 	if t.Method.Alg() != "RS256" {
-		return nil, auth.ErrMalformedToken
+		return nil, fmt.Errorf("%w: alg %q, want RS256", auth.ErrMalformedToken, t.Method.Alg())
 	}
-	if kid, _ := t.Header["kid"].(string); kid != p.kid {
-		return nil, auth.ErrMalformedToken
+	kid, _ := t.Header["kid"].(string)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range p.keys {
+		if k.kid == kid {
+			return &k.key.PublicKey, nil
+		}
 	}
-	return &p.key.PublicKey, nil
+	return nil, fmt.Errorf("%w: unknown kid %q", auth.ErrMalformedToken, kid)
 }
 
 func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
