@@ -1,0 +1,284 @@
+// Package oauthclient is the one token-endpoint client that every OAuth
+// grant of authkit uses: a form POST with explicitly chosen client
+// authentication, tolerant parsing of RFC 6749 §5.1 answers, typed errors for
+// §5.2 answers and for unusable bodies, and retries of network errors, 429
+// and 5xx answers only.
+//
+// Nothing here logs or returns a secret: errors carry the status, the OAuth
+// error fields and a short excerpt of the body with token-like text removed.
+package oauthclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/authkit-go/authkit/auth"
+)
+
+// AuthStyle says how the client authenticates to the token endpoint
+// (https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1). It is always chosen
+// explicitly: the client never tries one style and then the other.
+type AuthStyle int
+
+const (
+	// AuthNone sends only client_id in the form: a public client.
+	AuthNone AuthStyle = iota
+	// AuthBasic sends client_id and client_secret in an HTTP Basic
+	// Authorization header (client_secret_basic).
+	AuthBasic
+	// AuthPost sends client_id and client_secret in the form
+	// (client_secret_post).
+	AuthPost
+)
+
+// String names the style as OpenID Connect does.
+func (s AuthStyle) String() string {
+	switch s {
+	case AuthNone:
+		return "none"
+	case AuthBasic:
+		return "client_secret_basic"
+	case AuthPost:
+		return "client_secret_post"
+	}
+	return "AuthStyle(" + strconv.Itoa(int(s)) + ")"
+}
+
+// MaxBodySize is the largest answer body read; a larger one is an error.
+const MaxBodySize = 1 << 20
+
+// Config configures a [Client].
+type Config struct {
+	// ClientID identifies the client. Required.
+	ClientID string
+	// ClientSecret authenticates a confidential client.
+	ClientSecret string
+	// AuthStyle says where ClientID and ClientSecret go.
+	AuthStyle AuthStyle
+	// HTTPClient sends the requests; nil means http.DefaultClient. The
+	// client is copied and never follows redirects, so that secrets in the
+	// form are never re-sent to another place.
+	HTTPClient *http.Client
+	// Clock times expiries and retry waits; nil means auth.SystemClock().
+	Clock auth.Clock
+	// Retry decides retries; nil means DefaultRetry.
+	Retry RetryPolicy
+	// Logger receives debug records without secrets; nil means silent.
+	Logger *slog.Logger
+}
+
+// Client posts forms to OAuth endpoints. It is safe for concurrent use.
+type Client struct {
+	cfg   Config
+	http  *http.Client
+	clock auth.Clock
+	retry RetryPolicy
+	log   *slog.Logger
+}
+
+// New returns a client for cfg.
+func New(cfg Config) *Client {
+	c := &Client{cfg: cfg, clock: cfg.Clock, retry: cfg.Retry, log: cfg.Logger}
+	base := cfg.HTTPClient
+	if base == nil {
+		base = http.DefaultClient
+	}
+	hc := *base
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &hc
+	if c.clock == nil {
+		c.clock = auth.SystemClock()
+	}
+	if c.retry == nil {
+		c.retry = DefaultRetry
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Clock returns the client's clock.
+func (c *Client) Clock() auth.Clock { return c.clock }
+
+// Response is an answer of an endpoint: its status, headers and body (at
+// most MaxBodySize bytes).
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+}
+
+// Token posts form to the token endpoint tokenURL and parses the answer
+// (https://www.rfc-editor.org/rfc/rfc6749#section-5). form must carry
+// grant_type; the client adds its authentication. Errors are
+// *auth.OAuthError for §5.2 answers, *auth.ResponseError for unusable ones,
+// or the network error.
+func (c *Client) Token(ctx context.Context, tokenURL string, form url.Values) (*auth.Token, error) {
+	resp, err := c.Post(ctx, tokenURL, form)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now())
+}
+
+// Post posts form with the client's authentication to endpoint, retrying
+// network errors, 429 and 5xx answers as the retry policy allows. An answer
+// that carries a device-flow error (authorization_pending, slow_down) is
+// returned at once whatever its status, as an *auth.OAuthError. A body over
+// MaxBodySize is an *auth.ResponseError.
+func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*Response, error) {
+	form = c.authenticate(form)
+	body := form.Encode()
+	grant := form.Get("grant_type")
+	for attempt := 1; ; attempt++ {
+		resp, err := c.once(ctx, endpoint, body)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			var re *auth.ResponseError
+			if errors.As(err, &re) { // oversized: retrying will not help
+				return nil, err
+			}
+		} else if !retryableStatus(resp.StatusCode) {
+			return resp, nil
+		} else if oe := ParseError(resp.StatusCode, resp.Body); oe != nil && !retryableCode(oe.Code) {
+			return nil, oe
+		}
+		status, retryAfter := 0, time.Duration(0)
+		if resp != nil {
+			status = resp.StatusCode
+			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.clock.Now())
+		}
+		wait, again := c.retry(attempt, status, retryAfter, err)
+		if !again {
+			if err != nil {
+				return nil, err
+			}
+			return resp, nil
+		}
+		c.log.Debug("oauthclient: retrying", "endpoint", redactURL(endpoint), "grant_type", grant, "attempt", attempt, "status", status, "wait", wait)
+		if err := Sleep(ctx, c.clock, wait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *Client) authenticate(form url.Values) url.Values {
+	f := make(url.Values, len(form)+2)
+	for k, v := range form {
+		f[k] = append([]string(nil), v...)
+	}
+	switch c.cfg.AuthStyle {
+	case AuthPost:
+		f.Set("client_id", c.cfg.ClientID)
+		f.Set("client_secret", c.cfg.ClientSecret)
+	case AuthNone:
+		f.Set("client_id", c.cfg.ClientID)
+	}
+	return f
+}
+
+func (c *Client) once(ctx context.Context, endpoint, body string) (*Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("oauthclient: bad endpoint %s", redactURL(endpoint))
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if c.cfg.AuthStyle == AuthBasic {
+		cred := url.QueryEscape(c.cfg.ClientID) + ":" + url.QueryEscape(c.cfg.ClientSecret)
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, query included
+		}
+		return nil, fmt.Errorf("oauthclient: POST %s: %w", redactURL(endpoint), err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("oauthclient: read answer of %s: %w", redactURL(endpoint), err)
+	}
+	if len(data) > MaxBodySize {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil, &auth.ResponseError{
+			StatusCode:  resp.StatusCode,
+			ContentType: resp.Header.Get("Content-Type"),
+			Excerpt:     Excerpt(data),
+			Reason:      fmt.Sprintf("body exceeds %d bytes", MaxBodySize),
+		}
+	}
+	return &Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: data}, nil
+}
+
+func retryableStatus(code int) bool {
+	return code == http.StatusTooManyRequests || code >= 500
+}
+
+// retryableCode reports whether an OAuth error sent with a 429 or 5xx status
+// may be retried: only the server's own trouble. Anything else (slow_down,
+// authorization_pending, invalid_grant...) is an answer for the caller.
+func retryableCode(code string) bool {
+	return code == "server_error" || code == "temporarily_unavailable"
+}
+
+// Sleep waits d on clock, or until ctx is done.
+func Sleep(ctx context.Context, clock auth.Clock, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	done := make(chan struct{})
+	t := clock.AfterFunc(d, func() { close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	}
+}
+
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 0 {
+			return 0
+		}
+		return time.Duration(min(n, 24*3600)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), 24*time.Hour)
+	}
+	return 0
+}
+
+// redactURL drops the query and fragment of u, which may carry secrets.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	p.RawQuery, p.Fragment, p.User = "", "", nil
+	return p.String()
+}
+
+// bytesTrim is bytes.TrimSpace, named for readability at the call sites.
+func bytesTrim(b []byte) []byte { return bytes.TrimSpace(b) }

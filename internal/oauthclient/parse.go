@@ -1,0 +1,277 @@
+package oauthclient
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/authkit-go/authkit/auth"
+)
+
+// maxLifetime caps expires_in values, so that absurd numbers neither
+// overflow time.Duration nor make a token live forever.
+const maxLifetime = 10 * 365 * 24 * time.Hour
+
+// ParseTokenResponse parses an answer of a token endpoint. A 2xx answer is
+// read as https://www.rfc-editor.org/rfc/rfc6749#section-5.1, tolerantly:
+// expires_in and refresh_expires_in may be numbers or numeric strings,
+// optional fields may be missing, scope may be a list, and unknown fields
+// are kept in Token.Extra. An answer with an "error" field is an
+// *auth.OAuthError (https://www.rfc-editor.org/rfc/rfc6749#section-5.2).
+// Anything else — not JSON, empty, a field of the wrong type, no
+// access_token — is an *auth.ResponseError. Expiries count from now.
+func ParseTokenResponse(status int, header http.Header, body []byte, now time.Time) (*auth.Token, error) {
+	obj, rerr := decodeObject(status, header, body)
+	if oe := oauthError(status, obj); oe != nil {
+		return nil, oe
+	}
+	if rerr != nil {
+		return nil, rerr
+	}
+	bad := func(reason string, args ...any) error {
+		return responseError(status, header, body, fmt.Sprintf(reason, args...))
+	}
+	if status < 200 || status > 299 {
+		return nil, bad("HTTP status %d without an OAuth error", status)
+	}
+	tok := &auth.Token{}
+	var err error
+	str := func(key string, dst *string) {
+		if err != nil {
+			return
+		}
+		v, ok := obj[key]
+		if !ok || v == nil {
+			return
+		}
+		s, isStr := v.(string)
+		if !isStr {
+			err = bad("%s is %s, want a string", key, typeName(v))
+			return
+		}
+		*dst = s
+	}
+	str("access_token", &tok.AccessToken)
+	str("token_type", &tok.TokenType)
+	str("refresh_token", &tok.RefreshToken)
+	str("id_token", &tok.IDToken)
+	if err != nil {
+		return nil, err
+	}
+	if tok.AccessToken == "" {
+		return nil, bad("no access_token")
+	}
+	switch v := obj["scope"].(type) {
+	case nil:
+	case string:
+		tok.Scope = v
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, p := range v {
+			s, ok := p.(string)
+			if !ok {
+				return nil, bad("scope list holds %s, want strings", typeName(p))
+			}
+			parts = append(parts, s)
+		}
+		tok.Scope = strings.Join(parts, " ")
+	default:
+		return nil, bad("scope is %s, want a string", typeName(v))
+	}
+	if d, ok, e := seconds(obj, "expires_in"); e != nil {
+		return nil, bad("%v", e)
+	} else if ok {
+		tok.Expiry = now.Add(d)
+	}
+	// Keycloak sends refresh_expires_in 0 for offline tokens that do not expire.
+	if d, ok, e := seconds(obj, "refresh_expires_in"); e != nil {
+		return nil, bad("%v", e)
+	} else if ok && d > 0 {
+		tok.RefreshExpiry = now.Add(d)
+	}
+	for k, v := range obj {
+		switch k {
+		case "access_token", "token_type", "refresh_token", "id_token", "scope", "expires_in", "refresh_expires_in":
+			continue
+		}
+		if tok.Extra == nil {
+			tok.Extra = make(map[string]any)
+		}
+		tok.Extra[k] = v
+	}
+	return tok, nil
+}
+
+// ParseError returns the OAuth error that body carries, or nil when it is
+// not a JSON object with a string "error" field.
+func ParseError(status int, body []byte) *auth.OAuthError {
+	obj, err := decodeObject(status, nil, body)
+	if err != nil {
+		return nil
+	}
+	return oauthError(status, obj)
+}
+
+func oauthError(status int, obj map[string]any) *auth.OAuthError {
+	code, ok := obj["error"].(string)
+	if !ok || code == "" {
+		return nil
+	}
+	e := &auth.OAuthError{Code: clean(code, 100), StatusCode: status}
+	if s, ok := obj["error_description"].(string); ok {
+		e.Description = clean(s, 300)
+	}
+	if s, ok := obj["error_uri"].(string); ok {
+		e.URI = clean(s, 300)
+	}
+	return e
+}
+
+// clean bounds a provider-supplied text and removes token-like runs from it.
+func clean(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return sanitize(s)
+}
+
+func decodeObject(status int, header http.Header, body []byte) (map[string]any, error) {
+	trimmed := bytesTrim(body)
+	if len(trimmed) == 0 {
+		return nil, responseError(status, header, body, "empty body")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(trimmed)))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, responseError(status, header, body, "body is not JSON")
+	}
+	if dec.More() {
+		return nil, responseError(status, header, body, "trailing data after the JSON object")
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, responseError(status, header, body, fmt.Sprintf("body is %s, want a JSON object", typeName(v)))
+	}
+	return obj, nil
+}
+
+// seconds reads a lifetime in seconds, given as a number or a numeric string.
+func seconds(obj map[string]any, key string) (time.Duration, bool, error) {
+	v, ok := obj[key]
+	if !ok || v == nil {
+		return 0, false, nil
+	}
+	var f float64
+	var err error
+	switch x := v.(type) {
+	case json.Number:
+		f, err = x.Float64()
+	case string:
+		if strings.TrimSpace(x) == "" {
+			return 0, false, nil
+		}
+		f, err = json.Number(strings.TrimSpace(x)).Float64()
+	default:
+		return 0, false, fmt.Errorf("%s is %s, want a number", key, typeName(v))
+	}
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false, fmt.Errorf("%s is not a number", key)
+	}
+	if f < 0 {
+		return 0, false, fmt.Errorf("%s is negative", key)
+	}
+	d := maxLifetime
+	if f < maxLifetime.Seconds() {
+		d = time.Duration(f * float64(time.Second))
+	}
+	return d, true, nil
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case json.Number, float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func responseError(status int, header http.Header, body []byte, reason string) *auth.ResponseError {
+	return &auth.ResponseError{
+		StatusCode:  status,
+		ContentType: clean(header.Get("Content-Type"), 100),
+		Excerpt:     Excerpt(body),
+		Reason:      reason,
+	}
+}
+
+// ExcerptSize is the longest excerpt of a body kept in an error.
+const ExcerptSize = 160
+
+var tokenLike = regexp.MustCompile(`[A-Za-z0-9+/_=.~-]{20,}`)
+
+// Excerpt returns a short, printable prefix of body with every token-like
+// run (20 or more base64url, base64 or JWT characters with a digit or
+// mixed case, or any such run of 40 or more) replaced by
+// "[redacted]", so that a misbehaving server cannot make an error carry a
+// secret.
+func Excerpt(body []byte) string {
+	b := body
+	if len(b) > 4*ExcerptSize {
+		b = b[:4*ExcerptSize]
+	}
+	s := strings.ToValidUTF8(string(b), "")
+	s = sanitize(s)
+	if utf8.RuneCountInString(s) > ExcerptSize {
+		r := []rune(s)
+		s = string(r[:ExcerptSize]) + "…"
+	}
+	return s
+}
+
+func sanitize(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	s = tokenLike.ReplaceAllStringFunc(s, func(run string) string {
+		// Words such as "authorization_pending" stay; runs with digits or
+		// mixed case are what tokens, codes and secrets look like.
+		if len(run) >= 40 || strings.ContainsAny(run, "0123456789") || strings.ToLower(run) != run && strings.ToUpper(run) != run {
+			return "[redacted]"
+		}
+		return run
+	})
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// Refreshed completes the answer to a refresh request: when the provider
+// sent no new refresh token, the old one stays in use
+// (https://www.rfc-editor.org/rfc/rfc6749#section-6), with its expiry.
+func Refreshed(old, fresh *auth.Token) *auth.Token {
+	if fresh == nil || old == nil || fresh.RefreshToken != "" {
+		return fresh
+	}
+	fresh.RefreshToken = old.RefreshToken
+	if fresh.RefreshExpiry.IsZero() {
+		fresh.RefreshExpiry = old.RefreshExpiry
+	}
+	return fresh
+}

@@ -1,0 +1,57 @@
+package oauthclient
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// RetryPolicy decides whether a failed attempt is retried and how long to
+// wait first. attempt counts the attempts made so far, from 1. status is the
+// HTTP status (429 or 5xx), or 0 after a network error err. retryAfter is the
+// server's Retry-After, or 0. The client consults the policy only for
+// network errors, 429 and 5xx answers; an OAuth 4xx answer and the device
+// flow's authorization_pending and slow_down are never retried.
+type RetryPolicy func(attempt, status int, retryAfter time.Duration, err error) (wait time.Duration, retry bool)
+
+// Retry limits of DefaultRetry.
+const (
+	// DefaultMaxAttempts is the number of attempts, the first included.
+	DefaultMaxAttempts = 4
+	// DefaultRetryMin is the wait before the first retry (before jitter).
+	DefaultRetryMin = 500 * time.Millisecond
+	// DefaultRetryMax caps the exponential backoff.
+	DefaultRetryMax = 8 * time.Second
+	// DefaultRetryAfterMax caps a server's Retry-After.
+	DefaultRetryAfterMax = 30 * time.Second
+)
+
+// DefaultRetry retries up to DefaultMaxAttempts attempts in all, waiting
+// DefaultRetryMin doubled per attempt up to DefaultRetryMax, each wait drawn
+// from its upper half (jitter); a Retry-After is honoured up to
+// DefaultRetryAfterMax.
+func DefaultRetry(attempt, _ int, retryAfter time.Duration, _ error) (time.Duration, bool) {
+	if attempt >= DefaultMaxAttempts {
+		return 0, false
+	}
+	if retryAfter > 0 {
+		return min(retryAfter, DefaultRetryAfterMax), true
+	}
+	return Backoff(attempt, DefaultRetryMin, DefaultRetryMax), true
+}
+
+// Backoff returns the jittered wait after attempt failed attempts: lo
+// doubled attempt-1 times, capped at hi, drawn from the upper half.
+func Backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// NoRetry never retries.
+func NoRetry(int, int, time.Duration, error) (time.Duration, bool) { return 0, false }
