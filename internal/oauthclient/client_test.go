@@ -142,11 +142,17 @@ func TestPostRetries(t *testing.T) {
 		},
 		{
 			name: "slow_down as 429 not retried", answers: []answer{{429, nil, `{"error":"slow_down"}`}, ok}, wantReqs: 1,
-			wantErr: func(err error) bool { var oe *auth.OAuthError; return errors.As(err, &oe) && oe.Code == "slow_down" && oe.StatusCode == 429 },
+			wantErr: func(err error) bool {
+				var oe *auth.OAuthError
+				return errors.As(err, &oe) && oe.Code == "slow_down" && oe.StatusCode == 429
+			},
 		},
 		{
 			name: "authorization_pending as 503 not retried", answers: []answer{{503, nil, `{"error":"authorization_pending"}`}, ok}, wantReqs: 1,
-			wantErr: func(err error) bool { var oe *auth.OAuthError; return errors.As(err, &oe) && oe.Code == "authorization_pending" },
+			wantErr: func(err error) bool {
+				var oe *auth.OAuthError
+				return errors.As(err, &oe) && oe.Code == "authorization_pending"
+			},
 		},
 		{
 			name: "invalid_grant not retried", answers: []answer{{400, nil, `{"error":"invalid_grant","error_description":"Session not active"}`}, ok}, wantReqs: 1,
@@ -154,7 +160,10 @@ func TestPostRetries(t *testing.T) {
 		},
 		{
 			name: "401 invalid_client not retried", answers: []answer{{401, nil, `{"error":"invalid_client"}`}, ok}, wantReqs: 1,
-			wantErr: func(err error) bool { var oe *auth.OAuthError; return errors.As(err, &oe) && oe.Code == "invalid_client" && oe.StatusCode == 401 },
+			wantErr: func(err error) bool {
+				var oe *auth.OAuthError
+				return errors.As(err, &oe) && oe.Code == "invalid_client" && oe.StatusCode == 401
+			},
 		},
 	}
 	for _, tt := range tests {
