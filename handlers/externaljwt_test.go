@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,13 @@ func makeJWT(t testing.TB, claims jwt.MapClaims) string {
 // userJWT returns a JWT for alice that expires at exp; id tells tokens apart.
 func userJWT(t testing.TB, id string, exp time.Time) string {
 	return makeJWT(t, jwt.MapClaims{"sub": "alice", "email": "alice@example.com", "jti": id, "exp": exp.Unix()})
+}
+
+// unsignedJWT assembles a compact JWT from a header and claims, with a dummy
+// signature.
+func unsignedJWT(header, claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(header)) + "." + enc([]byte(claims)) + "." + enc([]byte("signature"))
 }
 
 // fakeApp is the application's login: it counts callback calls and answers
@@ -113,6 +121,8 @@ func TestExternalJWTInitialUsedWithoutCallback(t *testing.T) {
 		{"exp claim", userJWT(t, "initial", clock.Now().Add(time.Hour)), time.Time{}},
 		{"expiry given, no exp claim", noExp, clock.Now().Add(time.Hour)},
 		{"expiry given wins over exp claim", userJWT(t, "initial", clock.Now().Add(-time.Hour)), clock.Now().Add(time.Hour)},
+		{"algorithm unknown to golang-jwt", unsignedJWT(`{"alg":"ES256K","typ":"JWT"}`,
+			fmt.Sprintf(`{"sub":"alice","exp":%d}`, clock.Now().Add(time.Hour).Unix())), time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -721,4 +731,34 @@ func ExampleNewExternallyManagedJWT() {
 	// hub sends a bearer token: true
 	// message service sends the bare JWT: true
 	// true
+}
+
+// TestExternalJWTStore: a JWT saved by one handler is used by the next one
+// with the same store and key, without calling its callback.
+func TestExternalJWTStore(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	store := &auth.MemoryStore{}
+	key := auth.StoreKey{Issuer: "https://login.example.com", ClientID: "app"}
+	tok := userJWT(t, "stored", clock.Now().Add(time.Hour))
+	first := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return tok, time.Time{}, nil }}
+	second := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) {
+		return "", time.Time{}, errors.New("callback must not be called")
+	}}
+	tests := []struct {
+		name string
+		app  *fakeApp
+	}{{"first run calls back", first}, {"second run uses the store", second}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{
+				Callback: tt.app.callback, Clock: clock, Store: store, StoreKey: key,
+			})
+			if got := hubAuthorization(t, h, context.Background()); got != "Bearer "+tok {
+				t.Errorf("hub Authorization = %q, want the stored JWT", got)
+			}
+		})
+	}
+	if n1, n2 := first.calls.Load(), second.calls.Load(); n1 != 1 || n2 != 0 {
+		t.Errorf("callback calls = %d, %d; want 1, 0", n1, n2)
+	}
 }
