@@ -26,6 +26,18 @@
 //	defer p.Close()
 //	p.OnDeviceAuthorization(func(code string) { p.ApproveDevice(code, "ada") })
 //
+// The device flow is driven from the test: [Provider.ApproveDevice] and
+// [Provider.DenyDevice] decide a user code, [Provider.OnDeviceAuthorization]
+// runs a hook (on the request goroutine, before the answer is sent) as each
+// code is issued, and [Provider.AutoApprove] approves codes once a delay has
+// passed on the provider's clock, checked when the client polls. A poll
+// sooner than the interval after the previous one answers slow_down and
+// grows that code's interval by 5 seconds (RFC 8628 §3.5).
+//
+// Refresh tokens rotate on every use; presenting a spent one revokes the
+// whole chain. The error_description of every answer is an exported Desc...
+// constant, so tests can assert on it.
+//
 // Tests steer the provider with fault injection ([Provider.FailNext],
 // [Provider.MalformNext], [Provider.ForceSlowDown], [Provider.SetLatency],
 // [Provider.OmitRefreshToken]) and assert on what it received with

@@ -164,8 +164,9 @@ func (p *Provider) ResetCounts() {
 }
 
 // RecordedRequest is a request as the provider received it, for wire-format
-// assertions. Form and Header hold secrets as sent; String, LogValue and %v
-// show only parameter names, so a recorded request is safe to print.
+// assertions. Form and Header hold secrets as sent; String, GoString,
+// LogValue and so every fmt verb show only parameter names, so a recorded
+// request (value or pointer) is safe to print or log.
 type RecordedRequest struct {
 	// Method is the HTTP method.
 	Method string
@@ -185,16 +186,16 @@ type RecordedRequest struct {
 }
 
 // String lists the method, auth method, client and parameter names, never values.
-func (r *RecordedRequest) String() string {
-	if r == nil {
-		return "RecordedRequest(nil)"
-	}
+func (r RecordedRequest) String() string {
 	return "RecordedRequest{" + r.Method + " auth=" + r.AuthMethod + " client=" + r.ClientID +
 		" form=[" + strings.Join(slices.Sorted(maps.Keys(r.Form)), " ") + "]}"
 }
 
+// GoString is String, so that %#v does not print values either.
+func (r RecordedRequest) GoString() string { return r.String() }
+
 // LogValue logs the same as String.
-func (r *RecordedRequest) LogValue() slog.Value { return slog.StringValue(r.String()) }
+func (r RecordedRequest) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
 // LastRequest returns the last request to the endpoint path, or nil.
 func (p *Provider) LastRequest(endpoint string) *RecordedRequest {

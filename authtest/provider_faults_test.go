@@ -157,7 +157,7 @@ func TestCountsAndLastRequest(t *testing.T) {
 	// Printing never shows values.
 	var logged strings.Builder
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("req", "r", rec)
-	for _, s := range []string{rec.String(), fmt.Sprint(rec), logged.String()} {
+	for _, s := range []string{rec.String(), fmt.Sprint(rec), fmt.Sprintf("%+v", *rec), fmt.Sprintf("%#v", rec), fmt.Sprintf("%#v", *rec), logged.String()} {
 		if strings.Contains(s, "p0st") || !strings.Contains(s, "client_secret") {
 			t.Errorf("printed as %q", s)
 		}

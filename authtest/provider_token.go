@@ -323,7 +323,7 @@ func (p *Provider) audience(r *http.Request, clientID string) string {
 	return clientID
 }
 
-// userClaimsLocked adds preferred_username, email and the user's claims.
+// userClaims adds preferred_username, email and the user's claims.
 func (p *Provider) userClaims(claims jwt.MapClaims, username string) {
 	p.mu.Lock()
 	u, ok := p.users[username]
