@@ -94,27 +94,39 @@ dex_pid=$!
 pids+=($!)
 oidc_pid=$!
 
-# wait_discovery waits up to 60s for the issuer's discovery document to
+# probe succeeds if the issuer's discovery document answers 200 and names
+# the issuer. curl if there is one (quick), node otherwise.
+probe() {
+	local issuer=$1
+	if command -v curl >/dev/null; then
+		curl -fsS --max-time 5 "$issuer/.well-known/openid-configuration" 2>/dev/null |
+			grep -qE "\"issuer\": *\"$issuer\""
+	else
+		node -e '
+			const [issuer] = process.argv.slice(1);
+			fetch(issuer + "/.well-known/openid-configuration")
+				.then(r => r.ok ? r.json() : Promise.reject(r.status))
+				.then(d => process.exit(d.issuer === issuer ? 0 : 3))
+				.catch(() => process.exit(1));' "$issuer" 2>/dev/null
+	fi
+}
+
+# wait_discovery waits up to 120s for the issuer's discovery document to
 # answer 200 with the right issuer, failing early if the process died.
 wait_discovery() {
 	local name=$1 pid=$2 issuer=$3
-	local deadline=$((SECONDS + 60))
+	local deadline=$((SECONDS + 120))
 	while :; do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			say "$name exited before it answered"
 			return 1
 		fi
-		if node -e '
-			const [issuer] = process.argv.slice(1);
-			fetch(issuer + "/.well-known/openid-configuration")
-				.then(r => r.ok ? r.json() : Promise.reject(r.status))
-				.then(d => process.exit(d.issuer === issuer ? 0 : 3))
-				.catch(() => process.exit(1));' "$issuer" 2>/dev/null; then
-			say "$name answers at $issuer"
+		if probe "$issuer"; then
+			say "$name answers at $issuer after $((SECONDS - started))s"
 			return 0
 		fi
 		if [ "$SECONDS" -ge "$deadline" ]; then
-			say "$name did not answer at $issuer within 60s"
+			say "$name did not answer at $issuer within 120s"
 			return 1
 		fi
 		sleep 0.2
