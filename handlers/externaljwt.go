@@ -60,6 +60,9 @@ type ExternallyManagedJWTConfig struct {
 	// when a token is needed or about to expire; ctx is the handler's own
 	// (bounded by FetchTimeout, cancelled by Close), never a caller's.
 	// Callback must return once ctx is done, or Close waits for it.
+	// It should hand out a token with more than the margin of life left
+	// (renew the application's token early, or lower Margin): a token
+	// that is stale on arrival is asked for again, see StaleAttempts.
 	// Required.
 	Callback func(ctx context.Context) (jwt string, expires time.Time, err error)
 	// Username is the identity reported by Username. Empty means: read it

@@ -762,3 +762,37 @@ func TestExternalJWTStore(t *testing.T) {
 		t.Errorf("callback calls = %d, %d; want 1, 0", n1, n2)
 	}
 }
+
+func BenchmarkExternalJWTGetters(b *testing.B) {
+	clock := authtest.NewClock(time.Time{})
+	tok := userJWT(b, "bench", clock.Now().Add(time.Hour))
+	h, err := handlers.NewExternallyManagedJWT(handlers.ExternallyManagedJWTConfig{
+		JWT: tok, Clock: clock,
+		Callback: func(context.Context) (string, time.Time, error) { return "", time.Time{}, errors.New("not called") },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	ctx := context.Background()
+	b.Run("Hub", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = h.HubRequestHeaders(ctx)
+		}
+	})
+	b.Run("MessageService", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = h.MessageServiceMetadata(ctx)
+		}
+	})
+	b.Run("Parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				_, _ = h.HubRequestHeaders(ctx)
+			}
+		})
+	})
+}
