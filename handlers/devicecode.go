@@ -1,0 +1,408 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/oauthclient"
+)
+
+// Defaults of [DeviceCodeConfig].
+const (
+	// DefaultUsernameClaim is the ID token claim read as the username.
+	DefaultUsernameClaim = "preferred_username"
+	// DefaultDeviceInterval is the polling interval when the provider
+	// sends none (https://www.rfc-editor.org/rfc/rfc8628#section-3.2).
+	DefaultDeviceInterval = 5 * time.Second
+	// SlowDownStep is added to the interval on each slow_down answer
+	// (https://www.rfc-editor.org/rfc/rfc8628#section-3.5).
+	SlowDownStep = 5 * time.Second
+	// GrantTypeDeviceCode is the grant_type of device token requests
+	// (https://www.rfc-editor.org/rfc/rfc8628#section-3.4).
+	GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+)
+
+// DevicePrompt is what a person needs to approve a device login
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3.3).
+type DevicePrompt struct {
+	// VerificationURI is the page where the user enters UserCode.
+	VerificationURI string
+	// VerificationURIComplete, if the provider sent one, is a page that
+	// carries the code already (https://www.rfc-editor.org/rfc/rfc8628#section-3.3.1).
+	VerificationURIComplete string
+	// UserCode is the code the user confirms or types.
+	UserCode string
+	// Expiry is when the code stops working.
+	Expiry time.Time
+	// ExpiresIn is how long the code stays valid, from when it was issued.
+	ExpiresIn time.Duration
+}
+
+// DeviceCodeConfig configures [DeviceCode]: the OAuth 2.0 device
+// authorization grant (https://www.rfc-editor.org/rfc/rfc8628). ClientID
+// and either Issuer (discovery) or TokenURL and DeviceAuthorizationURL are
+// required. Scopes default to "openid profile offline_access". The username
+// comes from the verified ID token; verifying it needs Issuer (and JWKSURL,
+// else discovered).
+type DeviceCodeConfig struct {
+	OAuthConfig
+	// Username, if set, is the user who must log in: a login by anybody
+	// else fails with an error wrapping auth.ErrUserMismatch, and the
+	// stored tokens of Username are left untouched. It is part of the
+	// store key. Setting it requires Issuer.
+	Username string
+	// UsernameClaim is the ID token claim holding the username; empty
+	// means "preferred_username".
+	UsernameClaim string
+	// LoginOnDemand lets the header getters start the device login, with
+	// the getter's ctx, when no credential can be had silently. Zero
+	// (false) keeps the getters silent: they return an error wrapping
+	// auth.ErrLoginRequired and only Authenticate logs in.
+	LoginOnDemand bool
+	// Prompt shows the code to the person. Nil means DefaultPrompt on
+	// os.Stderr, which also opens the browser when stderr is a terminal
+	// and the CI environment variable is unset.
+	Prompt func(ctx context.Context, p DevicePrompt) error
+	// OpenBrowser opens a URL for the default prompt; nil means the
+	// system's opener (xdg-open, open, rundll32). Set NoBrowser to never
+	// open one.
+	OpenBrowser func(uri string) error
+	// NoBrowser keeps the default prompt from opening a browser.
+	NoBrowser bool
+}
+
+// String describes the configuration without secrets.
+func (c DeviceCodeConfig) String() string {
+	return fmt.Sprintf("DeviceCodeConfig{%s user=%q loginOnDemand=%t}", c.OAuthConfig.String(), c.Username, c.LoginOnDemand)
+}
+
+// GoString is String.
+func (c DeviceCodeConfig) GoString() string { return c.String() }
+
+// Format makes every fmt verb print String.
+func (c DeviceCodeConfig) Format(f fmt.State, verb rune) { oauthFormat(f, verb, c.String()) }
+
+// DeviceCode logs a person in with the device authorization grant, then
+// keeps the token fresh with its refresh token, persisting rotated tokens
+// in the store. Before any new login a stored refresh token is tried. It is
+// safe for concurrent use; Close it when done.
+type DeviceCode struct {
+	*auth.Engine
+	core     *oauthCore
+	user     string
+	onDemand bool
+	prompt   func(context.Context, DevicePrompt) error
+
+	mu    sync.Mutex // guards login
+	login *loginCall // the interactive login in flight, if any
+}
+
+type loginCall struct {
+	done chan struct{}
+	err  error
+}
+
+var _ auth.AuthenticationHandler = (*DeviceCode)(nil)
+
+// NewDeviceCode validates cfg and returns the handler. It performs no I/O.
+func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
+	if cfg.DeviceAuthorizationURL == "" && cfg.Issuer == "" {
+		return nil, auth.ConfigError("DeviceCode: DeviceAuthorizationURL or Issuer is required")
+	}
+	if cfg.Username != "" && cfg.Issuer == "" {
+		return nil, auth.ConfigError("DeviceCode: Username needs Issuer, to verify the ID token that names the user")
+	}
+	core, err := newOAuthCore("DeviceCode", cfg.OAuthConfig, []string{"openid", "profile", "offline_access"})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Issuer != "" {
+		claim := cfg.UsernameClaim
+		if claim == "" {
+			claim = DefaultUsernameClaim
+		}
+		core.setupVerifier(claim)
+	}
+	h := &DeviceCode{core: core, user: cfg.Username, onDemand: cfg.LoginOnDemand, prompt: cfg.Prompt}
+	if h.prompt == nil {
+		var open func(string) error
+		if !cfg.NoBrowser && isTerminal(os.Stderr) && os.Getenv("CI") == "" {
+			open = cfg.OpenBrowser
+			if open == nil {
+				open = systemOpen
+			}
+		}
+		h.prompt = DefaultPrompt(os.Stderr, open)
+	}
+	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, cfg.Username))
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// fetch is the engine's silent path: refresh, or ErrLoginRequired.
+func (h *DeviceCode) fetch(ctx context.Context, current *auth.Token) (*auth.Token, error) {
+	if !h.core.canRefresh(current) {
+		return nil, fmt.Errorf("%w: no usable refresh token", auth.ErrLoginRequired)
+	}
+	tok, err := h.core.refresh(ctx, current)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: refresh: %w", loginRequired(err))
+	}
+	name, err := h.core.identity(ctx, tok, h.user)
+	if err != nil {
+		return nil, err
+	}
+	h.core.setUsername(name)
+	return tok, nil
+}
+
+// Authenticate makes the credentials valid: it returns at once when they
+// are, then tries the held or stored refresh token, and only when that is
+// missing or rejected runs the device login, with ctx: cancelling ctx stops
+// the polling at once. Concurrent calls share one login.
+func (h *DeviceCode) Authenticate(ctx context.Context) error {
+	if h.Valid() {
+		return nil
+	}
+	_, err := h.Credentials(ctx)
+	if err == nil {
+		h.learnUsername(ctx)
+		return nil
+	}
+	if !errors.Is(err, auth.ErrLoginRequired) {
+		return err
+	}
+	return h.interactive(ctx)
+}
+
+// learnUsername reads the username of a token that came from the store.
+func (h *DeviceCode) learnUsername(ctx context.Context) {
+	if h.core.username.Load() != nil {
+		return
+	}
+	if tok := h.Current(); tok != nil {
+		if name, err := h.core.identity(ctx, tok, ""); err == nil {
+			h.core.setUsername(name)
+		}
+	}
+}
+
+// interactive runs one device login at a time; callers that find one in
+// flight wait for it as long as their own ctx allows, and start their own
+// if it ended because its caller gave up.
+func (h *DeviceCode) interactive(ctx context.Context) error {
+	for {
+		h.mu.Lock()
+		call := h.login
+		if call == nil {
+			call = &loginCall{done: make(chan struct{})}
+			h.login = call
+			h.mu.Unlock()
+			call.err = h.deviceLogin(ctx)
+			h.mu.Lock()
+			h.login = nil
+			h.mu.Unlock()
+			close(call.done)
+			return call.err
+		}
+		h.mu.Unlock()
+		select {
+		case <-call.done:
+			if call.err != nil && ctx.Err() == nil && (errors.Is(call.err, context.Canceled) || errors.Is(call.err, context.DeadlineExceeded)) {
+				continue // its caller gave up, we have not
+			}
+			return call.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// deviceLogin runs the device authorization grant
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3) and installs the token.
+func (h *DeviceCode) deviceLogin(ctx context.Context) error {
+	c := h.core
+	ep, err := c.endpoints(ctx, true, false)
+	if err != nil {
+		return err
+	}
+	form := url.Values{}
+	c.addCommon(form)
+	da, err := c.client.DeviceAuthorization(ctx, ep.DeviceAuthorizationURL, form)
+	if err != nil {
+		return fmt.Errorf("handlers: device authorization: %w", err)
+	}
+	now := c.clock.Now()
+	if err := h.prompt(ctx, DevicePrompt{
+		VerificationURI:         da.VerificationURI,
+		VerificationURIComplete: da.VerificationURIComplete,
+		UserCode:                da.UserCode,
+		Expiry:                  da.Expiry,
+		ExpiresIn:               da.Expiry.Sub(now),
+	}); err != nil {
+		return fmt.Errorf("handlers: device login prompt: %w", err)
+	}
+	interval := da.Interval
+	if interval <= 0 {
+		interval = DefaultDeviceInterval
+	}
+	var tok *auth.Token
+	for {
+		// https://www.rfc-editor.org/rfc/rfc8628#section-3.5: wait the
+		// interval before every poll; stop when the code expired.
+		if err := oauthclient.Sleep(ctx, c.clock, interval); err != nil {
+			return fmt.Errorf("handlers: device login: %w", err)
+		}
+		if !c.clock.Now().Before(da.Expiry) {
+			return fmt.Errorf("%w: log in again and approve within %s", auth.ErrDeviceCodeExpired, da.Expiry.Sub(now).Round(time.Second))
+		}
+		tok, err = c.client.Token(ctx, ep.TokenURL, url.Values{
+			"grant_type":  {GrantTypeDeviceCode},
+			"device_code": {da.DeviceCode},
+		})
+		if err == nil {
+			break
+		}
+		var oe *auth.OAuthError
+		if errors.As(err, &oe) {
+			switch oe.Code {
+			case "authorization_pending":
+				continue
+			case "slow_down":
+				interval += SlowDownStep
+				c.log.Debug("handlers: device login: slow_down", "interval", interval)
+				continue
+			}
+		}
+		return fmt.Errorf("handlers: device login: %w", err)
+	}
+	name, err := c.identity(ctx, tok, h.user)
+	if err != nil {
+		return err // nothing installed, nothing saved
+	}
+	c.setUsername(name)
+	return h.Set(ctx, tok)
+}
+
+// HubRequestHeaders returns the hub's headers; see
+// [auth.AuthenticationHandler]. With LoginOnDemand it may run the device
+// login.
+func (h *DeviceCode) HubRequestHeaders(ctx context.Context) (http.Header, error) {
+	v, err := h.Engine.HubRequestHeaders(ctx)
+	if err != nil && h.onDemandLogin(ctx, err) {
+		return h.Engine.HubRequestHeaders(ctx)
+	}
+	return v, err
+}
+
+// AccessManagerRequestHeaders returns the access manager's headers, as
+// HubRequestHeaders does.
+func (h *DeviceCode) AccessManagerRequestHeaders(ctx context.Context) (http.Header, error) {
+	v, err := h.Engine.AccessManagerRequestHeaders(ctx)
+	if err != nil && h.onDemandLogin(ctx, err) {
+		return h.Engine.AccessManagerRequestHeaders(ctx)
+	}
+	return v, err
+}
+
+// MessageServiceMetadata returns the message service's metadata, as
+// HubRequestHeaders does.
+func (h *DeviceCode) MessageServiceMetadata(ctx context.Context) (map[string]string, error) {
+	v, err := h.Engine.MessageServiceMetadata(ctx)
+	if err != nil && h.onDemandLogin(ctx, err) {
+		return h.Engine.MessageServiceMetadata(ctx)
+	}
+	return v, err
+}
+
+// onDemandLogin runs the login after err if allowed; it reports whether
+// the getter should try again.
+func (h *DeviceCode) onDemandLogin(ctx context.Context, err error) bool {
+	if !h.onDemand || !errors.Is(err, auth.ErrLoginRequired) {
+		return false
+	}
+	return h.interactive(ctx) == nil
+}
+
+// Authenticated reports whether a token is valid now, margin included.
+func (h *DeviceCode) Authenticated() bool { return h.Valid() }
+
+// Username is the user named by the verified ID token, else the configured
+// Username, else "".
+func (h *DeviceCode) Username() string { return h.core.knownUsername(h.user) }
+
+// Close stops the background refresh and the key set's refresh.
+func (h *DeviceCode) Close() error {
+	h.core.cancel()
+	return h.Engine.Close()
+}
+
+// String describes the handler without secrets.
+func (h *DeviceCode) String() string {
+	return fmt.Sprintf("DeviceCode{client=%q user=%q authenticated=%t}", h.core.cfg.ClientID, h.Username(), h.Valid())
+}
+
+// LogValue renders the handler for log/slog without secrets.
+func (h *DeviceCode) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.String("user", h.Username()), slog.Bool("authenticated", h.Valid()))
+}
+
+// DefaultPrompt returns a prompt that writes the code to w as a person
+// expects it, and, when open is not nil, opens the verification page with
+// it (an error opening the browser is ignored: the text is enough).
+func DefaultPrompt(w io.Writer, open func(uri string) error) func(context.Context, DevicePrompt) error {
+	return func(_ context.Context, p DevicePrompt) error {
+		_, err := fmt.Fprintf(w, "To log in, open %s and enter the code below.\nYour confirmation code is %s (valid for %s).\n",
+			p.VerificationURI, p.UserCode, p.ExpiresIn.Round(time.Second))
+		if err != nil {
+			return err
+		}
+		target := p.VerificationURI
+		if p.VerificationURIComplete != "" {
+			target = p.VerificationURIComplete
+			fmt.Fprintf(w, "Or open %s, which carries the code.\n", p.VerificationURIComplete)
+		}
+		if open != nil {
+			if u, err := url.Parse(target); err == nil && (u.Scheme == "https" || u.Scheme == "http") {
+				_ = open(target)
+			}
+		}
+		return nil
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// systemOpen opens uri in the user's browser.
+func systemOpen(uri string) error {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		cmd = exec.Command("open", uri)
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", uri)
+	default:
+		cmd = exec.Command("xdg-open", uri)
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { _ = cmd.Wait() }()
+	return nil
+}

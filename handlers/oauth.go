@@ -1,0 +1,423 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/oauthclient"
+)
+
+// AuthStyle says how an OAuth handler authenticates its client to the token
+// endpoint (https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1). The
+// style is always explicit: a handler never sends a request one way and
+// then again the other way.
+type AuthStyle int
+
+const (
+	// AuthStyleDefault is client_secret_basic when a ClientSecret is
+	// set and none (client_id in the form) otherwise.
+	AuthStyleDefault AuthStyle = iota
+	// AuthStyleBasic sends the client id and secret in an HTTP Basic
+	// Authorization header (client_secret_basic).
+	AuthStyleBasic
+	// AuthStylePost sends the client id and secret in the form
+	// (client_secret_post).
+	AuthStylePost
+	// AuthStyleNone sends only client_id in the form: a public client.
+	AuthStyleNone
+)
+
+// OAuthConfig is the part of the configuration shared by every OAuth
+// handler. It is embedded in each handler's configuration.
+//
+// It never prints its secret: String, GoString, Format and LogValue show
+// only whether ClientSecret is set.
+type OAuthConfig struct {
+	// Endpoints locate the provider: the token endpoint (and device
+	// authorization endpoint) directly, or an Issuer to discover them.
+	// See [KeycloakEndpoints] and [Auth0Endpoints]. Every URL must be
+	// https, or http to a loopback address.
+	Endpoints
+	// ClientID is the OAuth client id. Required.
+	ClientID string
+	// ClientSecret authenticates a confidential client.
+	ClientSecret string
+	// AuthStyle says where ClientID and ClientSecret go; see [AuthStyle].
+	AuthStyle AuthStyle
+	// Scopes are requested with the grant. Handlers document their default.
+	Scopes []string
+	// Audience, when set, is sent as the "audience" parameter (Auth0 and
+	// others use it to name the API the token is for).
+	Audience string
+	// ExtraParams are added to every grant request (not to refreshes).
+	// They may not override the parameters the handler sets itself.
+	ExtraParams url.Values
+	// HTTPClient sends the requests; nil means http.DefaultClient. It never
+	// follows redirects of the token endpoint.
+	HTTPClient *http.Client
+	// Clock is the source of time; nil means auth.SystemClock().
+	Clock auth.Clock
+	// Logger receives debug and warning records, never secrets; nil means
+	// silent.
+	Logger *slog.Logger
+	// Store keeps tokens between runs; nil means memory only. Tokens are
+	// keyed by issuer (or token URL), client, username, scopes and audience.
+	Store auth.Store
+	// Wire names the headers and metadata keys; the zero value is the
+	// standard bearer form.
+	Wire auth.Wire
+	// Margin decides how long before expiry a token is refreshed.
+	Margin auth.Margin
+	// Discovery caches discovery documents; handlers given the same cache
+	// discover once. Nil means a cache of the handler's own.
+	Discovery *DiscoveryCache
+	// Retry decides retries of network errors, 429 and 5xx answers, with
+	// the attempt number (from 1), the status (0 after a network error) and
+	// the server's Retry-After. Nil means up to 4 attempts with capped,
+	// jittered exponential backoff, Retry-After honoured up to 30 s.
+	Retry func(attempt, status int, retryAfter time.Duration, err error) (wait time.Duration, retry bool)
+}
+
+// String describes the configuration without the client secret.
+func (c OAuthConfig) String() string {
+	return fmt.Sprintf("OAuthConfig{issuer=%q token=%q client=%q secret=%s scopes=%q audience=%q}",
+		c.Issuer, c.TokenURL, c.ClientID, oauthSecretState(c.ClientSecret), c.Scopes, c.Audience)
+}
+
+// GoString is String: %#v never shows the secret either.
+func (c OAuthConfig) GoString() string { return c.String() }
+
+// Format makes every fmt verb print String.
+func (c OAuthConfig) Format(f fmt.State, verb rune) { oauthFormat(f, verb, c.String()) }
+
+// LogValue renders the configuration for log/slog without the secret.
+func (c OAuthConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("issuer", c.Issuer),
+		slog.String("token_url", c.TokenURL),
+		slog.String("client", c.ClientID),
+		slog.String("secret", oauthSecretState(c.ClientSecret)),
+	)
+}
+
+func oauthSecretState(s string) string {
+	if s == "" {
+		return "unset"
+	}
+	return "redacted"
+}
+
+func oauthFormat(f fmt.State, verb rune, s string) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", s)
+		return
+	}
+	_, _ = f.Write([]byte(s))
+}
+
+// reservedParams are set by the handlers; ExtraParams may not override them.
+var reservedParams = map[string]bool{
+	"grant_type": true, "client_id": true, "client_secret": true, "scope": true, "audience": true,
+	"username": true, "password": true, "refresh_token": true, "device_code": true, "code": true,
+}
+
+// oauthCore is the plumbing shared by the OAuth handlers: validated
+// settings, the token client, endpoint resolution and ID token checks.
+type oauthCore struct {
+	cfg      OAuthConfig
+	client   *oauthclient.Client
+	clock    auth.Clock
+	log      *slog.Logger
+	disc     *DiscoveryCache
+	verifier *idVerifier
+	lifetime context.Context
+	cancel   context.CancelFunc
+	username atomic.Pointer[string]
+}
+
+func newOAuthCore(kind string, cfg OAuthConfig, defaultScopes []string) (*oauthCore, error) {
+	bad := func(format string, args ...any) error {
+		return auth.ConfigError(kind+": "+format, args...)
+	}
+	if cfg.ClientID == "" {
+		return nil, bad("ClientID is required")
+	}
+	if cfg.TokenURL == "" && cfg.Issuer == "" {
+		return nil, bad("TokenURL or Issuer is required")
+	}
+	for _, u := range []struct{ name, v string }{
+		{"Issuer", cfg.Issuer}, {"TokenURL", cfg.TokenURL},
+		{"DeviceAuthorizationURL", cfg.DeviceAuthorizationURL}, {"JWKSURL", cfg.JWKSURL},
+	} {
+		if u.v == "" {
+			continue
+		}
+		if err := secureURL(u.v); err != nil {
+			return nil, bad("%s: %v", u.name, err)
+		}
+	}
+	style := oauthclient.AuthNone
+	switch cfg.AuthStyle {
+	case AuthStyleDefault:
+		if cfg.ClientSecret != "" {
+			style = oauthclient.AuthBasic
+		}
+	case AuthStyleBasic, AuthStylePost:
+		if cfg.ClientSecret == "" {
+			return nil, bad("AuthStyle %d needs a ClientSecret", cfg.AuthStyle)
+		}
+		style = oauthclient.AuthBasic
+		if cfg.AuthStyle == AuthStylePost {
+			style = oauthclient.AuthPost
+		}
+	case AuthStyleNone:
+		if cfg.ClientSecret != "" {
+			return nil, bad("AuthStyleNone sends no ClientSecret; remove it or choose another style")
+		}
+	default:
+		return nil, bad("unknown AuthStyle %d", cfg.AuthStyle)
+	}
+	for k := range cfg.ExtraParams {
+		if reservedParams[k] {
+			return nil, bad("ExtraParams may not set %q; use the dedicated field", k)
+		}
+	}
+	if cfg.Scopes == nil {
+		cfg.Scopes = defaultScopes
+	}
+	if err := cfg.Wire.Validate(); err != nil {
+		return nil, err
+	}
+	c := &oauthCore{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, disc: cfg.Discovery}
+	if c.clock == nil {
+		c.clock = auth.SystemClock()
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.disc == nil {
+		c.disc = &DiscoveryCache{Client: cfg.HTTPClient, Clock: c.clock}
+	}
+	c.client = oauthclient.New(oauthclient.Config{
+		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthStyle: style,
+		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: oauthclient.RetryPolicy(cfg.Retry), Logger: c.log,
+	})
+	c.lifetime, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// secureURL accepts https URLs and http URLs to loopback addresses.
+func secureURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%q: credentials go over https only (http is allowed to loopback addresses)", raw)
+	}
+	return fmt.Errorf("%q: scheme must be https", raw)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// endpoints returns the configured endpoints completed by discovery when
+// one that is needed is missing.
+func (c *oauthCore) endpoints(ctx context.Context, needDevice, needJWKS bool) (Endpoints, error) {
+	ep := c.cfg.Endpoints
+	if ep.TokenURL != "" && (!needDevice || ep.DeviceAuthorizationURL != "") && (!needJWKS || ep.JWKSURL != "") {
+		return ep, nil
+	}
+	if ep.Issuer == "" {
+		switch {
+		case needDevice && ep.DeviceAuthorizationURL == "":
+			return ep, auth.ConfigError("DeviceAuthorizationURL or Issuer is required")
+		default:
+			return ep, auth.ConfigError("JWKSURL or Issuer is required to verify ID tokens")
+		}
+	}
+	md, err := c.disc.Discover(ctx, ep.Issuer)
+	if err != nil {
+		return ep, err
+	}
+	d := md.Endpoints()
+	for _, f := range []struct {
+		dst  *string
+		v    string
+		name string
+	}{
+		{&ep.TokenURL, d.TokenURL, "token_endpoint"},
+		{&ep.DeviceAuthorizationURL, d.DeviceAuthorizationURL, "device_authorization_endpoint"},
+		{&ep.JWKSURL, d.JWKSURL, "jwks_uri"},
+	} {
+		if *f.dst != "" || f.v == "" {
+			continue
+		}
+		if err := secureURL(f.v); err != nil {
+			return ep, fmt.Errorf("handlers: discovered %s: %w", f.name, err)
+		}
+		*f.dst = f.v
+	}
+	if needDevice && ep.DeviceAuthorizationURL == "" {
+		return ep, fmt.Errorf("%w: the provider announces no device_authorization_endpoint", auth.ErrInvalidConfig)
+	}
+	if needJWKS && ep.JWKSURL == "" {
+		return ep, fmt.Errorf("%w: the provider announces no jwks_uri", auth.ErrInvalidConfig)
+	}
+	return ep, nil
+}
+
+// grant runs a grant: form carries grant_type and the grant's own
+// parameters; scope, audience and ExtraParams are added.
+func (c *oauthCore) grant(ctx context.Context, form url.Values) (*auth.Token, error) {
+	ep, err := c.endpoints(ctx, false, false)
+	if err != nil {
+		return nil, err
+	}
+	c.addCommon(form)
+	c.log.Debug("handlers: token request", "grant_type", form.Get("grant_type"))
+	return c.client.Token(ctx, ep.TokenURL, form)
+}
+
+func (c *oauthCore) addCommon(form url.Values) {
+	for k, v := range c.cfg.ExtraParams {
+		form[k] = append([]string(nil), v...)
+	}
+	if len(c.cfg.Scopes) > 0 {
+		form.Set("scope", strings.Join(c.cfg.Scopes, " "))
+	}
+	if c.cfg.Audience != "" {
+		form.Set("audience", c.cfg.Audience)
+	}
+}
+
+// refresh spends current's refresh token
+// (https://www.rfc-editor.org/rfc/rfc6749#section-6). Scope is not sent, so
+// the provider grants the original scope. When the answer carries no new
+// refresh token the old one stays in use.
+func (c *oauthCore) refresh(ctx context.Context, current *auth.Token) (*auth.Token, error) {
+	ep, err := c.endpoints(ctx, false, false)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Debug("handlers: token request", "grant_type", "refresh_token")
+	tok, err := c.client.Token(ctx, ep.TokenURL, url.Values{
+		"grant_type":    {"refresh_token"},
+		"refresh_token": {current.RefreshToken},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return oauthclient.Refreshed(current, tok), nil
+}
+
+// canRefresh reports whether current carries a refresh token that has not
+// expired.
+func (c *oauthCore) canRefresh(current *auth.Token) bool {
+	return current.RefreshUsableAt(c.clock.Now())
+}
+
+// storeKey is the key of the handler's tokens in the store.
+func (c *oauthCore) storeKey(username string) auth.StoreKey {
+	iss := c.cfg.Issuer
+	if iss == "" {
+		iss = c.cfg.TokenURL
+	}
+	return auth.StoreKey{
+		Issuer:   iss,
+		ClientID: c.cfg.ClientID,
+		Username: username,
+		Scopes:   c.cfg.Scopes,
+		Audience: c.cfg.Audience,
+	}
+}
+
+// engineConfig is the engine configuration every OAuth handler starts from.
+func (c *oauthCore) engineConfig(fetch auth.FetchFunc, username string) auth.EngineConfig {
+	return auth.EngineConfig{
+		Fetch:    fetch,
+		Wire:     c.cfg.Wire,
+		Margin:   c.cfg.Margin,
+		Clock:    c.clock,
+		Store:    c.cfg.Store,
+		StoreKey: c.storeKey(username),
+		Logger:   c.log,
+	}
+}
+
+// setupVerifier enables ID token verification with the username in claim.
+func (c *oauthCore) setupVerifier(claim string) {
+	c.verifier = &idVerifier{
+		issuer:   c.cfg.Issuer,
+		clientID: c.cfg.ClientID,
+		claim:    claim,
+		clock:    c.clock,
+		client:   c.cfg.HTTPClient,
+		lifetime: c.lifetime,
+	}
+}
+
+// identity verifies tok's ID token, if it has one, and checks that it
+// belongs to want (when set). It returns the username, or "" when tok has
+// no ID token.
+func (c *oauthCore) identity(ctx context.Context, tok *auth.Token, want string) (string, error) {
+	if tok.IDToken == "" || c.verifier == nil {
+		return "", nil
+	}
+	ep, err := c.endpoints(ctx, false, true)
+	if err != nil {
+		return "", err
+	}
+	_, name, err := c.verifier.verify(ctx, ep.JWKSURL, tok.IDToken)
+	if err != nil {
+		return "", err
+	}
+	if want != "" && name != want {
+		return "", fmt.Errorf("%w: logged in as %q, want %q; log in as %q or change the configured username",
+			auth.ErrUserMismatch, name, want, want)
+	}
+	return name, nil
+}
+
+// setUsername records the username learnt from an ID token.
+func (c *oauthCore) setUsername(name string) {
+	if name != "" {
+		c.username.Store(&name)
+	}
+}
+
+// knownUsername is the learnt username, or fallback.
+func (c *oauthCore) knownUsername(fallback string) string {
+	if p := c.username.Load(); p != nil {
+		return *p
+	}
+	return fallback
+}
+
+// loginRequired wraps a rejected refresh as auth.ErrLoginRequired.
+func loginRequired(err error) error {
+	if errors.Is(err, auth.ErrInvalidGrant) {
+		return fmt.Errorf("%w: the refresh token was rejected: %w", auth.ErrLoginRequired, err)
+	}
+	return err
+}

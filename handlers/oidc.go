@@ -1,0 +1,274 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/oauthclient"
+)
+
+// Endpoints are the addresses of an OAuth 2.0 / OpenID Connect provider.
+// Set TokenURL (and DeviceAuthorizationURL for the device flow) directly, or
+// only Issuer to have them discovered
+// (https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfig).
+// Fields given explicitly win over discovered ones.
+type Endpoints struct {
+	// Issuer is the provider's issuer identifier. It is needed to verify ID
+	// tokens and to discover the fields left empty.
+	Issuer string
+	// TokenURL is the token endpoint
+	// (https://www.rfc-editor.org/rfc/rfc6749#section-3.2).
+	TokenURL string
+	// DeviceAuthorizationURL is the device authorization endpoint
+	// (https://www.rfc-editor.org/rfc/rfc8628#section-3.1).
+	DeviceAuthorizationURL string
+	// JWKSURL is the provider's JSON Web Key Set, used to verify ID tokens.
+	JWKSURL string
+}
+
+// KeycloakEndpoints returns the endpoints of a Keycloak realm: server is the
+// base URL (e.g. "https://sso.example.com", or ".../auth" for old
+// versions), realm its name.
+func KeycloakEndpoints(server, realm string) Endpoints {
+	base := strings.TrimRight(server, "/") + "/realms/" + url.PathEscape(realm)
+	oidc := base + "/protocol/openid-connect"
+	return Endpoints{
+		Issuer:                 base,
+		TokenURL:               oidc + "/token",
+		DeviceAuthorizationURL: oidc + "/auth/device",
+		JWKSURL:                oidc + "/certs",
+	}
+}
+
+// Auth0Endpoints returns the endpoints of an Auth0-style tenant domain
+// (e.g. "example.eu.auth0.com").
+func Auth0Endpoints(domain string) Endpoints {
+	base := "https://" + strings.TrimRight(strings.TrimPrefix(domain, "https://"), "/")
+	return Endpoints{
+		Issuer:                 base + "/",
+		TokenURL:               base + "/oauth/token",
+		DeviceAuthorizationURL: base + "/oauth/device/code",
+		JWKSURL:                base + "/.well-known/jwks.json",
+	}
+}
+
+// ProviderMetadata is the part of an OpenID Connect discovery document
+// authkit uses
+// (https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderMetadata).
+type ProviderMetadata struct {
+	Issuer                      string   `json:"issuer"`
+	AuthorizationEndpoint       string   `json:"authorization_endpoint,omitempty"`
+	TokenEndpoint               string   `json:"token_endpoint"`
+	DeviceAuthorizationEndpoint string   `json:"device_authorization_endpoint,omitempty"`
+	JWKSURI                     string   `json:"jwks_uri,omitempty"`
+	RevocationEndpoint          string   `json:"revocation_endpoint,omitempty"`
+	GrantTypesSupported         []string `json:"grant_types_supported,omitempty"`
+	TokenEndpointAuthMethods    []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+}
+
+// Endpoints returns the metadata's endpoints.
+func (m *ProviderMetadata) Endpoints() Endpoints {
+	return Endpoints{
+		Issuer:                 m.Issuer,
+		TokenURL:               m.TokenEndpoint,
+		DeviceAuthorizationURL: m.DeviceAuthorizationEndpoint,
+		JWKSURL:                m.JWKSURI,
+	}
+}
+
+// ErrIssuerMismatch means a discovery document or an ID token names another
+// issuer than the one configured
+// (https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfigurationValidation).
+var ErrIssuerMismatch = errors.New("handlers: issuer mismatch")
+
+// ErrInvalidIDToken is wrapped by every ID token verification failure; the
+// error also wraps the jwt/v5 error that says why (jwt.ErrTokenExpired,
+// jwt.ErrTokenInvalidAudience, jwt.ErrTokenSignatureInvalid...).
+var ErrInvalidIDToken = errors.New("handlers: invalid ID token")
+
+// Discover fetches issuer's discovery document with client (nil means
+// http.DefaultClient) and checks that it names issuer. It does not cache;
+// a [DiscoveryCache] does.
+func Discover(ctx context.Context, client *http.Client, issuer string) (*ProviderMetadata, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	u := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, auth.ConfigError("issuer %q is not a URL", issuer)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: discovery of %s: %w", issuer, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, oauthclient.MaxBodySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("handlers: discovery of %s: %w", issuer, err)
+	}
+	bad := func(reason string) error {
+		return fmt.Errorf("handlers: discovery of %s: %w", issuer, &auth.ResponseError{
+			StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
+			Excerpt: oauthclient.Excerpt(body), Reason: reason,
+		})
+	}
+	switch {
+	case len(body) > oauthclient.MaxBodySize:
+		return nil, bad("body exceeds 1 MiB")
+	case resp.StatusCode != http.StatusOK:
+		return nil, bad(fmt.Sprintf("HTTP status %d", resp.StatusCode))
+	}
+	var md ProviderMetadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return nil, bad("not a discovery document")
+	}
+	if md.Issuer != issuer {
+		return nil, fmt.Errorf("%w: %s names issuer %q, want %q", ErrIssuerMismatch, u, md.Issuer, issuer)
+	}
+	if md.TokenEndpoint == "" {
+		return nil, bad("no token_endpoint")
+	}
+	return &md, nil
+}
+
+// DiscoveryCache caches discovery documents per issuer for TTL, with one
+// fetch in flight per issuer; each caller waits only as long as its ctx
+// allows. Handlers given the same cache discover once. The zero value is
+// ready to use.
+type DiscoveryCache struct {
+	// Client fetches the documents; nil means http.DefaultClient.
+	Client *http.Client
+	// TTL is how long a document is reused; zero means one hour.
+	TTL time.Duration
+	// Clock times the TTL; nil means auth.SystemClock().
+	Clock auth.Clock
+
+	group   singleflight.Group
+	mu      sync.Mutex // guards entries
+	entries map[string]cachedMetadata
+}
+
+type cachedMetadata struct {
+	md *ProviderMetadata
+	at time.Time
+}
+
+// Discover returns issuer's metadata, from the cache when fresh.
+func (c *DiscoveryCache) Discover(ctx context.Context, issuer string) (*ProviderMetadata, error) {
+	clock := c.Clock
+	if clock == nil {
+		clock = auth.SystemClock()
+	}
+	ttl := c.TTL
+	if ttl <= 0 {
+		ttl = time.Hour
+	}
+	c.mu.Lock()
+	e, ok := c.entries[issuer]
+	c.mu.Unlock()
+	if ok && clock.Now().Sub(e.at) < ttl {
+		return e.md, nil
+	}
+	ch := c.group.DoChan(issuer, func() (any, error) {
+		// The fetch is shared: it runs on its own bounded lifetime, not on
+		// the ctx of whichever caller started it.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		md, err := Discover(fctx, c.Client, issuer)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		if c.entries == nil {
+			c.entries = make(map[string]cachedMetadata)
+		}
+		c.entries[issuer] = cachedMetadata{md: md, at: clock.Now()}
+		c.mu.Unlock()
+		return md, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*ProviderMetadata), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// idVerifier verifies ID tokens
+// (https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation):
+// signature by a key of the provider's JWKS, iss, aud and exp against the
+// injected clock.
+type idVerifier struct {
+	issuer   string
+	clientID string
+	claim    string
+	clock    auth.Clock
+	client   *http.Client
+	lifetime context.Context // ends the key set's refresh goroutine
+
+	mu      sync.Mutex // guards kf and kfURL
+	kf      keyfunc.Keyfunc
+	kfURL   string
+	methods []string
+}
+
+func (v *idVerifier) keys(jwksURL string) (keyfunc.Keyfunc, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.kf != nil && v.kfURL == jwksURL {
+		return v.kf, nil
+	}
+	noErr := false
+	kf, err := keyfunc.NewDefaultOverrideCtx(v.lifetime, []string{jwksURL}, keyfunc.Override{
+		Client:                    v.client,
+		HTTPTimeout:               30 * time.Second,
+		NoErrorReturnFirstHTTPReq: &noErr,
+		RefreshErrorHandlerFunc:   func(string) func(context.Context, error) { return func(context.Context, error) {} },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("handlers: JWKS %s unavailable: %w", jwksURL, err)
+	}
+	v.kf, v.kfURL = kf, jwksURL
+	return kf, nil
+}
+
+// verify checks raw and returns its claims and the username claim.
+func (v *idVerifier) verify(ctx context.Context, jwksURL, raw string) (jwt.MapClaims, string, error) {
+	kf, err := v.keys(jwksURL)
+	if err != nil {
+		return nil, "", err
+	}
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}),
+		jwt.WithIssuer(v.issuer),
+		jwt.WithAudience(v.clientID),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(v.clock.Now),
+		jwt.WithLeeway(30*time.Second),
+	)
+	claims := jwt.MapClaims{}
+	if _, err := p.ParseWithClaims(raw, claims, kf.KeyfuncCtx(ctx)); err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
+	}
+	name, _ := claims[v.claim].(string)
+	return claims, name, nil
+}

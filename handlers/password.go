@@ -1,0 +1,159 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/totp"
+)
+
+// DefaultTOTPParam is the form parameter that carries a TOTP code.
+const DefaultTOTPParam = "totp"
+
+// PasswordConfig configures [Password]: the resource owner password
+// credentials grant (https://www.rfc-editor.org/rfc/rfc6749#section-4.3),
+// optionally with a TOTP second factor as Keycloak-style providers accept
+// it. ClientID, TokenURL (or Issuer), Username and Password are required.
+//
+// It never prints its secrets: String, GoString, Format and LogValue show
+// only whether Password, TOTPSecret and ClientSecret are set.
+type PasswordConfig struct {
+	OAuthConfig
+	// Username is the user's login name. Required.
+	Username string
+	// Password is the user's password. Required.
+	Password string
+	// TOTPSecret, if set, is the user's base32 RFC 6238 secret: a code is
+	// computed at each login (https://www.rfc-editor.org/rfc/rfc6238).
+	TOTPSecret string
+	// TOTPCode, if set, supplies a one-time code at each login (it may
+	// ask a person). It is used instead of TOTPSecret.
+	TOTPCode func(ctx context.Context) (string, error)
+	// TOTPParam names the form parameter of the code; empty means "totp".
+	TOTPParam string
+}
+
+// String describes the configuration without secrets.
+func (c PasswordConfig) String() string {
+	return fmt.Sprintf("PasswordConfig{%s user=%q password=%s totp=%s}",
+		c.OAuthConfig.String(), c.Username, oauthSecretState(c.Password), oauthSecretState(c.TOTPSecret))
+}
+
+// GoString is String.
+func (c PasswordConfig) GoString() string { return c.String() }
+
+// Format makes every fmt verb print String.
+func (c PasswordConfig) Format(f fmt.State, verb rune) { oauthFormat(f, verb, c.String()) }
+
+// LogValue renders the configuration for log/slog without secrets.
+func (c PasswordConfig) LogValue() slog.Value {
+	return slog.GroupValue(slog.Any("oauth", c.OAuthConfig), slog.String("user", c.Username),
+		slog.String("password", oauthSecretState(c.Password)))
+}
+
+// Password logs in with a username and password (and TOTP code), keeps the
+// token fresh with its refresh token, and falls back to the password grant
+// once when the provider rejects the refresh token with invalid_grant (for
+// example "Session not active" after the session was removed on the server).
+// It is safe for concurrent use; Close it when done.
+type Password struct {
+	*auth.Engine
+	core  *oauthCore
+	user  string
+	pass  string
+	code  func(context.Context) (string, error)
+	param string
+}
+
+var _ auth.AuthenticationHandler = (*Password)(nil)
+
+// NewPassword validates cfg and returns the handler. It performs no I/O.
+func NewPassword(cfg PasswordConfig) (*Password, error) {
+	if cfg.Username == "" || cfg.Password == "" {
+		return nil, auth.ConfigError("Password: Username and Password are required")
+	}
+	if cfg.TOTPSecret != "" {
+		if _, err := totp.Code(cfg.TOTPSecret, time.Time{}); err != nil {
+			return nil, auth.ConfigError("Password: TOTPSecret is not a base32 secret")
+		}
+	}
+	core, err := newOAuthCore("Password", cfg.OAuthConfig, nil)
+	if err != nil {
+		return nil, err
+	}
+	h := &Password{core: core, user: cfg.Username, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
+	if h.param == "" {
+		h.param = DefaultTOTPParam
+	}
+	if h.code == nil && cfg.TOTPSecret != "" {
+		secret := cfg.TOTPSecret
+		h.code = func(context.Context) (string, error) { return totp.Code(secret, core.clock.Now()) }
+	}
+	if reservedParams[h.param] {
+		return nil, auth.ConfigError("Password: TOTPParam %q collides with a grant parameter", h.param)
+	}
+	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, cfg.Username))
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *Password) fetch(ctx context.Context, current *auth.Token) (*auth.Token, error) {
+	if h.core.canRefresh(current) {
+		tok, err := h.core.refresh(ctx, current)
+		if err == nil {
+			return tok, nil
+		}
+		if !errors.Is(err, auth.ErrInvalidGrant) {
+			return nil, fmt.Errorf("handlers: refresh: %w", err)
+		}
+		h.core.log.Info("handlers: refresh token rejected; logging in with the password again", "reason", err)
+	}
+	form := url.Values{"grant_type": {"password"}, "username": {h.user}, "password": {h.pass}}
+	if h.code != nil {
+		c, err := h.code(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("handlers: TOTP code: %w", err)
+		}
+		form.Set(h.param, c)
+	}
+	tok, err := h.core.grant(ctx, form)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: password grant for %q: %w", h.user, err)
+	}
+	return tok, nil
+}
+
+// Authenticate logs in unless a valid token is held.
+func (h *Password) Authenticate(ctx context.Context) error {
+	_, err := h.Credentials(ctx)
+	return err
+}
+
+// Authenticated reports whether a token is valid now, margin included.
+func (h *Password) Authenticated() bool { return h.Valid() }
+
+// Username is the configured username.
+func (h *Password) Username() string { return h.user }
+
+// Close stops the background refresh.
+func (h *Password) Close() error {
+	h.core.cancel()
+	return h.Engine.Close()
+}
+
+// String describes the handler without secrets.
+func (h *Password) String() string {
+	return fmt.Sprintf("Password{client=%q user=%q authenticated=%t}", h.core.cfg.ClientID, h.user, h.Valid())
+}
+
+// LogValue renders the handler for log/slog without secrets.
+func (h *Password) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.String("user", h.user), slog.Bool("authenticated", h.Valid()))
+}

@@ -1,0 +1,138 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/authkit-go/authkit/auth"
+)
+
+// RefreshTokenConfig configures [RefreshToken]: a handler that starts from a
+// refresh token obtained elsewhere (https://www.rfc-editor.org/rfc/rfc6749#section-6).
+// ClientID, TokenURL (or Issuer) and RefreshToken are required.
+type RefreshTokenConfig struct {
+	OAuthConfig
+	// RefreshToken is the token to start from. Required. It is spent on
+	// first use; a rotated successor is kept (and saved to Store).
+	RefreshToken string
+	// Username, if set, is the expected user: an ID token naming another
+	// user is refused with an error wrapping auth.ErrUserMismatch.
+	Username string
+	// UsernameClaim is the ID token claim holding the username; empty
+	// means "preferred_username".
+	UsernameClaim string
+}
+
+// String describes the configuration without secrets.
+func (c RefreshTokenConfig) String() string {
+	return fmt.Sprintf("RefreshTokenConfig{%s refresh=%s user=%q}", c.OAuthConfig.String(), oauthSecretState(c.RefreshToken), c.Username)
+}
+
+// GoString is String.
+func (c RefreshTokenConfig) GoString() string { return c.String() }
+
+// Format makes every fmt verb print String.
+func (c RefreshTokenConfig) Format(f fmt.State, verb rune) { oauthFormat(f, verb, c.String()) }
+
+// RefreshToken keeps a session alive with a refresh token obtained
+// elsewhere. When the provider finally rejects the refresh token, the
+// getters return an error wrapping auth.ErrLoginRequired: the original
+// credentials are not held, so a new refresh token must be obtained.
+// It is safe for concurrent use; Close it when done.
+type RefreshToken struct {
+	*auth.Engine
+	core *oauthCore
+	user string
+
+	mu      sync.Mutex // guards initial
+	initial string     // the configured refresh token, until it is spent
+}
+
+var _ auth.AuthenticationHandler = (*RefreshToken)(nil)
+
+// NewRefreshToken validates cfg and returns the handler. It performs no I/O.
+func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
+	if cfg.RefreshToken == "" {
+		return nil, auth.ConfigError("RefreshToken: RefreshToken is required")
+	}
+	core, err := newOAuthCore("RefreshToken", cfg.OAuthConfig, nil)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Issuer != "" {
+		claim := cfg.UsernameClaim
+		if claim == "" {
+			claim = DefaultUsernameClaim
+		}
+		core.setupVerifier(claim)
+	}
+	h := &RefreshToken{core: core, user: cfg.Username, initial: cfg.RefreshToken}
+	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, cfg.Username))
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *RefreshToken) fetch(ctx context.Context, current *auth.Token) (*auth.Token, error) {
+	fromConfig := false
+	if !h.core.canRefresh(current) {
+		// Nothing newer held: the configured token. It is dropped once the
+		// provider answered it, since a provider that rotates refresh
+		// tokens revokes the whole chain when a spent one comes back.
+		h.mu.Lock()
+		rt := h.initial
+		h.mu.Unlock()
+		if rt == "" {
+			return nil, fmt.Errorf("%w: the refresh token was spent or rejected", auth.ErrLoginRequired)
+		}
+		current, fromConfig = &auth.Token{RefreshToken: rt}, true
+	}
+	tok, err := h.core.refresh(ctx, current)
+	if err == nil || errors.Is(err, auth.ErrInvalidGrant) || !fromConfig {
+		h.mu.Lock()
+		h.initial = "" // spent, rejected, or superseded by a newer one
+		h.mu.Unlock()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handlers: refresh: %w", loginRequired(err))
+	}
+	name, err := h.core.identity(ctx, tok, h.user)
+	if err != nil {
+		return nil, err
+	}
+	h.core.setUsername(name)
+	return tok, nil
+}
+
+// Authenticate refreshes unless a valid token is held.
+func (h *RefreshToken) Authenticate(ctx context.Context) error {
+	_, err := h.Credentials(ctx)
+	return err
+}
+
+// Authenticated reports whether a token is valid now, margin included.
+func (h *RefreshToken) Authenticated() bool { return h.Valid() }
+
+// Username is the user named by the last verified ID token, else the
+// configured Username.
+func (h *RefreshToken) Username() string { return h.core.knownUsername(h.user) }
+
+// Close stops the background refresh.
+func (h *RefreshToken) Close() error {
+	h.core.cancel()
+	return h.Engine.Close()
+}
+
+// String describes the handler without secrets.
+func (h *RefreshToken) String() string {
+	return fmt.Sprintf("RefreshToken{client=%q user=%q authenticated=%t}", h.core.cfg.ClientID, h.Username(), h.Valid())
+}
+
+// LogValue renders the handler for log/slog without secrets.
+func (h *RefreshToken) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.String("user", h.Username()), slog.Bool("authenticated", h.Valid()))
+}
