@@ -154,9 +154,8 @@ func (s *retryStream) reopen(old grpc.ClientStream, err error) (grpc.ClientStrea
 	if !s.armed || old != s.cs {
 		return nil, err
 	}
-	s.disarmLocked()
 	msgs := s.msgs
-	s.msgs = nil
+	s.disarmLocked()
 	if !s.c.invalidate(err, s.first) {
 		return nil, err
 	}
