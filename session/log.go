@@ -1,0 +1,77 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// checkRetry is retryablehttp's CheckRetry: the caller's ctx and
+// credential errors first, then the policy.
+func (s *Session) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if err != nil && s.log != nil {
+		attrs := []any{"error", stripURL(err).Error()}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			attrs = append(attrs, "url", redactString(ue.URL))
+			if u, perr := url.Parse(ue.URL); perr == nil {
+				attrs = append(attrs, "service", s.serviceOf(u).String())
+			}
+		}
+		s.log.Debug("session: attempt failed", attrs...)
+	}
+	if err != nil && permanent(err) {
+		return false, nil
+	}
+	if !s.policy(resp, err) {
+		return false, nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return false, cerr
+	}
+	return true, nil
+}
+
+// wait is retryablehttp's Backoff: the configured Backoff, capped.
+func (s *Session) wait(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+	d := clamp(s.backoff(min, max, attempt, resp), s.waitMax)
+	s.stats.retries.Add(1)
+	if s.log != nil {
+		attrs := []any{"attempt", attempt + 2, "wait", d}
+		if resp != nil {
+			attrs = append(attrs, "status", resp.StatusCode)
+			if r := resp.Request; r != nil {
+				attrs = append(attrs, "method", r.Method, "url", RedactURL(r.URL), "service", s.serviceOf(r.URL).String())
+			}
+		}
+		s.log.Info("session: retrying", attrs...)
+	}
+	return d
+}
+
+// logAttempt is retryablehttp's RequestLogHook.
+func (s *Session) logAttempt(_ retryablehttp.Logger, req *http.Request, attempt int) {
+	if !s.log.Enabled(req.Context(), slog.LevelDebug) {
+		return
+	}
+	s.log.LogAttrs(req.Context(), slog.LevelDebug, "session: sending",
+		slog.String("method", req.Method), slog.String("url", RedactURL(req.URL)),
+		slog.String("service", s.serviceOf(req.URL).String()), slog.Int("attempt", attempt+1))
+}
+
+// logResponse is retryablehttp's ResponseLogHook. After redirects the
+// request is the last hop's.
+func (s *Session) logResponse(_ retryablehttp.Logger, resp *http.Response) {
+	req := resp.Request
+	if req == nil || !s.log.Enabled(req.Context(), slog.LevelDebug) {
+		return
+	}
+	s.log.LogAttrs(req.Context(), slog.LevelDebug, "session: response",
+		slog.String("method", req.Method), slog.String("url", RedactURL(req.URL)),
+		slog.String("service", s.serviceOf(req.URL).String()), slog.Int("status", resp.StatusCode))
+}

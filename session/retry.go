@@ -1,0 +1,149 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// RetryPolicy decides whether an attempt that ended with resp (or err) is
+// worth another one. It is consulted only for requests that may be retried
+// at all; ctx cancellation and [*CredentialError] are handled before it.
+type RetryPolicy func(resp *http.Response, err error) bool
+
+// Backoff returns how long to wait before the attempt after attempt
+// (counted from 0), given the response that failed (nil after a network
+// error). min and max are [Config.RetryWaitMin] and [Config.RetryWaitMax];
+// the session never waits longer than max, whatever Backoff returns.
+type Backoff func(min, max time.Duration, attempt int, resp *http.Response) time.Duration
+
+// retryStatus are the statuses DefaultRetryPolicy retries. 501 Not
+// Implemented is not among them: it will not change.
+var retryStatus = [...]int{
+	http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+}
+
+// DefaultRetryPolicy retries network errors (except those that will not
+// change: too many redirects, an unsupported scheme, an invalid header, an
+// untrusted certificate) and the statuses 408, 429, 500, 502, 503 and 504.
+func DefaultRetryPolicy(resp *http.Response, err error) bool {
+	if err != nil {
+		// go-retryablehttp knows which transport errors are permanent.
+		retry, _ := retryablehttp.ErrorPropagatedRetryPolicy(context.Background(), nil, err)
+		return retry
+	}
+	if resp == nil {
+		return false
+	}
+	for _, s := range retryStatus {
+		if resp.StatusCode == s {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultBackoff waits as the response's Retry-After header says (delay in
+// seconds or an HTTP date, https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3),
+// capped at max. Otherwise it waits min·2^attempt, capped at max, drawn at
+// random from the upper half of that span (jitter), so that clients that
+// failed together do not retry together.
+func DefaultBackoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil {
+		if d, ok := retryAfter(resp.Header); ok {
+			return clamp(d, max)
+		}
+	}
+	d := min
+	for i := 0; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = clamp(d, max)
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func clamp(d, max time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	if d > max {
+		return max
+	}
+	return d
+}
+
+// retryAfter parses Retry-After. An HTTP date is measured against the
+// response's Date header when there is one (so that a skewed local clock
+// does not matter), else against the local clock.
+func retryAfter(h http.Header) (time.Duration, bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		if n > int64(365*24*time.Hour/time.Second) {
+			n = int64(365 * 24 * time.Hour / time.Second)
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	now := time.Now()
+	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = d
+	}
+	return max(at.Sub(now), 0), true
+}
+
+// idempotent reports whether a request may be retried by its method
+// (https://www.rfc-editor.org/rfc/rfc9110#section-9.2.2), its Idempotency-Key
+// header, or a mark set by Retryable.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	if _, ok := req.Header["Idempotency-Key"]; ok {
+		return true
+	}
+	if _, ok := req.Header["X-Idempotency-Key"]; ok {
+		return true
+	}
+	return req.Context().Value(retryableKey{}) != nil
+}
+
+// rewindable reports whether req's body can be sent again.
+func rewindable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+type retryableKey struct{}
+
+// Retryable returns a shallow copy of req marked as safe to retry even
+// though its method is not idempotent (a POST whose server deduplicates, say).
+// The body must still be rewindable: http.NewRequest sets GetBody for
+// *bytes.Buffer, *bytes.Reader and *strings.Reader bodies.
+func Retryable(req *http.Request) *http.Request {
+	return req.WithContext(context.WithValue(req.Context(), retryableKey{}, true))
+}
+
+// permanent reports errors that no retry can fix.
+func permanent(err error) bool {
+	var ce *CredentialError
+	return errors.As(err, &ce)
+}
