@@ -508,6 +508,11 @@ func (e *Engine) obtain(ctx context.Context, current *Token, rejected string) (*
 	if tok == nil || tok.AccessToken == "" {
 		return nil, nil, fmt.Errorf("%w: the fetch returned no access token", ErrMalformedToken)
 	}
+	if rejected != "" && tok.AccessToken == rejected {
+		// Serving it again would only earn another rejection per request;
+		// the failure goes through the backoff instead.
+		return nil, nil, ErrCredentialRejected
+	}
 	creds, err := e.prepare(tok)
 	if err != nil {
 		return nil, nil, err

@@ -18,6 +18,7 @@ import (
 type fakeGrant struct {
 	clock    *fakeclock.Clock
 	lifetime time.Duration
+	prefix   string // of the tokens it issues, so that two grants differ
 
 	mu       sync.Mutex
 	calls    int
@@ -52,9 +53,9 @@ func (g *fakeGrant) fetch(ctx context.Context, current *auth.Token) (*auth.Token
 		return nil, err
 	}
 	return &auth.Token{
-		AccessToken:  fmt.Sprintf("access-%d", n),
+		AccessToken:  fmt.Sprintf("%saccess-%d", g.prefix, n),
 		TokenType:    "Bearer",
-		RefreshToken: fmt.Sprintf("refresh-%d", n),
+		RefreshToken: fmt.Sprintf("%srefresh-%d", g.prefix, n),
 		Expiry:       g.clock.Now().Add(g.lifetime),
 	}, nil
 }
@@ -423,7 +424,7 @@ func TestEngineStore(t *testing.T) {
 	first := accessToken(t, e1)
 
 	// A second engine (the next run of the program) uses the stored token.
-	g2 := &fakeGrant{clock: clock, lifetime: time.Hour}
+	g2 := &fakeGrant{clock: clock, lifetime: time.Hour, prefix: "second-"}
 	e2 := newEngine(t, g2, func(c *auth.EngineConfig) { c.Store, c.StoreKey = store, key })
 	if got := accessToken(t, e2); got != first || g2.count() != 0 || e2.Stats().StoreHits != 1 {
 		t.Fatalf("second engine: %q, %d fetches, stats %+v", got, g2.count(), e2.Stats())
@@ -432,7 +433,7 @@ func TestEngineStore(t *testing.T) {
 	// Once a service rejected it, the stored token is not reused, but its
 	// refresh token is handed to the grant.
 	e2.Invalidate(first)
-	if got := accessToken(t, e2); got != "Bearer access-1" || g2.count() != 1 {
+	if got := accessToken(t, e2); got != "Bearer second-access-1" || g2.count() != 1 {
 		t.Fatalf("after invalidation: %q, %d fetches", got, g2.count())
 	}
 	if cur := g2.currents[0]; cur == nil || cur.RefreshToken != "refresh-1" {
@@ -509,5 +510,28 @@ func TestNewEngineConfigErrors(t *testing.T) {
 				t.Fatalf("got %v, want ErrInvalidConfig", err)
 			}
 		})
+	}
+}
+
+// A fetch that hands back the very credential a service rejected is a
+// failure (with backoff), not a new credential.
+func TestEngineRefusesTheRejectedCredentialAgain(t *testing.T) {
+	clock := fakeclock.New(time.Time{})
+	calls := 0
+	e := newEngine(t, &fakeGrant{clock: clock}, func(c *auth.EngineConfig) {
+		c.Fetch = func(context.Context, *auth.Token) (*auth.Token, error) {
+			calls++
+			return &auth.Token{AccessToken: "same", Expiry: clock.Now().Add(time.Hour)}, nil
+		}
+	})
+	accessToken(t, e)
+	e.Invalidate("Bearer same")
+	for range 5 {
+		if _, err := e.Credentials(context.Background()); !errors.Is(err, auth.ErrCredentialRejected) {
+			t.Fatalf("got %v, want ErrCredentialRejected", err)
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("fetches = %d, want 2 (the first, then one after the rejection)", calls)
 	}
 }

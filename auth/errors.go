@@ -30,6 +30,9 @@ var (
 	ErrInvalidConfig = errors.New("auth: invalid configuration")
 	// ErrMalformedToken is wrapped when a token or JWT cannot be parsed.
 	ErrMalformedToken = errors.New("auth: malformed token")
+	// ErrCredentialRejected means a service rejected the credential and
+	// the fetch that followed returned that same credential again.
+	ErrCredentialRejected = errors.New("auth: the new credential is the one a service just rejected")
 	// ErrUserMismatch means the login belongs to another user than the one
 	// the handler was configured for.
 	ErrUserMismatch = errors.New("auth: logged-in user differs from the configured user")
