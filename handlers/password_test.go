@@ -1,0 +1,154 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/internal/totp"
+)
+
+func TestPasswordWireFormat(t *testing.T) {
+	tests := []struct {
+		name     string
+		mod      func(*PasswordConfig)
+		user     string
+		wantForm func(clk *authtest.Clock) url.Values
+		wantAuth string
+	}{
+		{
+			name: "TOTP from the secret, basic auth, scope and audience",
+			mod: func(c *PasswordConfig) {
+				c.ClientID, c.ClientSecret = "svc", svcSecret
+				c.Username, c.Password, c.TOTPSecret = "ada", adaPass, adaTOTP
+				c.Scopes, c.Audience = []string{"openid", "hub"}, "hub-api"
+			},
+			wantForm: func(clk *authtest.Clock) url.Values {
+				code, _ := totp.Code(adaTOTP, clk.Now())
+				return url.Values{"grant_type": {"password"}, "username": {"ada"}, "password": {adaPass}, "totp": {code},
+					"scope": {"openid hub"}, "audience": {"hub-api"}}
+			},
+			wantAuth: authtest.AuthMethodBasic,
+		},
+		{
+			name: "TOTP from a code source, post auth",
+			mod: func(c *PasswordConfig) {
+				c.ClientID, c.ClientSecret, c.AuthStyle = "svc", svcSecret, AuthStylePost
+				c.Username, c.Password = "ada", adaPass
+				c.TOTPCode = func(context.Context) (string, error) { return totp.Code(adaTOTP, c.Clock.Now()) }
+			},
+			wantForm: func(clk *authtest.Clock) url.Values {
+				code, _ := totp.Code(adaTOTP, clk.Now())
+				return url.Values{"grant_type": {"password"}, "username": {"ada"}, "password": {adaPass}, "totp": {code},
+					"client_id": {"svc"}, "client_secret": {svcSecret}}
+			},
+			wantAuth: authtest.AuthMethodPost,
+		},
+		{
+			name: "public client without TOTP",
+			mod:  func(c *PasswordConfig) { c.ClientID, c.Username, c.Password = "cli", "bob", "bob-pw" },
+			wantForm: func(*authtest.Clock) url.Values {
+				return url.Values{"grant_type": {"password"}, "username": {"bob"}, "password": {"bob-pw"}, "client_id": {"cli"}}
+			},
+			wantAuth: authtest.AuthMethodNone,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := authtest.NewClock(time.Time{})
+			p := newProvider(t, clk)
+			rec := &recorder{clk: clk}
+			cfg := PasswordConfig{OAuthConfig: OAuthConfig{Endpoints: Endpoints{TokenURL: p.TokenURL()}, Clock: clk, HTTPClient: rec.client()}}
+			tt.mod(&cfg)
+			h, err := NewPassword(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			if err := h.Authenticate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			reqs := rec.to(authtest.EndpointToken)
+			if len(reqs) != 1 || !reflect.DeepEqual(reqs[0].form, tt.wantForm(clk)) {
+				t.Errorf("form = %v\nwant %v", reqs[0].form, tt.wantForm(clk))
+			}
+			if got := p.LastRequest(authtest.EndpointToken).AuthMethod; got != tt.wantAuth {
+				t.Errorf("auth method %q, want %q", got, tt.wantAuth)
+			}
+			if h.Username() != cfg.Username || !h.Authenticated() {
+				t.Errorf("username %q authenticated %t", h.Username(), h.Authenticated())
+			}
+		})
+	}
+}
+
+func TestPasswordWrongTOTP(t *testing.T) {
+	clk := authtest.NewClock(time.Time{})
+	p := newProvider(t, clk)
+	h, err := NewPassword(PasswordConfig{OAuthConfig: OAuthConfig{Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli", Clock: clk},
+		Username: "ada", Password: adaPass, TOTPCode: func(context.Context) (string, error) { return "000000", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Authenticate(context.Background()); !errors.Is(err, auth.ErrInvalidGrant) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPasswordRefreshFallback(t *testing.T) {
+	tests := []struct {
+		name         string
+		spoil        func(p *authtest.Provider)
+		wantPassword int
+		wantRefresh  int
+		wantErr      bool
+	}{
+		{"refresh works", func(*authtest.Provider) {}, 1, 1, false},
+		{"session removed on the server: password again, once", func(p *authtest.Provider) { p.RevokeSession("ada") }, 2, 1, false},
+		{"refresh 5xx is not a fallback", func(p *authtest.Provider) { p.FailNextAt(authtest.EndpointToken, 4, 503, "") }, 1, 4, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := authtest.NewClock(time.Time{})
+			p := newProvider(t, clk)
+			store := &auth.MemoryStore{}
+			h, err := NewPassword(PasswordConfig{OAuthConfig: OAuthConfig{
+				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli", Clock: clk, Store: store,
+				Retry: func(attempt, _ int, _ time.Duration, _ error) (time.Duration, bool) { return 0, attempt < 4 },
+			}, Username: "ada", Password: adaPass, TOTPSecret: adaTOTP})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			ctx := context.Background()
+			if err := h.Authenticate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			first := h.Current()
+			tt.spoil(p)
+			clk.Advance(authtest.DefaultAccessTokenLifetime)
+			err = h.Authenticate(ctx)
+			if tt.wantErr != (err != nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if got := p.GrantRequests(authtest.GrantPassword); got != tt.wantPassword {
+				t.Errorf("%d password grants, want %d", got, tt.wantPassword)
+			}
+			if got := p.GrantRequests(authtest.GrantRefreshToken); got != tt.wantRefresh {
+				t.Errorf("%d refreshes, want %d", got, tt.wantRefresh)
+			}
+			if err == nil {
+				saved, _ := store.Load(ctx, h.core.storeKey("ada"))
+				if saved == nil || saved.RefreshToken == first.RefreshToken || saved.RefreshToken != h.Current().RefreshToken {
+					t.Error("the new refresh token was not persisted")
+				}
+			}
+		})
+	}
+}
