@@ -27,13 +27,19 @@ import (
 // whose authority is "localhost", with the loopback opt-in.
 func insecureLocal(t *testing.T, src grpcauth.MetadataSource, cfg grpcauth.ClientConfig, srvOpts ...grpc.ServerOption) healthpb.HealthClient {
 	t.Helper()
+	return healthpb.NewHealthClient(insecureLocalConn(t, src, cfg, bufServer(t, srvOpts...)))
+}
+
+// insecureLocalConn is insecureLocal's channel, to the server server dials.
+func insecureLocalConn(t *testing.T, src grpcauth.MetadataSource, cfg grpcauth.ClientConfig, server grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
 	cfg.AllowInsecureLoopback = true
 	cfg.TransportCredentials = insecure.NewCredentials()
 	opts, err := grpcauth.DialOptions(src, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dial(t, "passthrough:///localhost", append(opts, bufServer(t, srvOpts...))...)
+	return dialConn(t, "passthrough:///localhost", append(opts, server)...)
 }
 
 func TestMetadataPerRPC(t *testing.T) {

@@ -135,7 +135,17 @@ func (r *recorder) options() []grpc.ServerOption {
 // ends.
 func serveHealth(t *testing.T, lis net.Listener, opts ...grpc.ServerOption) {
 	t.Helper()
+	serve(t, lis, nil, opts...)
+}
+
+// serve serves the health service, and those register adds, on lis until
+// the test ends.
+func serve(t *testing.T, lis net.Listener, register func(*grpc.Server), opts ...grpc.ServerOption) {
+	t.Helper()
 	srv := grpc.NewServer(opts...)
+	if register != nil {
+		register(srv)
+	}
 	hs := health.NewServer()
 	hs.SetServingStatus(watchedService, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
@@ -146,22 +156,34 @@ func serveHealth(t *testing.T, lis net.Listener, opts ...grpc.ServerOption) {
 // bufServer serves the health service in memory and returns a dialer to it.
 func bufServer(t *testing.T, opts ...grpc.ServerOption) grpc.DialOption {
 	t.Helper()
+	return bufServerWith(t, nil, opts...)
+}
+
+// bufServerWith is bufServer with the services register adds.
+func bufServerWith(t *testing.T, register func(*grpc.Server), opts ...grpc.ServerOption) grpc.DialOption {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	serveHealth(t, lis, opts...)
+	serve(t, lis, register, opts...)
 	return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 		return lis.DialContext(ctx)
 	})
 }
 
-// dial makes a client and closes it when the test ends.
+// dial makes a health client and closes it when the test ends.
 func dial(t *testing.T, target string, opts ...grpc.DialOption) healthpb.HealthClient {
+	t.Helper()
+	return healthpb.NewHealthClient(dialConn(t, target, opts...))
+}
+
+// dialConn makes a channel and closes it when the test ends.
+func dialConn(t *testing.T, target string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return healthpb.NewHealthClient(conn)
+	return conn
 }
 
 // testCert makes a self-signed server certificate for the given names and
