@@ -22,13 +22,16 @@ import (
 	"github.com/authkit-go/authkit/auth"
 )
 
-// DefaultAlgorithms are the JWS algorithms a [JWTValidator] accepts when
-// JWTConfig.Algorithms is empty: the asymmetric ones
+// DefaultAlgorithms returns the JWS algorithms a [JWTValidator] accepts
+// when JWTConfig.Algorithms is empty: the asymmetric ones
 // (https://www.rfc-editor.org/rfc/rfc7518#section-3.1 and
-// https://www.rfc-editor.org/rfc/rfc8037#section-3.1).
-var DefaultAlgorithms = []string{
-	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-	"ES256", "ES384", "ES512", "EdDSA",
+// https://www.rfc-editor.org/rfc/rfc8037#section-3.1). Each call returns a
+// new slice.
+func DefaultAlgorithms() []string {
+	return []string{
+		"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+		"ES256", "ES384", "ES512", "EdDSA",
+	}
 }
 
 // JWTConfig configures a [JWTValidator]. Issuer, Audience and at least one
@@ -55,7 +58,7 @@ type JWTConfig struct {
 	// is checked against every key of the right type.
 	Keys map[string]crypto.PublicKey
 	// Algorithms is the allowlist of "alg" values; empty means
-	// DefaultAlgorithms. "none" is refused, and a key is only ever used
+	// DefaultAlgorithms(). "none" is refused, and a key is only ever used
 	// with an algorithm of its own type, so a public RSA key never serves
 	// as an HMAC secret.
 	Algorithms []string
@@ -107,7 +110,7 @@ func NewJWTValidator(cfg JWTConfig) (*JWTValidator, error) {
 	}
 	algs := cfg.Algorithms
 	if len(algs) == 0 {
-		algs = DefaultAlgorithms
+		algs = DefaultAlgorithms()
 	}
 	for _, a := range algs {
 		if strings.EqualFold(a, "none") {
@@ -173,6 +176,10 @@ func NewJWTValidator(cfg JWTConfig) (*JWTValidator, error) {
 		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
 			Client:          client,
 			RefreshInterval: cfg.RefreshInterval,
+			// A token naming an unknown key refreshes the set at most every
+			// 5 minutes (keyfunc's default); a call never waits more than a
+			// second for its turn.
+			RateLimitWaitMax: time.Second,
 			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 				return func(ctx context.Context, err error) {
 					log.WarnContext(ctx, "grpcauth: JWK Set refresh failed", "url", u, "error", err)
