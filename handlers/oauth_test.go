@@ -28,13 +28,15 @@ const (
 func newProvider(t *testing.T, clk *authtest.Clock, mods ...func(*authtest.ProviderConfig)) *authtest.Provider {
 	t.Helper()
 	cfg := authtest.ProviderConfig{
-		Clock:   clk,
 		Clients: []authtest.Client{{ID: "cli"}, {ID: "svc", Secret: svcSecret}},
 		Users: []authtest.User{
 			{Username: "ada", Password: adaPass, TOTPSecret: adaTOTP},
 			{Username: "bob", Password: "bob-pw"},
 		},
 		AlwaysIssueRefreshToken: true,
+	}
+	if clk != nil { // nil: the system clock (a nil *Clock in the interface would not be nil)
+		cfg.Clock = clk
 	}
 	for _, m := range mods {
 		m(&cfg)
