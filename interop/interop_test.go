@@ -167,6 +167,37 @@ func postForm(t testing.TB, endpoint string, form url.Values, basicID, basicSecr
 	return a
 }
 
+// postFormRaw posts form to endpoint and decodes the JSON answer into v; it
+// returns the HTTP status.
+func postFormRaw(t testing.TB, endpoint string, form url.Values, basicID, basicSecret string, v any) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t), http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basicID != "" {
+		req.SetBasicAuth(url.QueryEscape(basicID), url.QueryEscape(basicSecret))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", endpoint, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("POST %s: HTTP %d, body is not JSON: %v", endpoint, resp.StatusCode, err)
+	}
+	return resp.StatusCode
+}
+
+// redact shortens a credential for a failure message.
+func redact(s string) string {
+	if len(s) > 16 {
+		return s[:12] + "...(redacted)"
+	}
+	return s
+}
+
 // browser is a person at a browser without JavaScript: it follows
 // redirects, keeps cookies and submits forms.
 type browser struct {

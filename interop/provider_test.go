@@ -5,6 +5,9 @@ package interop
 // failing handler test can be told apart from a provider that changed.
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -96,6 +99,24 @@ func TestDexProviderPasswordAndRotation(t *testing.T) {
 	wantTokens(t, "refresh with the newest token after a reuse", e, true, false)
 }
 
+func TestDexProviderClaims(t *testing.T) {
+	d := discover(t, dexIssuer(t))
+	a := dexPasswordTokens(t, d)
+	// Dex's ID and access tokens: aud is the client, sub an encoded
+	// (user id, connector) pair, the username is in "name", the login in
+	// "email"; there is no preferred_username with the local connector.
+	for name, raw := range map[string]string{"id token": a.IDToken, "access token": a.AccessToken} {
+		c := jwtClaims(t, raw)
+		if c["aud"] != dexConfidentialID || c["email"] != userEmail || c["name"] != userLogin ||
+			c["sub"] == userLogin || c["preferred_username"] != nil {
+			t.Errorf("%s claims = %v", name, c)
+		}
+	}
+	if !strings.EqualFold(a.TokenType, "bearer") || a.TokenType == "Bearer" {
+		t.Logf("token_type = %q", a.TokenType)
+	}
+}
+
 func TestDexProviderDevice(t *testing.T) {
 	iss := dexIssuer(t)
 	d := discover(t, iss)
@@ -150,7 +171,7 @@ func TestOIDCProviderClientCredentials(t *testing.T) {
 // client and returns the token answer.
 func oidcDeviceTokens(t testing.TB, d discovery) tokenAnswer {
 	t.Helper()
-	da := startDevice(t, d, url.Values{"client_id": {oidcDevicePublicID}, "scope": {"openid email offline_access"}}, "", "")
+	da := startDevice(t, d, url.Values{"client_id": {oidcDevicePublicID}, "scope": {"openid profile email offline_access"}}, "", "")
 	poll := url.Values{"grant_type": {deviceCodeGrantType}, "device_code": {da.DeviceCode}, "client_id": {oidcDevicePublicID}}
 	wantError(t, "before approval", postForm(t, d.TokenEndpoint, poll, "", ""), 400, "authorization_pending")
 	approveOIDC(t, da.VerificationURIComplete, da.UserCode)
@@ -162,6 +183,20 @@ func oidcDeviceTokens(t testing.TB, d discovery) tokenAnswer {
 func TestOIDCProviderDeviceAndReuseDetection(t *testing.T) {
 	d := discover(t, oidcIssuer(t))
 	a := oidcDeviceTokens(t, d)
+
+	// The ID token names the account in "sub" only; preferred_username
+	// (scope profile) is served by userinfo, as OIDC Core §5.4 says for
+	// flows that return an access token.
+	idc := jwtClaims(t, a.IDToken)
+	if idc["sub"] != userLogin || idc["preferred_username"] != nil {
+		t.Errorf("ID token claims = %v, want sub %q and no preferred_username", idc, userLogin)
+	}
+	var ui map[string]any
+	getJSONAuth(t, d.UserinfoEndpoint, a.AccessToken, &ui)
+	if ui["preferred_username"] != userLogin {
+		t.Errorf("userinfo = %v, want preferred_username %q", ui, userLogin)
+	}
+
 	refresh := func(rt string) tokenAnswer {
 		return postForm(t, d.TokenEndpoint, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {oidcDevicePublicID}}, "", "")
 	}
@@ -175,4 +210,34 @@ func TestOIDCProviderDeviceAndReuseDetection(t *testing.T) {
 	// newest refresh token dies with it.
 	wantError(t, "spent refresh token", refresh(rt1), 400, "invalid_grant")
 	wantError(t, "newest refresh token after reuse", refresh(b.RefreshToken), 400, "invalid_grant")
+}
+
+// jwtClaims decodes a JWT's claims without verifying it (the handler tests
+// verify; this only shows what the provider put there).
+func jwtClaims(t testing.TB, raw string) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	mustf(t, err, "JWT payload")
+	var c map[string]any
+	mustf(t, json.Unmarshal(b, &c), "JWT claims")
+	return c
+}
+
+// getJSONAuth GETs u with a bearer token and decodes the JSON answer.
+func getJSONAuth(t testing.TB, u, token string, v any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, u, nil)
+	mustf(t, err, "request")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	mustf(t, err, "GET %s", u)
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	mustf(t, json.NewDecoder(resp.Body).Decode(v), "GET %s: JSON", u)
 }
