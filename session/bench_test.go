@@ -75,6 +75,16 @@ func BenchmarkRequest(b *testing.B) {
 		}
 		runBench(b, s.Do)
 	})
+	b.Run("session-ctx-deadline", func(b *testing.B) {
+		// A caller's deadline below AttemptTimeout makes the attempt timer moot.
+		s, err := New(benchHandler(b), Config{HubURL: "https://hub.example.com/api", Transport: noop{}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		runBench(b, func(r *http.Request) (*http.Response, error) { return s.Do(r.WithContext(ctx)) })
+	})
 	b.Run("session-httpclient", func(b *testing.B) {
 		s, err := New(benchHandler(b), Config{HubURL: "https://hub.example.com/api", Transport: noop{}})
 		if err != nil {

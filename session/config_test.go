@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authkit-go/authkit/auth"
 )
@@ -141,5 +142,31 @@ func TestServiceOfOverlappingPaths(t *testing.T) {
 		if got := s.serviceOf(u); got != tt.want {
 			t.Errorf("serviceOf(%s) = %v, want %v", tt.url, got, tt.want)
 		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	tests := []struct {
+		name                 string
+		cfg                  Config
+		wantMin, wantMax     time.Duration
+		wantRetries, wantOne int
+		wantTimeout          time.Duration
+	}{
+		{"zero", Config{}, DefaultRetryWaitMin, DefaultRetryWaitMax, 3, 0, DefaultAttemptTimeout},
+		{"small max", Config{RetryWaitMax: 2 * time.Millisecond}, 2 * time.Millisecond, 2 * time.Millisecond, 3, 0, DefaultAttemptTimeout},
+		{"large min", Config{RetryWaitMin: time.Minute}, time.Minute, time.Minute, 3, 0, DefaultAttemptTimeout},
+		{"set", Config{RetryWaitMin: time.Second, RetryWaitMax: time.Hour, MaxRetries: 7, AttemptTimeout: -1}, time.Second, time.Hour, 7, 0, -1},
+		{"disabled", Config{MaxRetries: 7, DisableRetries: true}, DefaultRetryWaitMin, DefaultRetryWaitMax, 0, 0, DefaultAttemptTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.HubURL = "https://hub.example.com"
+			s := newSession(t, &staticHandler{}, tt.cfg)
+			if s.do.RetryWaitMin != tt.wantMin || s.do.RetryWaitMax != tt.wantMax || s.do.RetryMax != tt.wantRetries ||
+				s.hop.RetryMax != tt.wantRetries || s.once.RetryMax != tt.wantOne || s.hopOnce.RetryMax != tt.wantOne || s.timeout != tt.wantTimeout {
+				t.Errorf("wait %v..%v, retries %d/%d, once %d, timeout %v", s.do.RetryWaitMin, s.do.RetryWaitMax, s.do.RetryMax, s.hop.RetryMax, s.once.RetryMax, s.timeout)
+			}
+		})
 	}
 }

@@ -46,7 +46,7 @@ type Session struct {
 
 // Stats counts what a session did.
 type Stats struct {
-	// Requests counts calls of Do and requests through HTTPClient.
+	// Requests counts calls of Do, and hops sent through HTTPClient.
 	Requests int64
 	// Attempts counts requests handed to the transport: every hop of every
 	// attempt, 401 replays included.
@@ -98,7 +98,10 @@ func New(h auth.AuthenticationHandler, cfg Config) (*Session, error) {
 	}
 	waitMin, waitMax := cfg.RetryWaitMin, cfg.RetryWaitMax
 	if waitMin == 0 {
-		waitMin = min(DefaultRetryWaitMin, max(waitMax, 1))
+		waitMin = DefaultRetryWaitMin
+		if waitMax > 0 {
+			waitMin = min(waitMin, waitMax)
+		}
 	}
 	if waitMax == 0 {
 		waitMax = max(DefaultRetryWaitMax, waitMin)
