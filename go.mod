@@ -3,6 +3,7 @@ module github.com/authkit-go/authkit
 go 1.26.8
 
 require (
+	cloud.google.com/go/compute/metadata v0.10.0 // indirect
 	github.com/MicahParks/jwkset v0.11.4 // indirect
 	github.com/MicahParks/keyfunc/v3 v3.9.1 // indirect
 	github.com/gofrs/flock v0.13.1 // indirect

@@ -1,8 +1,3 @@
-//go:build grpcoauth
-
-// This file needs the module cloud.google.com/go/compute/metadata in
-// go.sum (grpc's credentials/oauth imports golang.org/x/oauth2/google).
-
 package grpcauth_test
 
 import (
