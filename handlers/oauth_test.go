@@ -99,8 +99,11 @@ func (r *recorder) to(path string) []sent {
 }
 
 // driven runs f while moving the fake clock forward one second whenever a
-// timer waits, so that intervals and expiries pass without real waiting.
-func driven(clk *authtest.Clock, f func() error) error {
+// timer waits, so that intervals and expiries pass without real waiting. It
+// stops moving the clock once a hold function reports true (e.g. the
+// handler is authenticated, so that the token's own refresh timers do not
+// fire).
+func driven(clk *authtest.Clock, f func() error, hold ...func() bool) error {
 	done := make(chan error, 1)
 	go func() { done <- f() }()
 	for {
@@ -109,7 +112,11 @@ func driven(clk *authtest.Clock, f func() error) error {
 			return err
 		default:
 		}
-		if clk.Pending() > 0 {
+		held := false
+		for _, h := range hold {
+			held = held || h()
+		}
+		if clk.Pending() > 0 && !held {
 			clk.Advance(time.Second)
 		} else {
 			time.Sleep(20 * time.Microsecond) // let the code under test run; no interval is waited for
