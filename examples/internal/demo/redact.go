@@ -106,6 +106,13 @@ type Out struct {
 // NewOut returns an Out that writes to w.
 func NewOut(w io.Writer) *Out { return &Out{w: w} }
 
+// Write writes p whole, so that a logger can share the output.
+func (o *Out) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.w.Write(p)
+}
+
 // Printf writes one formatted piece of output.
 func (o *Out) Printf(format string, args ...any) {
 	o.mu.Lock()
