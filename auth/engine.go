@@ -481,7 +481,12 @@ func (e *Engine) obtain(ctx context.Context, current *Token, rejected string) (*
 		if err != nil {
 			e.log.Warn("auth: token store unreadable; continuing without it", "error", err)
 		}
-		if stored != nil && stored.AccessToken != rejected {
+		// A stored token other than our own and other than a rejected one
+		// was saved by another process (or run) after ours: use it. Our own
+		// token is what is being refreshed, so it never counts.
+		foreign := stored != nil && stored.AccessToken != rejected &&
+			(current == nil || stored.AccessToken != current.AccessToken)
+		if foreign {
 			now := e.clock.Now()
 			lifetime := stored.Expiry.Sub(now)
 			if stored.Expiry.IsZero() || stored.ValidAt(now, e.cfg.Margin.For(lifetime, 0)) {

@@ -535,3 +535,21 @@ func TestEngineRefusesTheRejectedCredentialAgain(t *testing.T) {
 		t.Fatalf("fetches = %d, want 2 (the first, then one after the rejection)", calls)
 	}
 }
+
+// With a store, the refresh at the margin fetches a new token: the engine's
+// own token, found in the store, is not taken for another process's.
+func TestEngineRefreshesThroughAStore(t *testing.T) {
+	clock := fakeclock.New(time.Time{})
+	g := &fakeGrant{clock: clock, lifetime: 5 * time.Minute}
+	store := &auth.MemoryStore{}
+	e := newEngine(t, g, func(c *auth.EngineConfig) { c.Store, c.StoreKey = store, auth.StoreKey{Issuer: "https://idp.test"} })
+	accessToken(t, e)
+	clock.Advance(4*time.Minute + 31*time.Second) // margin: 30 s
+	eventually(t, "the refresh", func() bool { return accessToken(t, e) == "Bearer access-2" })
+	if s := e.Stats(); s.Fetches != 2 || s.StoreHits != 0 || s.Refreshes != 1 {
+		t.Fatalf("stats = %+v, want 2 fetches, no store hit", s)
+	}
+	if tok, _ := store.Load(context.Background(), auth.StoreKey{Issuer: "https://idp.test"}); tok == nil || tok.RefreshToken != "refresh-2" {
+		t.Fatalf("the rotated token was not saved: %v", tok)
+	}
+}
