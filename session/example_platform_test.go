@@ -1,0 +1,68 @@
+package session_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/handlers"
+	"github.com/authkit-go/authkit/session"
+)
+
+// One session serves the hub and the access manager of a platform (here
+// authtest's, trusting an embedded provider), each request getting the
+// credentials of its service. When a service rejects the token (a 401),
+// the session gets a new one and replays the request once.
+func ExampleNew() {
+	prov := authtest.NewProvider(authtest.ProviderConfig{
+		Audience: authtest.DefaultPlatformAudience,
+		Clients:  []authtest.Client{{ID: "reporting", Secret: "s3cret"}},
+	})
+	defer prov.Close()
+	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer plat.Close()
+
+	h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
+		Endpoints: handlers.Endpoints{TokenURL: prov.TokenURL()}, ClientID: "reporting", ClientSecret: "s3cret",
+	}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer h.Close()
+	s, err := session.New(h, session.Config{HubURL: plat.HubURL(), AccessManagerURL: plat.AccessManagerURL()})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+
+	get := func(url string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		resp, err := s.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer resp.Body.Close()
+		var me authtest.Me
+		json.NewDecoder(resp.Body).Decode(&me)
+		fmt.Println(resp.StatusCode, me.Service, me.Subject)
+	}
+	get(plat.HubURL() + authtest.PathMe)
+	get(plat.AccessManagerURL() + authtest.PathMe)
+
+	plat.RejectNext(authtest.ServiceHub, 1) // e.g. the token was revoked
+	get(plat.HubURL() + authtest.PathMe)
+	fmt.Println("re-authentications:", s.Stats().Reauthentications, "token fetches:", h.Stats().Fetches)
+	// Output:
+	// 200 hub service-account-reporting
+	// 200 access-manager service-account-reporting
+	// 200 hub service-account-reporting
+	// re-authentications: 1 token fetches: 2
+}
