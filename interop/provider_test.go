@@ -241,3 +241,20 @@ func getJSONAuth(t testing.TB, u, token string, v any) {
 	}
 	mustf(t, json.NewDecoder(resp.Body).Decode(v), "GET %s: JSON", u)
 }
+
+// TestDexProviderDeviceIgnoresBasicAuth: Dex reads client_id and
+// client_secret only from the form at its device authorization endpoint.
+// A request authenticated with HTTP Basic alone still gets a device code,
+// for no client, and the person's approval then fails. Confidential
+// clients must use client_secret_post for Dex's device flow.
+func TestDexProviderDeviceIgnoresBasicAuth(t *testing.T) {
+	iss := dexIssuer(t)
+	d := discover(t, iss)
+	da := startDevice(t, d, url.Values{"scope": {"openid"}}, dexConfidentialID, dexConfidentialSecret)
+	b := newBrowser(t)
+	p := b.submit(b.get(da.VerificationURI), nil, map[string]string{"user_code": da.UserCode})
+	t.Logf("Dex answers the approval with HTTP %d at %s", p.Status, p.URL.Path)
+	if p.Status < 400 {
+		t.Errorf("approving a device code requested with HTTP Basic: HTTP %d at %s, want an error page", p.Status, p.URL.Redacted())
+	}
+}
