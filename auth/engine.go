@@ -579,6 +579,11 @@ func (e *Engine) failedLocked(err error, gen uint64) {
 		e.timers = append(e.timers, e.clock.AfterFunc(d, func() { e.refreshDue(g) }))
 		return
 	}
+	if errors.Is(err, ErrLoginRequired) {
+		// The normal start of an interactive login, not a failure to warn of.
+		e.log.Debug("auth: no credential without a login", "error", err)
+		return
+	}
 	e.log.Warn("auth: fetch failed", "error", err, "retry_in", d)
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -551,5 +553,24 @@ func TestEngineRefreshesThroughAStore(t *testing.T) {
 	}
 	if tok, _ := store.Load(context.Background(), auth.StoreKey{Issuer: "https://idp.test"}); tok == nil || tok.RefreshToken != "refresh-2" {
 		t.Fatalf("the rotated token was not saved: %v", tok)
+	}
+}
+
+// "Login required" is the normal start of an interactive login: logged at
+// debug level, not as a warning.
+func TestEngineLoginRequiredIsNotAWarning(t *testing.T) {
+	var logged strings.Builder
+	clock := fakeclock.New(time.Time{})
+	e := newEngine(t, &fakeGrant{clock: clock}, func(c *auth.EngineConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		c.Fetch = func(context.Context, *auth.Token) (*auth.Token, error) {
+			return nil, fmt.Errorf("%w: no refresh token", auth.ErrLoginRequired)
+		}
+	})
+	if _, err := e.Credentials(context.Background()); !errors.Is(err, auth.ErrLoginRequired) {
+		t.Fatalf("got %v", err)
+	}
+	if logged.Len() != 0 {
+		t.Fatalf("logged a warning: %s", logged.String())
 	}
 }
