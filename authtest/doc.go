@@ -1,6 +1,7 @@
 // Package authtest holds test doubles for authkit, in the spirit of
-// net/http/httptest: an in-process OAuth 2.0 / OpenID Connect [Provider]
-// and a fake [Clock].
+// net/http/httptest: an in-process OAuth 2.0 / OpenID Connect [Provider],
+// a fake [Platform] (hub, access manager, message service) and a fake
+// [Clock].
 //
 // It is meant for tests, for runnable examples and for the tests of
 // programs built on authkit. Library code must not import it: it generates
@@ -43,4 +44,16 @@
 // [Provider.OmitRefreshToken]) and assert on what it received with
 // [Provider.Requests], [Provider.GrantRequests], [Provider.Counts] and
 // [Provider.LastRequest]. Every method is safe for concurrent use.
+//
+// # The platform
+//
+// [NewPlatform] starts the three services an SDK talks to, on free loopback
+// ports: a hub and an access manager (small JSON APIs over HTTP) and a
+// message service over gRPC (the standard health service and
+// authtest.platform.v1.Messages/WhoAmI, see [WhoAmI]). Each checks
+// credentials as a real platform would, with grpcauth's validators: a bearer
+// JWT verified against the provider's JWKS (issuer, audience, expiry), or
+// an API key it knows. Refusals are 401 with an RFC 6750 WWW-Authenticate
+// header or codes.Unauthenticated; [Platform.Counts] tells how many calls
+// each service authenticated and refused.
 package authtest
