@@ -53,6 +53,8 @@ pids=()
 cleanup() {
 	local status=$?
 	for pid in "${pids[@]}"; do
+		# The test binary is a child of go test: stop it by its parent's PID.
+		if command -v pkill >/dev/null; then pkill -TERM -P "$pid" 2>/dev/null || true; fi
 		kill "$pid" 2>/dev/null || true
 	done
 	for pid in "${pids[@]}"; do
@@ -139,5 +141,13 @@ wait_discovery oidc-provider "$oidc_pid" "$oidc_issuer"
 
 say "go test -race -count=1 ./interop/... $*"
 cd "$root"
+# In the background, so that a signal to this script is handled at once
+# (bash runs traps only between foreground commands) and the tests and
+# the providers are stopped with it.
 AUTHKIT_DEX_ISSUER="$dex_issuer" AUTHKIT_OIDC_ISSUER="$oidc_issuer" \
-	go test -race -count=1 "$@" ./interop/...
+	go test -race -count=1 "$@" ./interop/... </dev/null &
+test_pid=$!
+pids=("$test_pid" "${pids[@]}")
+if wait "$test_pid"; then status=0; else status=$?; fi
+pids=("${pids[@]:1}") # reaped: its PID may be reused
+exit "$status"
