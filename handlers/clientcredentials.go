@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"time"
 
@@ -22,8 +21,7 @@ type ClientCredentialsConfig struct {
 // token: the engine runs the grant again before the token expires. It is
 // safe for concurrent use; Close it when done.
 type ClientCredentials struct {
-	*auth.Engine
-	core *oauthCore
+	oauthHandler
 }
 
 var _ auth.AuthenticationHandler = (*ClientCredentials)(nil)
@@ -38,7 +36,7 @@ func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, erro
 	if err != nil {
 		return nil, err
 	}
-	h := &ClientCredentials{core: core}
+	h := &ClientCredentials{oauthHandler{core: core, kind: "ClientCredentials"}}
 	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, ""))
 	if err != nil {
 		return nil, err
@@ -59,26 +57,4 @@ func (h *ClientCredentials) fetch(ctx context.Context, _ *auth.Token) (*auth.Tok
 func (h *ClientCredentials) Authenticate(ctx context.Context) error {
 	_, err := h.Credentials(ctx)
 	return err
-}
-
-// Authenticated reports whether a token is valid now, margin included.
-func (h *ClientCredentials) Authenticated() bool { return h.Valid() }
-
-// Username is "": the client acts as itself.
-func (h *ClientCredentials) Username() string { return "" }
-
-// Close stops the background refresh.
-func (h *ClientCredentials) Close() error {
-	h.core.cancel()
-	return h.Engine.Close()
-}
-
-// String describes the handler without secrets.
-func (h *ClientCredentials) String() string {
-	return fmt.Sprintf("ClientCredentials{client=%q authenticated=%t}", h.core.cfg.ClientID, h.Valid())
-}
-
-// LogValue renders the handler for log/slog without secrets.
-func (h *ClientCredentials) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.Bool("authenticated", h.Valid()))
 }

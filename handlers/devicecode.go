@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -91,16 +90,14 @@ func (c DeviceCodeConfig) String() string {
 func (c DeviceCodeConfig) GoString() string { return c.String() }
 
 // Format makes every fmt verb print String.
-func (c DeviceCodeConfig) Format(f fmt.State, verb rune) { oauthFormat(f, verb, c.String()) }
+func (c DeviceCodeConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
 
 // DeviceCode logs a person in with the device authorization grant, then
 // keeps the token fresh with its refresh token, persisting rotated tokens
 // in the store. Before any new login a stored refresh token is tried. It is
 // safe for concurrent use; Close it when done.
 type DeviceCode struct {
-	*auth.Engine
-	core     *oauthCore
-	user     string
+	oauthHandler
 	onDemand bool
 	prompt   func(context.Context, DevicePrompt) error
 
@@ -134,7 +131,7 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 		}
 		core.setupVerifier(claim)
 	}
-	h := &DeviceCode{core: core, user: cfg.Username, onDemand: cfg.LoginOnDemand, prompt: cfg.Prompt}
+	h := &DeviceCode{oauthHandler: oauthHandler{core: core, kind: "DeviceCode", user: cfg.Username}, onDemand: cfg.LoginOnDemand, prompt: cfg.Prompt}
 	if h.prompt == nil {
 		var open func(string) error
 		if !cfg.NoBrowser && isTerminal(os.Stderr) && os.Getenv("CI") == "" {
@@ -335,29 +332,6 @@ func (h *DeviceCode) onDemandLogin(ctx context.Context, err error) bool {
 		return false
 	}
 	return h.interactive(ctx) == nil
-}
-
-// Authenticated reports whether a token is valid now, margin included.
-func (h *DeviceCode) Authenticated() bool { return h.Valid() }
-
-// Username is the user named by the verified ID token, else the configured
-// Username, else "".
-func (h *DeviceCode) Username() string { return h.core.knownUsername(h.user) }
-
-// Close stops the background refresh and the key set's refresh.
-func (h *DeviceCode) Close() error {
-	h.core.cancel()
-	return h.Engine.Close()
-}
-
-// String describes the handler without secrets.
-func (h *DeviceCode) String() string {
-	return fmt.Sprintf("DeviceCode{client=%q user=%q authenticated=%t}", h.core.cfg.ClientID, h.Username(), h.Valid())
-}
-
-// LogValue renders the handler for log/slog without secrets.
-func (h *DeviceCode) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.String("user", h.Username()), slog.Bool("authenticated", h.Valid()))
 }
 
 // DefaultPrompt returns a prompt that writes the code to w as a person

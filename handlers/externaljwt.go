@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/oauthclient"
 )
 
 // ErrStaleToken means the callback of an [ExternallyManagedJWT] kept
@@ -319,7 +320,7 @@ func (h *ExternallyManagedJWT) fetch(ctx context.Context, _ *auth.Token) (*auth.
 		wait := h.backoff(attempt)
 		h.log.Warn("handlers: the JWT callback returned a token that expires within the refresh margin; asking again",
 			"expires_in", left, "attempt", attempt, "retry_in", wait)
-		if err := waitOnClock(ctx, h.clock, wait); err != nil {
+		if err := oauthclient.Sleep(ctx, h.clock, wait); err != nil {
 			return nil, fmt.Errorf("handlers: waiting to call the JWT callback again: %w", err)
 		}
 	}
@@ -381,20 +382,4 @@ func (h ExternallyManagedJWT) LogValue() slog.Value {
 		attrs = append(attrs, slog.Bool("valid", h.Valid()))
 	}
 	return slog.GroupValue(attrs...)
-}
-
-// waitOnClock waits d on clock, or until ctx is done.
-func waitOnClock(ctx context.Context, clock auth.Clock, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	done := make(chan struct{})
-	t := clock.AfterFunc(d, func() { close(done) })
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		t.Stop()
-		return ctx.Err()
-	}
 }

@@ -90,14 +90,14 @@ type OAuthConfig struct {
 // String describes the configuration without the client secret.
 func (c OAuthConfig) String() string {
 	return fmt.Sprintf("OAuthConfig{issuer=%q token=%q client=%q secret=%s scopes=%q audience=%q}",
-		c.Issuer, c.TokenURL, c.ClientID, oauthSecretState(c.ClientSecret), c.Scopes, c.Audience)
+		c.Issuer, c.TokenURL, c.ClientID, secretPresence(c.ClientSecret), c.Scopes, c.Audience)
 }
 
 // GoString is String: %#v never shows the secret either.
 func (c OAuthConfig) GoString() string { return c.String() }
 
 // Format makes every fmt verb print String.
-func (c OAuthConfig) Format(f fmt.State, verb rune) { oauthFormat(f, verb, c.String()) }
+func (c OAuthConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
 
 // LogValue renders the configuration for log/slog without the secret.
 func (c OAuthConfig) LogValue() slog.Value {
@@ -105,23 +105,41 @@ func (c OAuthConfig) LogValue() slog.Value {
 		slog.String("issuer", c.Issuer),
 		slog.String("token_url", c.TokenURL),
 		slog.String("client", c.ClientID),
-		slog.String("secret", oauthSecretState(c.ClientSecret)),
+		slog.String("secret", secretPresence(c.ClientSecret)),
 	)
 }
 
-func oauthSecretState(s string) string {
-	if s == "" {
-		return "unset"
-	}
-	return "redacted"
+// oauthHandler is what the OAuth handlers share: the engine, the provider
+// plumbing, and the methods that only read them.
+type oauthHandler struct {
+	*auth.Engine
+	core *oauthCore
+	kind string // the handler's type name, for String
+	user string // the configured username, if any
 }
 
-func oauthFormat(f fmt.State, verb rune, s string) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", s)
-		return
-	}
-	_, _ = f.Write([]byte(s))
+// Authenticated reports whether a token is valid now, margin included.
+func (h *oauthHandler) Authenticated() bool { return h.Valid() }
+
+// Username is the user named by the last verified ID token, else the
+// configured username, else "" (a client acting as itself).
+func (h *oauthHandler) Username() string { return h.core.knownUsername(h.user) }
+
+// Close stops the background refresh (and the key set's, if any).
+func (h *oauthHandler) Close() error {
+	h.core.cancel()
+	return h.Engine.Close()
+}
+
+// String describes the handler without secrets.
+func (h *oauthHandler) String() string {
+	return fmt.Sprintf("%s{client=%q user=%q authenticated=%t}", h.kind, h.core.cfg.ClientID, h.Username(), h.Valid())
+}
+
+// LogValue renders the handler for log/slog without secrets.
+func (h *oauthHandler) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.String("user", h.Username()),
+		slog.Bool("authenticated", h.Valid()))
 }
 
 // reservedParams are set by the handlers; ExtraParams may not override them.

@@ -41,19 +41,19 @@ type PasswordConfig struct {
 // String describes the configuration without secrets.
 func (c PasswordConfig) String() string {
 	return fmt.Sprintf("PasswordConfig{%s user=%q password=%s totp=%s}",
-		c.OAuthConfig.String(), c.Username, oauthSecretState(c.Password), oauthSecretState(c.TOTPSecret))
+		c.OAuthConfig.String(), c.Username, secretPresence(c.Password), secretPresence(c.TOTPSecret))
 }
 
 // GoString is String.
 func (c PasswordConfig) GoString() string { return c.String() }
 
 // Format makes every fmt verb print String.
-func (c PasswordConfig) Format(f fmt.State, verb rune) { oauthFormat(f, verb, c.String()) }
+func (c PasswordConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
 
 // LogValue renders the configuration for log/slog without secrets.
 func (c PasswordConfig) LogValue() slog.Value {
 	return slog.GroupValue(slog.Any("oauth", c.OAuthConfig), slog.String("user", c.Username),
-		slog.String("password", oauthSecretState(c.Password)))
+		slog.String("password", secretPresence(c.Password)))
 }
 
 // Password logs in with a username and password (and TOTP code), keeps the
@@ -62,9 +62,7 @@ func (c PasswordConfig) LogValue() slog.Value {
 // example "Session not active" after the session was removed on the server).
 // It is safe for concurrent use; Close it when done.
 type Password struct {
-	*auth.Engine
-	core  *oauthCore
-	user  string
+	oauthHandler
 	pass  string
 	code  func(context.Context) (string, error)
 	param string
@@ -86,7 +84,7 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Password{core: core, user: cfg.Username, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
+	h := &Password{oauthHandler: oauthHandler{core: core, kind: "Password", user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
 	if h.param == "" {
 		h.param = DefaultTOTPParam
 	}
@@ -134,26 +132,4 @@ func (h *Password) fetch(ctx context.Context, current *auth.Token) (*auth.Token,
 func (h *Password) Authenticate(ctx context.Context) error {
 	_, err := h.Credentials(ctx)
 	return err
-}
-
-// Authenticated reports whether a token is valid now, margin included.
-func (h *Password) Authenticated() bool { return h.Valid() }
-
-// Username is the configured username.
-func (h *Password) Username() string { return h.user }
-
-// Close stops the background refresh.
-func (h *Password) Close() error {
-	h.core.cancel()
-	return h.Engine.Close()
-}
-
-// String describes the handler without secrets.
-func (h *Password) String() string {
-	return fmt.Sprintf("Password{client=%q user=%q authenticated=%t}", h.core.cfg.ClientID, h.user, h.Valid())
-}
-
-// LogValue renders the handler for log/slog without secrets.
-func (h *Password) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.String("user", h.user), slog.Bool("authenticated", h.Valid()))
 }

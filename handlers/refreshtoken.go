@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 
 	"github.com/authkit-go/authkit/auth"
@@ -28,14 +27,14 @@ type RefreshTokenConfig struct {
 
 // String describes the configuration without secrets.
 func (c RefreshTokenConfig) String() string {
-	return fmt.Sprintf("RefreshTokenConfig{%s refresh=%s user=%q}", c.OAuthConfig.String(), oauthSecretState(c.RefreshToken), c.Username)
+	return fmt.Sprintf("RefreshTokenConfig{%s refresh=%s user=%q}", c.OAuthConfig.String(), secretPresence(c.RefreshToken), c.Username)
 }
 
 // GoString is String.
 func (c RefreshTokenConfig) GoString() string { return c.String() }
 
 // Format makes every fmt verb print String.
-func (c RefreshTokenConfig) Format(f fmt.State, verb rune) { oauthFormat(f, verb, c.String()) }
+func (c RefreshTokenConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
 
 // RefreshToken keeps a session alive with a refresh token obtained
 // elsewhere. When the provider finally rejects the refresh token, the
@@ -43,9 +42,7 @@ func (c RefreshTokenConfig) Format(f fmt.State, verb rune) { oauthFormat(f, verb
 // credentials are not held, so a new refresh token must be obtained.
 // It is safe for concurrent use; Close it when done.
 type RefreshToken struct {
-	*auth.Engine
-	core *oauthCore
-	user string
+	oauthHandler
 
 	mu      sync.Mutex // guards initial
 	initial string     // the configured refresh token, until it is spent
@@ -69,7 +66,7 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 		}
 		core.setupVerifier(claim)
 	}
-	h := &RefreshToken{core: core, user: cfg.Username, initial: cfg.RefreshToken}
+	h := &RefreshToken{oauthHandler: oauthHandler{core: core, kind: "RefreshToken", user: cfg.Username}, initial: cfg.RefreshToken}
 	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, cfg.Username))
 	if err != nil {
 		return nil, err
@@ -112,27 +109,4 @@ func (h *RefreshToken) fetch(ctx context.Context, current *auth.Token) (*auth.To
 func (h *RefreshToken) Authenticate(ctx context.Context) error {
 	_, err := h.Credentials(ctx)
 	return err
-}
-
-// Authenticated reports whether a token is valid now, margin included.
-func (h *RefreshToken) Authenticated() bool { return h.Valid() }
-
-// Username is the user named by the last verified ID token, else the
-// configured Username.
-func (h *RefreshToken) Username() string { return h.core.knownUsername(h.user) }
-
-// Close stops the background refresh.
-func (h *RefreshToken) Close() error {
-	h.core.cancel()
-	return h.Engine.Close()
-}
-
-// String describes the handler without secrets.
-func (h *RefreshToken) String() string {
-	return fmt.Sprintf("RefreshToken{client=%q user=%q authenticated=%t}", h.core.cfg.ClientID, h.Username(), h.Valid())
-}
-
-// LogValue renders the handler for log/slog without secrets.
-func (h *RefreshToken) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.String("user", h.Username()), slog.Bool("authenticated", h.Valid()))
 }
