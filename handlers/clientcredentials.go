@@ -21,7 +21,7 @@ type ClientCredentialsConfig struct {
 // token: the engine runs the grant again before the token expires. It is
 // safe for concurrent use; Close it when done.
 type ClientCredentials struct {
-	oauthHandler
+	OAuthHandler
 }
 
 var _ auth.AuthenticationHandler = (*ClientCredentials)(nil)
@@ -36,7 +36,7 @@ func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, erro
 	if err != nil {
 		return nil, err
 	}
-	h := &ClientCredentials{oauthHandler{core: core, kind: "ClientCredentials"}}
+	h := &ClientCredentials{OAuthHandler{core: core, kind: "ClientCredentials"}}
 	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, ""))
 	if err != nil {
 		return nil, err

@@ -97,7 +97,7 @@ func (c DeviceCodeConfig) Format(f fmt.State, verb rune) { formatAsString(f, ver
 // in the store. Before any new login a stored refresh token is tried. It is
 // safe for concurrent use; Close it when done.
 type DeviceCode struct {
-	oauthHandler
+	OAuthHandler
 	onDemand bool
 	prompt   func(context.Context, DevicePrompt) error
 
@@ -131,7 +131,7 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 		}
 		core.setupVerifier(claim)
 	}
-	h := &DeviceCode{oauthHandler: oauthHandler{core: core, kind: "DeviceCode", user: cfg.Username}, onDemand: cfg.LoginOnDemand, prompt: cfg.Prompt}
+	h := &DeviceCode{OAuthHandler: OAuthHandler{core: core, kind: "DeviceCode", user: cfg.Username}, onDemand: cfg.LoginOnDemand, prompt: cfg.Prompt}
 	if h.prompt == nil {
 		var open func(string) error
 		if !cfg.NoBrowser && isTerminal(os.Stderr) && os.Getenv("CI") == "" {

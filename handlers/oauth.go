@@ -109,9 +109,12 @@ func (c OAuthConfig) LogValue() slog.Value {
 	)
 }
 
-// oauthHandler is what the OAuth handlers share: the engine, the provider
-// plumbing, and the methods that only read them.
-type oauthHandler struct {
+// OAuthHandler is the part every OAuth handler (ClientCredentials,
+// DeviceCode, Password, RefreshToken) shares: the token engine — whose
+// methods Stats, Invalidate, Token, Forget and the header getters every
+// such handler offers — the provider plumbing, and the methods that only
+// read them. It is built by the handlers' constructors only.
+type OAuthHandler struct {
 	*auth.Engine
 	core *oauthCore
 	kind string // the handler's type name, for String
@@ -119,25 +122,25 @@ type oauthHandler struct {
 }
 
 // Authenticated reports whether a token is valid now, margin included.
-func (h *oauthHandler) Authenticated() bool { return h.Valid() }
+func (h *OAuthHandler) Authenticated() bool { return h.Valid() }
 
 // Username is the user named by the last verified ID token, else the
 // configured username, else "" (a client acting as itself).
-func (h *oauthHandler) Username() string { return h.core.knownUsername(h.user) }
+func (h *OAuthHandler) Username() string { return h.core.knownUsername(h.user) }
 
 // Close stops the background refresh (and the key set's, if any).
-func (h *oauthHandler) Close() error {
+func (h *OAuthHandler) Close() error {
 	h.core.cancel()
 	return h.Engine.Close()
 }
 
 // String describes the handler without secrets.
-func (h *oauthHandler) String() string {
+func (h *OAuthHandler) String() string {
 	return fmt.Sprintf("%s{client=%q user=%q authenticated=%t}", h.kind, h.core.cfg.ClientID, h.Username(), h.Valid())
 }
 
 // LogValue renders the handler for log/slog without secrets.
-func (h *oauthHandler) LogValue() slog.Value {
+func (h *OAuthHandler) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.String("user", h.Username()),
 		slog.Bool("authenticated", h.Valid()))
 }

@@ -62,7 +62,7 @@ func (c PasswordConfig) LogValue() slog.Value {
 // example "Session not active" after the session was removed on the server).
 // It is safe for concurrent use; Close it when done.
 type Password struct {
-	oauthHandler
+	OAuthHandler
 	pass  string
 	code  func(context.Context) (string, error)
 	param string
@@ -84,7 +84,7 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Password{oauthHandler: oauthHandler{core: core, kind: "Password", user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
+	h := &Password{OAuthHandler: OAuthHandler{core: core, kind: "Password", user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
 	if h.param == "" {
 		h.param = DefaultTOTPParam
 	}

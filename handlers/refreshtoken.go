@@ -42,7 +42,7 @@ func (c RefreshTokenConfig) Format(f fmt.State, verb rune) { formatAsString(f, v
 // credentials are not held, so a new refresh token must be obtained.
 // It is safe for concurrent use; Close it when done.
 type RefreshToken struct {
-	oauthHandler
+	OAuthHandler
 
 	mu      sync.Mutex // guards initial
 	initial string     // the configured refresh token, until it is spent
@@ -66,7 +66,7 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 		}
 		core.setupVerifier(claim)
 	}
-	h := &RefreshToken{oauthHandler: oauthHandler{core: core, kind: "RefreshToken", user: cfg.Username}, initial: cfg.RefreshToken}
+	h := &RefreshToken{OAuthHandler: OAuthHandler{core: core, kind: "RefreshToken", user: cfg.Username}, initial: cfg.RefreshToken}
 	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, cfg.Username))
 	if err != nil {
 		return nil, err
