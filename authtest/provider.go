@@ -140,7 +140,31 @@ type ProviderConfig struct {
 	AlwaysIssueRefreshToken bool
 	// TOTPParam names the form parameter carrying the TOTP code; empty means "totp".
 	TOTPParam string
+	// Dialect selects how the provider answers where real providers
+	// differ; the zero value answers as Keycloak and oidc-provider do.
+	Dialect Dialect
 }
+
+// Dialect is a real provider's way of answering, where providers differ.
+// The interop tests (interop/) check each dialect against the real provider.
+type Dialect int
+
+const (
+	// DialectStandard: a spent refresh token gets invalid_grant and revokes
+	// its whole chain (as oidc-provider and Keycloak do), a wrong password
+	// gets invalid_grant, token_type is "Bearer", and ID tokens carry
+	// preferred_username.
+	DialectStandard Dialect = iota
+	// DialectDex answers as Dex v2.45 does: a spent refresh token gets HTTP
+	// 400 invalid_request (DescDexRefreshClaimed) and the newest token of the
+	// chain stays valid; a wrong password gets HTTP 401 access_denied;
+	// token_type is "bearer"; tokens carry no preferred_username (the name is
+	// in "name", the login in "email").
+	DialectDex
+)
+
+// DescDexRefreshClaimed is Dex's error_description for a spent refresh token.
+const DescDexRefreshClaimed = "Refresh token is invalid or has already been claimed by another client."
 
 // Provider is an in-process OAuth 2.0 / OpenID Connect provider served by an
 // httptest.Server. All its methods are safe for concurrent use.

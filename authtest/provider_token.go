@@ -219,6 +219,9 @@ func (p *Provider) password(r *http.Request, c Client) (*TokenResponse, *oauthEr
 		want = "\x00unknown user"
 	}
 	if subtle.ConstantTimeCompare([]byte(pw), []byte(want)) != 1 || !ok {
+		if p.cfg.Dialect == DialectDex {
+			return nil, &oauthErr{status: http.StatusUnauthorized, code: "access_denied", desc: "Invalid username or password"}
+		}
 		return nil, invalidGrant(DescInvalidCredentials)
 	}
 	if u.TOTPSecret != "" {
@@ -248,6 +251,8 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oau
 		e = invalidGrant(DescRefreshInvalid)
 	case rec.sess.clientID != c.ID:
 		e = invalidGrant(DescRefreshWrongClient)
+	case rec.spent && p.cfg.Dialect == DialectDex:
+		e = badRequest("invalid_request", DescDexRefreshClaimed)
 	case rec.spent:
 		rec.sess.revoked = true
 		e = invalidGrant(DescRefreshReused)
@@ -272,7 +277,7 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oau
 		scope = strings.Join(strings.Fields(s), " ")
 	}
 	omit := p.faults.omitRefesh
-	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
+	resp := &TokenResponse{TokenType: p.tokenType(), ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
 	if !omit {
 		rec.spent = true
 		resp.RefreshToken = p.newRefreshLocked(sess, now)
@@ -286,7 +291,7 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oau
 // login starts a session for a user who just authenticated and answers tokens.
 func (p *Provider) login(username, clientID, scope, aud string) *TokenResponse {
 	now := p.now()
-	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
+	resp := &TokenResponse{TokenType: p.tokenType(), ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
 	p.mu.Lock()
 	sess := &session{username: username, clientID: clientID, scope: scope, audience: aud}
 	p.sessions = append(p.sessions, sess)
@@ -336,7 +341,19 @@ func (p *Provider) userClaims(claims jwt.MapClaims, username string) {
 			claims["email"] = u.Email
 		}
 	}
+	if p.cfg.Dialect == DialectDex {
+		claims["name"] = username
+		return
+	}
 	claims["preferred_username"] = username
+}
+
+// tokenType is the token_type of the answers: Dex writes it in lowercase.
+func (p *Provider) tokenType() string {
+	if p.cfg.Dialect == DialectDex {
+		return "bearer"
+	}
+	return "Bearer"
 }
 
 func (p *Provider) accessToken(now time.Time, username, clientID, aud, scope string, lifetime time.Duration) string {

@@ -413,6 +413,10 @@ func (c *oauthCore) identity(ctx context.Context, tok *auth.Token, want string) 
 	if err != nil {
 		return "", err
 	}
+	if want != "" && name == "" {
+		return "", fmt.Errorf("%w: it has no %q claim to compare with the configured username %q; set UsernameClaim to a claim the provider sends (e.g. \"email\" or \"sub\")",
+			ErrInvalidIDToken, c.verifier.claim, want)
+	}
 	if want != "" && name != want {
 		return "", fmt.Errorf("%w: logged in as %q, want %q; log in as %q or change the configured username",
 			auth.ErrUserMismatch, name, want, want)
@@ -435,9 +439,21 @@ func (c *oauthCore) knownUsername(fallback string) string {
 	return fallback
 }
 
+// refreshRejected reports whether err is the provider refusing the refresh
+// token itself: invalid_grant (https://www.rfc-editor.org/rfc/rfc6749#section-5.2),
+// or the HTTP 400 invalid_request that Dex answers for a spent, unknown or
+// expired refresh token.
+func refreshRejected(err error) bool {
+	if errors.Is(err, auth.ErrInvalidGrant) {
+		return true
+	}
+	var oe *auth.OAuthError
+	return errors.As(err, &oe) && oe.Code == "invalid_request" && oe.StatusCode == http.StatusBadRequest
+}
+
 // loginRequired wraps a rejected refresh as auth.ErrLoginRequired.
 func loginRequired(err error) error {
-	if errors.Is(err, auth.ErrInvalidGrant) {
+	if refreshRejected(err) {
 		return fmt.Errorf("%w: the refresh token was rejected: %w", auth.ErrLoginRequired, err)
 	}
 	return err

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -108,7 +107,7 @@ func (h *Password) fetch(ctx context.Context, current *auth.Token) (*auth.Token,
 		if err == nil {
 			return tok, nil
 		}
-		if !errors.Is(err, auth.ErrInvalidGrant) {
+		if !refreshRejected(err) {
 			return nil, fmt.Errorf("handlers: refresh: %w", err)
 		}
 		h.core.log.Info("handlers: refresh token rejected; logging in with the password again", "reason", err)
