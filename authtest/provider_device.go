@@ -154,16 +154,8 @@ func newUserCode() string {
 }
 
 func (p *Provider) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
-	if p.applyFaults(w, r.URL.Path) {
-		return
-	}
-	if e := checkFormPost(r); e != nil {
-		e.write(w)
-		return
-	}
-	c, e := p.authenticateClient(r)
-	if e != nil {
-		e.write(w)
+	c, ok := p.clientPost(w, r)
+	if !ok {
 		return
 	}
 	if c.Grants != nil && !slices.Contains(c.Grants, GrantDeviceCode) {

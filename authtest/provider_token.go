@@ -75,17 +75,28 @@ type refreshRecord struct {
 	spent   bool
 }
 
-func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
+// clientPost is the start of every endpoint a client POSTs a form to:
+// injected faults, the form itself, and client authentication. It answers
+// the request itself and returns false when the endpoint must stop.
+func (p *Provider) clientPost(w http.ResponseWriter, r *http.Request) (Client, bool) {
 	if p.applyFaults(w, r.URL.Path) {
-		return
+		return Client{}, false
 	}
 	if e := checkFormPost(r); e != nil {
 		e.write(w)
-		return
+		return Client{}, false
 	}
-	client, e := p.authenticateClient(r)
+	c, e := p.authenticateClient(r)
 	if e != nil {
 		e.write(w)
+		return Client{}, false
+	}
+	return c, true
+}
+
+func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
+	client, ok := p.clientPost(w, r)
+	if !ok {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
@@ -101,7 +112,10 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		badRequest("unauthorized_client", "the client may not use grant_type "+grant).write(w)
 		return
 	}
-	var resp *TokenResponse
+	var (
+		resp *TokenResponse
+		e    *oauthErr
+	)
 	switch grant {
 	case GrantClientCredentials:
 		resp, e = p.clientCredentials(r, client)
@@ -468,16 +482,8 @@ func (p *Provider) Keyfunc(t *jwt.Token) (any, error) {
 }
 
 func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	if p.applyFaults(w, r.URL.Path) {
-		return
-	}
-	if e := checkFormPost(r); e != nil {
-		e.write(w)
-		return
-	}
-	c, e := p.authenticateClient(r)
-	if e != nil {
-		e.write(w)
+	c, ok := p.clientPost(w, r)
+	if !ok {
 		return
 	}
 	tok := r.PostForm.Get("token")
