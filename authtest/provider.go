@@ -187,6 +187,7 @@ type Provider struct {
 	faults   faults
 	counts   Counts
 	last     map[string]*RecordedRequest
+	reused   int // logins revoked by refresh token reuse detection
 }
 
 // NewProvider starts a provider; stop it with Close. It panics only if no
@@ -427,6 +428,9 @@ func (p *Provider) instrument(next http.Handler) http.Handler {
 				http.Error(w, "provider closed", http.StatusServiceUnavailable)
 				return
 			}
+		}
+		if p.applyChaos(w, r) {
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -3,6 +3,7 @@ package authtest
 import (
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,8 +15,82 @@ import (
 type faults struct {
 	latency    time.Duration
 	queued     map[string][]fault // by endpoint path
+	chaos      map[string]Chaos   // by endpoint path
+	injected   int                // failures answered by chaos
 	slowDowns  int
 	omitRefesh bool
+}
+
+// Chaos makes an endpoint behave as a provider under load does: every
+// answer is delayed by a random time up to MaxLatency (real time), and a
+// random share FailureRate of the requests fails with one of Statuses and a
+// text/plain body, as a proxy in front of the provider answers.
+type Chaos struct {
+	// FailureRate is the share of requests that fail, in [0, 1].
+	FailureRate float64
+	// Statuses are the failure statuses, picked at random; empty means
+	// 500, 502 and 503.
+	Statuses []int
+	// MaxLatency bounds the random delay of each answer.
+	MaxLatency time.Duration
+}
+
+// SetChaos applies c to the requests of endpoint (e.g. [EndpointToken]); the
+// zero Chaos removes it. Chaos applies before queued faults (FailNext).
+func (p *Provider) SetChaos(endpoint string, c Chaos) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.faults.chaos == nil {
+		p.faults.chaos = make(map[string]Chaos)
+	}
+	if c.FailureRate == 0 && c.MaxLatency == 0 {
+		delete(p.faults.chaos, endpoint)
+		return
+	}
+	p.faults.chaos[endpoint] = c
+}
+
+// ChaosFailures returns how many requests chaos failed so far.
+func (p *Provider) ChaosFailures() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.faults.injected
+}
+
+// applyChaos delays and maybe fails the request as the endpoint's Chaos
+// says; it reports whether it answered.
+func (p *Provider) applyChaos(w http.ResponseWriter, r *http.Request) bool {
+	p.mu.Lock()
+	c, ok := p.faults.chaos[r.URL.Path]
+	fail := ok && rand.Float64() < c.FailureRate
+	if fail {
+		p.faults.injected++
+	}
+	p.mu.Unlock()
+	if !ok {
+		return false
+	}
+	if c.MaxLatency > 0 {
+		t := time.NewTimer(rand.N(c.MaxLatency + 1))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return true
+		case <-p.done:
+			http.Error(w, "provider closed", http.StatusServiceUnavailable)
+			return true
+		}
+	}
+	if !fail {
+		return false
+	}
+	statuses := c.Statuses
+	if len(statuses) == 0 {
+		statuses = []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable}
+	}
+	http.Error(w, "injected chaos", statuses[rand.N(len(statuses))])
+	return true
 }
 
 // fault is one injected answer: an OAuth error or a raw body.

@@ -268,6 +268,9 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oau
 	case rec.spent && p.cfg.Dialect == DialectDex:
 		e = badRequest("invalid_request", DescDexRefreshClaimed)
 	case rec.spent:
+		if !rec.sess.revoked {
+			p.reused++
+		}
 		rec.sess.revoked = true
 		e = invalidGrant(DescRefreshReused)
 	case rec.sess.revoked:
@@ -446,6 +449,16 @@ func (p *Provider) IssueRefreshToken(username, clientID string, scopes []string)
 	sess := &session{username: username, clientID: clientID, scope: strings.Join(scopes, " "), audience: aud}
 	p.sessions = append(p.sessions, sess)
 	return p.newRefreshLocked(sess, now)
+}
+
+// ReusedRefreshTokens returns how many logins the provider revoked because a
+// spent refresh token was presented again (reuse detection, as Ory Hydra
+// and oidc-provider do it): each is a login a client lost by spending a
+// rotated refresh token twice.
+func (p *Provider) ReusedRefreshTokens() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reused
 }
 
 // RevokeSession ends every session of username on the server side, as an
