@@ -4,6 +4,11 @@ import "time"
 
 // Clock is the engine's source of time. Tests pass a fake clock
 // (authtest.NewClock) so that expiries are reached without sleeping.
+//
+// Validity is always judged on Now, the wall clock; AfterFunc only schedules
+// background refreshes, and correctness never depends on it firing on time.
+// Engines on SystemClock read a coarse copy of the wall clock, refreshed
+// every millisecond while they are in use, instead of calling time.Now.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time

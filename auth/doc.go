@@ -16,10 +16,16 @@
 // # The engine
 //
 // [Engine] turns a fetch function — "get me a token, here is the one I have" —
-// into a cache with proactive refresh. While a token is valid, a getter is a
-// single atomic load of values prepared once per token: no lock, no clock
-// read, no allocation. State changes (refresh due, expired) are driven by
-// timers of the engine's [Clock], so tests move time with a fake clock instead
-// of sleeping. One fetch runs at a time; callers that hold no valid token share
-// it and each waits only as long as its own ctx allows.
+// into a cache with proactive refresh. Its state is one immutable value behind
+// an atomic pointer: while a token is valid, a getter is that load plus a
+// comparison with a shared coarse wall clock — no lock, no allocation, no
+// system call — so a machine that slept past the expiry never sends the dead
+// token. The first read past the refresh time starts one background refresh
+// and keeps getting the still valid token. Callers that hold no valid token
+// share one fetch, each waiting only as long as its own ctx allows; transient
+// failures are retried within that fetch. Every change of state (a fetched
+// token, a login, a logout, Close) goes through one path that checks a login
+// epoch, so a fetch that started before a logout can neither install nor save
+// its token. Time comes from the engine's [Clock], so tests move a fake clock
+// instead of sleeping.
 package auth

@@ -5,111 +5,77 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/authkit-go/authkit/internal/jwtclaims"
 )
 
 // FetchFunc obtains a token. current is the latest token the engine holds
-// (possibly expired, possibly rejected by a service, possibly loaded from the
-// store), or nil; the grant decides whether to use its refresh token or run
-// the full grant. ctx is the engine's, bounded by EngineConfig.FetchTimeout,
-// never a caller's.
+// (possibly expired, rejected by a service, or loaded from the store), or
+// nil; the grant decides whether to spend its refresh token or run the full
+// grant. ctx is the engine's own, bounded by EngineConfig.FetchTimeout and
+// cancelled by Close, Forget or Set — never a caller's.
+//
+// A fetch returns as soon as it holds what the provider issued: checks that
+// may fail afterwards (an ID token's signature, a pinned username) belong in
+// EngineConfig.Check, which runs after the engine has saved the token, so
+// that a refresh token the provider rotated is never lost.
+//
+// Failures for which [IsTransient] holds (network errors, 429, 5xx) are
+// retried with backoff for as long as FetchTimeout and the callers allow;
+// any other error ends the fetch and reaches the callers at once.
 type FetchFunc func(ctx context.Context, current *Token) (*Token, error)
 
-// Margin decides how long before expiry a token is refreshed.
-//
-// The zero value refreshes when 10 % of the token's remaining lifetime is
-// left, at most 5 minutes before expiry, and never later than twice the time
-// the last fetch took. The margin never exceeds half the lifetime, so a
-// 1-second token is refreshed after 0.9 s and a 24-hour token 5 minutes
-// before it expires (golang.org/x/oauth2 instead treats every token of 10 s
-// or less as expired).
-type Margin struct {
-	// Fraction is the share of the lifetime; zero means 0.1.
-	Fraction float64
-	// Min is a floor for the margin (still capped at half the lifetime).
-	Min time.Duration
-	// Max is a ceiling for the margin; zero means 5 minutes.
-	Max time.Duration
-	// Fixed, when positive, is used instead of Fraction, Min and Max.
-	Fixed time.Duration
-}
-
-// For returns the margin for a token that is valid for lifetime, when the
-// last fetch took fetchTook.
-func (m Margin) For(lifetime, fetchTook time.Duration) time.Duration {
-	var d time.Duration
-	if m.Fixed > 0 {
-		d = m.Fixed
-	} else {
-		f := m.Fraction
-		if f <= 0 {
-			f = 0.1
-		}
-		d = time.Duration(float64(lifetime) * f)
-		limit := m.Max
-		if limit <= 0 {
-			limit = 5 * time.Minute
-		}
-		d = min(d, limit)
-		d = max(d, m.Min, 2*fetchTook)
-	}
-	return min(d, lifetime/2)
-}
-
-// Backoff spaces the fetches after failures: Min after the first, doubling
-// up to Max, each wait drawn at random from its upper half (jitter). The
-// zero value means Min 1 s and Max 1 minute.
-type Backoff struct {
-	Min time.Duration
-	Max time.Duration
-}
-
-func (b Backoff) delay(failures int) time.Duration {
-	lo, hi := b.Min, b.Max
-	if lo <= 0 {
-		lo = time.Second
-	}
-	if hi <= 0 {
-		hi = time.Minute
-	}
-	d := lo
-	for i := 1; i < failures && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
-}
+// CheckFunc inspects a token that a [FetchFunc] obtained, after the engine
+// saved it: ID token verification, username pinning. An error leaves the
+// token held and saved — its refresh token is the one the next fetch
+// spends — but not served. A transient error (JWKS unreachable) makes the
+// engine run the check again, with backoff, without fetching again.
+type CheckFunc func(ctx context.Context, tok *Token) error
 
 // EngineConfig configures an [Engine]. Only Fetch is required.
 type EngineConfig struct {
 	// Fetch obtains a token. Required.
 	Fetch FetchFunc
-	// Prepare turns a token into the credentials of each service. Nil
-	// means Wire.Bearer.
-	Prepare func(*Token) (*Credentials, error)
-	// Wire names headers and metadata when Prepare is nil.
+	// Check inspects each fetched token after it was saved; nil means none.
+	Check CheckFunc
+	// Wire names the headers and metadata that carry the token.
 	Wire Wire
-	// Margin decides when a token is refreshed; see [Margin].
+	// Margin decides when a token is refreshed and when it stops being
+	// served; see [Margin].
 	Margin Margin
-	// Backoff spaces fetches after failures; see [Backoff].
+	// Backoff spaces the attempts after failures; see [Backoff].
 	Backoff Backoff
-	// FetchTimeout bounds one fetch, which runs on the engine's own
-	// lifetime. Zero means 2 minutes; negative means no bound.
+	// FetchTimeout bounds one fetch, its retries included. Zero means 2
+	// minutes; negative means no bound.
 	FetchTimeout time.Duration
+	// RefreshIdle keeps refreshing in the background even while nobody
+	// reads the credentials. By default an engine whose token was not read
+	// since the last refresh does not refresh it again: the next read does
+	// (serving the token meanwhile, or waiting once it expired), so that an
+	// idle command-line tool or service does not rotate its refresh token
+	// forever. An engine with RefreshIdle must be closed: it refreshes for
+	// as long as it is not.
+	RefreshIdle bool
+	// OnRejected, if set, is called in its own goroutine each time a
+	// service rejects the credential being served (see Invalidate), even
+	// when the rejection is deferred: a hint for whoever issues it.
+	OnRejected func(svc Service)
 	// Clock is the source of time; nil means SystemClock().
 	Clock Clock
 	// Store keeps tokens between runs; nil means none (memory only).
 	Store Store
 	// StoreKey is the key of this engine's token in Store.
 	StoreKey StoreKey
-	// Initial is a token to start with, used while valid.
+	// Initial is a token to start with, served while valid.
 	Initial *Token
-	// Logger receives debug and warning records; nil means silent.
+	// Logger receives debug, info and warning records, never a secret; nil
+	// means silent.
 	Logger *slog.Logger
 }
 
@@ -120,12 +86,16 @@ type Stats struct {
 	// Refreshes counts the fetches started early, in the background,
 	// while the current token was still valid.
 	Refreshes int64
-	// Failures counts fetches that returned an error.
+	// Failures counts failed attempts (fetches or checks), retried or not.
 	Failures int64
 	// StoreHits counts tokens taken from the store instead of fetching.
 	StoreHits int64
-	// Invalidations counts accepted calls of Invalidate.
+	// Invalidations counts rejections that dropped the credentials.
 	Invalidations int64
+	// RejectionsDeferred counts rejections that did not drop the
+	// credentials because they came too soon after the previous one; see
+	// [Engine.Invalidate].
+	RejectionsDeferred int64
 	// Waits counts callers that found no valid credentials and waited for
 	// a fetch (or got the last fetch's error).
 	Waits int64
@@ -133,54 +103,135 @@ type Stats struct {
 
 // Engine is the token lifecycle shared by every OAuth grant: it caches the
 // credentials, refreshes them in the background before they expire, lets one
-// fetch run at a time, serves the valid token while an early refresh fails,
-// backs off after failures, persists tokens and drops them after a service
-// rejected them. It is safe for concurrent use.
+// fetch run at a time, retries transient failures while callers wait, serves
+// the valid token while an early refresh fails, persists tokens, and bounds
+// what services' rejections cost. It is safe for concurrent use.
+//
+// # State
+//
+// Everything a reader needs is one immutable value behind an atomic pointer:
+// the prepared credentials, the wall-clock times at which a refresh is due
+// and at which the token stops being served, and a login epoch. A read is
+// that load plus a comparison with the wall clock, so a machine that slept
+// past the expiry never sends the dead token: validity does not depend on a
+// timer having fired. Every change — a fetch's result, a login (Set), a
+// logout (Forget), Close — installs a new value through one path that
+// checks the epoch: a fetch that started before a login or a logout can
+// neither install nor save its token.
+//
+// # Refresh
+//
+// The first read past the refresh time starts one background refresh and
+// keeps getting the still valid token; a timer does the same for an engine
+// that was read since its last refresh (an idle engine stops refreshing,
+// see EngineConfig.RefreshIdle). Callers that find no valid token share one
+// fetch, each waiting only as long as its own ctx allows. Transient failures
+// are retried with backoff within that fetch; terminal ones reach every
+// waiter at once and later callers fail fast until the backoff has passed.
 //
 // An Engine provides the getter half of [AuthenticationHandler]
 // (HubRequestHeaders, AccessManagerRequestHeaders, MessageServiceMetadata)
-// and [Invalidator]; handlers embed it and add Authenticate, Authenticated
-// and Username.
+// and [Invalidator].
 type Engine struct {
-	cfg     EngineConfig
-	clock   Clock
-	log     *slog.Logger
-	prepare func(*Token) (*Credentials, error)
+	st          atomic.Pointer[state] // never nil
+	fast        bool                  // the clock is the system clock: read coarseNow
+	refreshIdle bool
 
-	// cur is the hot path: the prepared credentials while they are valid,
-	// nil otherwise. Timers clear it at expiry.
-	cur atomic.Pointer[entry]
+	fetch      FetchFunc
+	check      CheckFunc
+	wire       *Wire   // with defaults filled in; shared by every token
+	margin     *Margin // nil: the zero Margin
+	backoff    Backoff
+	timeout    time.Duration // of one fetch; 0 means none
+	onRejected func(Service)
+	clock      Clock
+	store      Store
+	key        *StoreKey // nil without a store
+	log        *slog.Logger
+	sched      *scheduler // runs refreshDue when the current state is due
+	schedIdx   int        // in sched's heap, or -1; guarded by sched.mu
 
-	ctx    context.Context // the engine's lifetime; fetches run on it
-	cancel context.CancelFunc
 	wg     sync.WaitGroup // background fetches
+	saveMu sync.Mutex     // orders saves to a store that is not a Locker
 
-	mu        sync.Mutex // guards the fields below
-	closed    bool
-	tok       *Token     // latest token, even when expired or rejected
-	rejected  string     // access token a service rejected
-	call      *fetchCall // the fetch in flight, if any
-	timers    []Timer    // refresh and expiry timers of the current token
-	gen       uint64     // changes with every installed or dropped token
-	failures  int        // consecutive failed fetches
-	lastErr   error      // error of the last failed fetch
-	retryAt   time.Time  // no fetch for waiters before this, after a failure
-	fetchTook time.Duration
-	stats     Stats
+	mu           sync.Mutex // guards the fields below and every change of st
+	call         *fetchCall // the fetch in flight, if any
+	failures     int        // terminal failures in a row
+	dueOnArrival int        // tokens in a row that were due for refresh on arrival
+	lastErr      error      // the last terminal failure, served until retryAt
+	retryAt      int64      // Unix ns
+	fetchTook    time.Duration
+	stats        Stats
 }
 
-type entry struct {
-	creds  *Credentials
-	margin time.Duration
+// discardLogger is the logger of engines given none.
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// never is a time that does not come.
+const never = math.MaxInt64
+
+// lastInstant is the last time a Unix nanosecond count can hold (2262).
+var lastInstant = time.Unix(0, never)
+
+// noExpiry reports whether t means "does not expire": zero, or too far
+// ahead to count in Unix nanoseconds (year 9999 standing for "never").
+func noExpiry(t time.Time) bool {
+	return t.IsZero() || t.After(lastInstant)
 }
 
+// state is one immutable snapshot of the engine. Only read and kicked
+// change, once each.
+type state struct {
+	epoch uint64 // login generation: Set, Forget and Close start a new one
+	// tok is the latest token: the source of the next refresh. It may be
+	// expired, rejected by a service, or a token whose check failed, and
+	// then differs from creds.Token.
+	tok *Token
+	// creds is what is served; nil when nothing may be.
+	creds *Credentials
+	// refreshAt and serveUntil are wall-clock Unix nanoseconds.
+	refreshAt, serveUntil int64
+	// quietUntil ends the window in which rejections of creds are
+	// deferred (Unix ns; 0 for none).
+	quietUntil int64
+	// rejections counts the tokens in a row that services rejected right
+	// after they were fetched.
+	rejections int32
+	closed     bool
+	read       atomic.Bool // a reader got creds
+	kicked     atomic.Bool // a refresh was asked for
+	// rej, when creds is nil because a service rejected them, says which.
+	rej *rejection
+}
+
+// rejection is a service's rejection of an access token.
+type rejection struct {
+	access string
+	by     Service
+}
+
+// fetchCall is one fetch in flight, with its retries. Waiters select on done.
 type fetchCall struct {
-	done  chan struct{}
+	done       chan struct{}
+	epoch      uint64
+	rejections int32      // carried into the installed state
+	rej        *rejection // what the fetch replaces, after a rejection
+	cancel     context.CancelFunc
+
+	// Set before done is closed. Neither set: the call was superseded by
+	// a login or logout, and waiters look at the new state.
 	creds *Credentials
 	err   error
+
+	last error // the last transient failure; guarded by Engine.mu
 }
 
-// NewEngine validates cfg and returns an engine. Close it when done.
+// errSuperseded ends a fetch whose login epoch has passed.
+var errSuperseded = errors.New("auth: fetch superseded by a login or logout")
+
+// NewEngine validates cfg and returns an engine. Close it to stop its
+// background work early. An engine dropped without Close refreshes at most
+// once more (unless RefreshIdle is set), and is then collected.
 func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Fetch == nil {
 		return nil, configError("EngineConfig.Fetch is required")
@@ -191,111 +242,167 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Margin.Min < 0 || cfg.Margin.Max < 0 || cfg.Margin.Fixed < 0 {
 		return nil, configError("Margin durations must not be negative")
 	}
+	if cfg.Margin.Max > 0 && cfg.Margin.Min > cfg.Margin.Max {
+		return nil, configError("Margin needs Min <= Max, got %v > %v", cfg.Margin.Min, cfg.Margin.Max)
+	}
 	if cfg.Backoff.Min < 0 || cfg.Backoff.Max < 0 || (cfg.Backoff.Max > 0 && cfg.Backoff.Min > cfg.Backoff.Max) {
 		return nil, configError("Backoff needs 0 <= Min <= Max")
 	}
 	if err := cfg.Wire.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, prepare: cfg.Prepare}
+	e := &Engine{
+		fetch: cfg.Fetch, check: cfg.Check, wire: &defaultWire, backoff: cfg.Backoff,
+		refreshIdle: cfg.RefreshIdle, onRejected: cfg.OnRejected, clock: cfg.Clock, store: cfg.Store, log: cfg.Logger,
+	}
+	if cfg.Wire != (Wire{}) {
+		w := cfg.Wire.WithDefaults()
+		e.wire = &w
+	}
+	if cfg.Margin != (Margin{}) {
+		e.margin = &cfg.Margin
+	}
+	if e.store != nil {
+		e.key = &cfg.StoreKey
+	}
+	e.schedIdx = -1
+	switch {
+	case cfg.FetchTimeout == 0:
+		e.timeout = 2 * time.Minute
+	case cfg.FetchTimeout > 0:
+		e.timeout = cfg.FetchTimeout
+	}
 	if e.clock == nil {
 		e.clock = SystemClock()
 	}
+	_, e.fast = e.clock.(systemClock)
+	e.sched = systemScheduler
+	if !e.fast {
+		e.sched = &scheduler{clock: e.clock}
+	}
 	if e.log == nil {
-		e.log = slog.New(slog.DiscardHandler)
+		e.log = discardLogger
 	}
-	if e.prepare == nil {
-		e.prepare = cfg.Wire.Bearer
-	}
-	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.st.Store(&state{})
 	if cfg.Initial != nil {
-		creds, err := e.prepare(cfg.Initial)
+		tok := cfg.Initial.Clone()
+		capExpiry(tok)
+		creds, err := e.prepareToken(tok)
 		if err != nil {
 			return nil, err
 		}
 		e.mu.Lock()
-		e.installLocked(cfg.Initial, creds)
+		next, err := e.newState(0, tok, creds, 0)
+		if err != nil {
+			next = &state{tok: tok} // expired: kept as the refresh source
+		}
+		e.setLocked(next)
 		e.mu.Unlock()
 	}
 	return e, nil
 }
 
-// Credentials returns the prepared credentials, fetching them when none are
-// valid. While a token is valid this is one atomic load. Otherwise the caller
-// waits for the one fetch in flight (starting it if needed) for as long as
-// ctx allows; giving up does not cancel the fetch, which others may share.
-// The result is shared and read-only.
+// load is the hot path: the credentials while they may be served, else nil.
+// Past the refresh time it asks for one background refresh.
+func (e *Engine) load() *Credentials {
+	s := e.st.Load()
+	c := s.creds
+	if c == nil {
+		return nil
+	}
+	var now int64
+	if e.fast {
+		now = coarseNow()
+	} else {
+		now = e.clock.Now().UnixNano()
+	}
+	if now >= s.serveUntil {
+		return nil
+	}
+	if now >= s.refreshAt && !s.kicked.Load() {
+		e.kick(s)
+	}
+	if !s.read.Load() {
+		s.read.Store(true)
+	}
+	return c
+}
+
+// Credentials returns the prepared credentials, fetching them when none may
+// be served. While a token is valid this is one atomic load and a clock
+// comparison. Otherwise the caller waits for the one fetch in flight
+// (starting it if needed) for as long as ctx allows; giving up does not
+// cancel the fetch, which others may share. The result is shared and
+// read-only.
 func (e *Engine) Credentials(ctx context.Context) (*Credentials, error) {
-	if c := e.cur.Load(); c != nil {
-		return c.creds, nil
+	if c := e.load(); c != nil {
+		return c, nil
 	}
 	return e.wait(ctx)
 }
 
 // HubRequestHeaders returns the hub's headers; see [AuthenticationHandler].
 func (e *Engine) HubRequestHeaders(ctx context.Context) (http.Header, error) {
-	if c := e.cur.Load(); c != nil {
-		return c.creds.Hub, nil
+	if c := e.load(); c != nil {
+		return c.Hub(), nil
 	}
-	creds, err := e.wait(ctx)
+	c, err := e.wait(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return creds.Hub, nil
+	return c.Hub(), nil
 }
 
 // AccessManagerRequestHeaders returns the access manager's headers; see
 // [AuthenticationHandler].
 func (e *Engine) AccessManagerRequestHeaders(ctx context.Context) (http.Header, error) {
-	if c := e.cur.Load(); c != nil {
-		return c.creds.AccessManager, nil
+	if c := e.load(); c != nil {
+		return c.AccessManager(), nil
 	}
-	creds, err := e.wait(ctx)
+	c, err := e.wait(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return creds.AccessManager, nil
+	return c.AccessManager(), nil
 }
 
 // MessageServiceMetadata returns the message service's gRPC metadata; see
 // [AuthenticationHandler].
 func (e *Engine) MessageServiceMetadata(ctx context.Context) (map[string]string, error) {
-	if c := e.cur.Load(); c != nil {
-		return c.creds.MessageService, nil
+	if c := e.load(); c != nil {
+		return c.MessageService(), nil
 	}
-	creds, err := e.wait(ctx)
+	c, err := e.wait(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return creds.MessageService, nil
+	return c.MessageService(), nil
 }
 
-// Token returns a copy of the current valid token, fetching one if needed
+// Token returns a copy of the token being served, fetching one if needed
 // (see Credentials). It is nil for credentials that are not tokens.
 func (e *Engine) Token(ctx context.Context) (*Token, error) {
-	creds, err := e.Credentials(ctx)
+	c, err := e.Credentials(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return creds.Token.Clone(), nil
+	return c.Token.Clone(), nil
 }
 
 // Valid reports whether the engine holds credentials that are valid now
-// with the refresh margin to spare. It performs no I/O.
+// with the refresh margin to spare. It reads the precise clock and performs
+// no I/O.
 func (e *Engine) Valid() bool {
-	c := e.cur.Load()
-	if c == nil {
-		return false
-	}
-	return c.creds.Expiry.IsZero() || e.clock.Now().Add(c.margin).Before(c.creds.Expiry)
+	s := e.st.Load()
+	now := e.clock.Now().UnixNano()
+	// After a failed early refresh, the retry may be set past serveUntil.
+	return s.creds != nil && now < s.refreshAt && now < s.serveUntil
 }
 
 // Current returns a copy of the latest token the engine holds, valid or not,
 // or nil. It performs no I/O.
 func (e *Engine) Current() *Token {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.tok.Clone()
+	return e.st.Load().tok.Clone()
 }
 
 // Stats returns what the engine did so far.
@@ -305,280 +412,600 @@ func (e *Engine) Stats() Stats {
 	return e.stats
 }
 
-// Invalidate drops the current credentials if rejected carries their access
-// token (or rejected is empty), so that the next caller starts one new fetch.
-// See [Invalidator].
-func (e *Engine) Invalidate(rejected string) {
+// Invalidate reports that svc rejected the credential value rejected; see
+// [Invalidator]. It drops the current credentials if rejected carries their
+// access token (or rejected is empty), so that the next caller fetches new
+// ones.
+//
+// Rejections are bounded: when a token that was fetched because its
+// predecessor was rejected is itself rejected within the backoff of that
+// streak (EngineConfig.Backoff: 250 ms, then 0.5 s, 1 s... up to a minute),
+// the rejection is deferred — the token keeps being served and the
+// service's answers reach the caller as they are — so a service that
+// rejects every token costs a handful of fetches, not one per request. A
+// fetch that returns the rejected token again is served again under the
+// same rule (the issuer may know better than the service).
+func (e *Engine) Invalidate(svc Service, rejected string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.tok == nil || e.tok.AccessToken == "" {
+	s := e.st.Load()
+	if s.closed || s.creds == nil || s.creds.Token == nil || s.creds.Token.AccessToken == "" {
 		return
 	}
-	if rejected != "" && !strings.Contains(rejected, e.tok.AccessToken) {
+	served := s.creds.Token.AccessToken
+	if rejected != "" && !strings.Contains(rejected, served) {
 		return // an older credential, already replaced
 	}
-	e.rejected = e.tok.AccessToken
-	e.dropLocked()
-	e.failures, e.lastErr, e.retryAt = 0, nil, time.Time{}
+	if e.onRejected != nil {
+		go e.onRejected(svc)
+	}
+	if e.clock.Now().UnixNano() < s.quietUntil {
+		e.stats.RejectionsDeferred++
+		if e.stats.RejectionsDeferred&(e.stats.RejectionsDeferred-1) == 0 { // 1, 2, 4, 8...
+			e.log.Warn("auth: a service keeps rejecting new credentials; fetching again after the backoff",
+				"service", string(svc), "rejected_in_a_row", s.rejections, "deferred", e.stats.RejectionsDeferred)
+		}
+		return
+	}
+	rej := &rejection{access: served, by: svc}
+	e.setLocked(&state{epoch: s.epoch, tok: s.tok, rejections: s.rejections + 1, rej: rej})
+	if c := e.call; c != nil && c.rej == nil && c.epoch == s.epoch {
+		// A refresh in flight replaces the rejected token: the streak
+		// goes on with its result.
+		c.rejections, c.rej = s.rejections+1, rej
+	}
+	e.failures, e.lastErr, e.retryAt = 0, nil, 0
 	e.stats.Invalidations++
-	e.log.Debug("auth: credential rejected by a service; the next use fetches a new one")
+	e.log.Info("auth: credential rejected; the next use fetches a new one", "service", string(svc))
 }
 
 // Set installs a token obtained outside the engine (by an interactive login,
-// say), saves it to the store and serves it from now on.
+// say), serves it from now on and saves it to the store. It starts a new
+// login epoch: a fetch in flight is cancelled and can neither install nor
+// save its result. A failure to save is logged; the token is served anyway.
 func (e *Engine) Set(ctx context.Context, tok *Token) error {
-	if tok == nil {
-		return fmt.Errorf("%w: nil token", ErrMalformedToken)
+	if tok == nil || tok.AccessToken == "" {
+		return fmt.Errorf("%w: no access token", ErrMalformedToken)
 	}
-	creds, err := e.prepare(tok)
-	if err != nil {
+	tok = tok.Clone()
+	capExpiry(tok)
+	if _, err := e.prepareToken(tok.Clone()); err != nil {
 		return err
 	}
-	if err := e.save(ctx, tok); err != nil {
-		e.log.Warn("auth: token not saved", "error", err)
+	install := func(epoch uint64) *state {
+		creds, _ := e.prepareToken(tok.Clone())
+		next, err := e.newState(epoch, tok, creds, 0)
+		if err != nil {
+			next = &state{epoch: epoch, tok: tok}
+		}
+		e.cancelCallLocked()
+		e.setLocked(next)
+		e.failures, e.lastErr, e.retryAt = 0, nil, 0
+		return next
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
+	cur := e.st.Load()
+	if cur.closed {
+		e.mu.Unlock()
 		return ErrClosed
 	}
-	e.installLocked(tok, creds)
+	first := install(cur.epoch + 1)
+	e.mu.Unlock()
+	if e.store == nil {
+		return nil
+	}
+	unlock, err := e.lockStore(ctx)
+	if err != nil {
+		e.log.Warn("auth: token not saved; it stays in memory", "error", err)
+		return nil
+	}
+	defer unlock()
+	if e.st.Load().epoch == first.epoch {
+		if err := e.store.Save(ctx, *e.key, tok); err != nil {
+			e.log.Warn("auth: token not saved; it stays in memory", "error", err)
+		}
+	}
+	// A fetch begun since the first epoch may have taken the previous
+	// login's token from the store: start another one, under the lock.
+	e.mu.Lock()
+	if e.st.Load().epoch == first.epoch {
+		install(first.epoch + 1)
+	}
+	e.mu.Unlock()
 	return nil
 }
 
-// Forget drops the credentials and deletes the stored token: the logout.
+// Forget drops the credentials and deletes the stored token, under the
+// store's lock: the local half of a logout. It starts a new login epoch, so
+// that a refresh already running can neither install nor save its token,
+// and another once the stored token is gone, so that a reader who came
+// meanwhile cannot take it back from the store.
 func (e *Engine) Forget(ctx context.Context) error {
 	e.mu.Lock()
-	e.dropLocked()
-	e.tok = nil
+	cur := e.st.Load()
+	e.cancelCallLocked()
+	first := &state{epoch: cur.epoch + 1, closed: cur.closed}
+	e.setLocked(first)
+	e.failures, e.lastErr, e.retryAt = 0, nil, 0
 	e.mu.Unlock()
-	if e.cfg.Store == nil {
+	if e.store == nil {
 		return nil
 	}
-	if l, ok := e.cfg.Store.(Locker); ok {
-		// Under the lock, so that another process's refresh cannot save the
-		// token again right after the logout.
-		unlock, err := l.Lock(ctx, e.cfg.StoreKey)
-		if err != nil {
-			return fmt.Errorf("auth: lock token store: %w", err)
-		}
-		defer unlock()
+	unlock, err := e.lockStore(ctx)
+	if err != nil {
+		return err
 	}
-	return e.cfg.Store.Delete(ctx, e.cfg.StoreKey)
+	defer unlock()
+	err = e.store.Delete(ctx, *e.key)
+	e.mu.Lock()
+	if e.st.Load().epoch == first.epoch {
+		e.cancelCallLocked()
+		e.setLocked(&state{epoch: first.epoch + 1, closed: first.closed})
+	}
+	e.mu.Unlock()
+	return err
 }
 
 // Close stops the background work and waits for it to end. Calls after Close
-// return ErrClosed.
+// return ErrClosed. Close is not needed for correctness: it only ends the
+// background work early.
 func (e *Engine) Close() error {
 	e.mu.Lock()
-	if e.closed {
+	cur := e.st.Load()
+	if cur.closed {
 		e.mu.Unlock()
 		return nil
 	}
-	e.closed = true
-	e.dropLocked()
-	e.cancel()
+	e.cancelCallLocked()
+	e.setLocked(&state{epoch: cur.epoch + 1, closed: true})
 	e.mu.Unlock()
 	e.wg.Wait()
 	return nil
 }
 
-// wait is the slow path: join or start the fetch and wait for it.
-func (e *Engine) wait(ctx context.Context) (*Credentials, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+// kick starts one background refresh of s, unless one was asked for already.
+func (e *Engine) kick(s *state) {
+	if !s.kicked.CompareAndSwap(false, true) {
+		return
 	}
 	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil, ErrClosed
-	}
-	if c := e.cur.Load(); c != nil {
-		e.mu.Unlock()
-		return c.creds, nil
-	}
-	e.stats.Waits++
-	call := e.call
-	if call == nil {
-		if e.lastErr != nil && e.clock.Now().Before(e.retryAt) {
-			err := e.lastErr
-			e.mu.Unlock()
-			return nil, err
-		}
-		call = e.startFetchLocked(false)
-	}
-	e.mu.Unlock()
-	select {
-	case <-call.done:
-		return call.creds, call.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	defer e.mu.Unlock()
+	if e.st.Load() == s && e.call == nil && !s.closed {
+		e.startLocked(s, true)
 	}
 }
 
-func (e *Engine) startFetchLocked(early bool) *fetchCall {
-	call := &fetchCall{done: make(chan struct{})}
+// refreshDue is the timer's half of the refresh: it refreshes the current
+// state if it is due and was read (or every state, with RefreshIdle).
+func (e *Engine) refreshDue() {
+	s := e.st.Load()
+	if s.creds == nil || e.clock.Now().UnixNano() < s.refreshAt {
+		return // a state that the timer was not set for
+	}
+	if !s.read.Load() && !e.refreshIdle {
+		e.log.Debug("auth: credentials unused since the last refresh; the next use refreshes them")
+		return
+	}
+	e.kick(s)
+}
+
+// wait is the slow path: join or start the fetch and wait for it.
+func (e *Engine) wait(ctx context.Context) (*Credentials, error) {
+	counted := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		s := e.st.Load()
+		if s.closed {
+			e.mu.Unlock()
+			return nil, ErrClosed
+		}
+		now := e.clock.Now()
+		if s.creds != nil && now.UnixNano() < s.serveUntil {
+			// The coarse clock ran ahead of a token that is still valid.
+			e.mu.Unlock()
+			s.read.Store(true)
+			return s.creds, nil
+		}
+		if !counted {
+			e.stats.Waits++
+			counted = true
+		}
+		call := e.call
+		if call == nil {
+			if e.lastErr != nil && now.UnixNano() < e.retryAt {
+				err := e.lastErr
+				e.mu.Unlock()
+				return nil, err
+			}
+			call = e.startLocked(s, false)
+		}
+		e.mu.Unlock()
+		select {
+		case <-call.done:
+			if call.err != nil {
+				return nil, call.err
+			}
+			if call.creds != nil {
+				if s := e.st.Load(); s.creds == call.creds {
+					s.read.Store(true)
+				}
+				return call.creds, nil
+			}
+			// Superseded by a login or a logout: look at the new state.
+		case <-ctx.Done():
+			e.mu.Lock()
+			last := call.last
+			e.mu.Unlock()
+			if last != nil {
+				return nil, fmt.Errorf("auth: gave up waiting for a token: %w; the last attempt failed: %w", ctx.Err(), last)
+			}
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// startLocked starts a fetch from state s.
+func (e *Engine) startLocked(s *state, early bool) *fetchCall {
+	var ctx context.Context
+	call := &fetchCall{done: make(chan struct{}), epoch: s.epoch}
+	if e.timeout > 0 {
+		ctx, call.cancel = context.WithTimeout(context.Background(), e.timeout)
+	} else {
+		ctx, call.cancel = context.WithCancel(context.Background())
+	}
+	if s.rej != nil {
+		call.rejections, call.rej = s.rejections, s.rej
+	}
 	e.call = call
 	if early {
 		e.stats.Refreshes++
 	}
-	current, gen, rejected := e.tok, e.gen, e.rejected
 	e.wg.Add(1)
-	go e.runFetch(call, current, gen, rejected)
+	go e.run(ctx, call)
 	return call
 }
 
-func (e *Engine) runFetch(call *fetchCall, current *Token, gen uint64, rejected string) {
-	defer e.wg.Done()
-	ctx, cancel := e.ctx, context.CancelFunc(func() {})
-	if e.cfg.FetchTimeout >= 0 {
-		timeout := e.cfg.FetchTimeout
-		if timeout == 0 {
-			timeout = 2 * time.Minute
-		}
-		ctx, cancel = context.WithTimeout(e.ctx, timeout)
+// cancelCallLocked cancels the fetch in flight, whose result a new login
+// epoch makes moot.
+func (e *Engine) cancelCallLocked() {
+	if e.call != nil {
+		e.call.cancel()
+		e.call = nil
 	}
-	start := e.clock.Now()
-	tok, creds, err := e.obtain(ctx, current, rejected)
-	cancel()
-	if err == nil && !tok.Expiry.IsZero() && !tok.Expiry.After(e.clock.Now()) {
-		err = fmt.Errorf("%w: the new token expired at %s", ErrTokenExpired, tok.Expiry.UTC().Format(time.RFC3339))
-	}
+}
 
+// run is one fetch: attempts, with backoff after transient failures, until
+// a token is installed, a terminal failure, FetchTimeout, or cancellation.
+func (e *Engine) run(ctx context.Context, call *fetchCall) {
+	defer e.wg.Done()
+	defer call.cancel()
+	var held *Token // obtained and saved, but its check failed transiently
+	for attempt := 1; ; attempt++ {
+		start := e.clock.Now()
+		tok, creds, fetched, err := e.attempt(ctx, call, &held)
+		if err == nil {
+			var took time.Duration
+			if fetched {
+				took = e.clock.Now().Sub(start)
+			}
+			e.finish(call, tok, creds, took, nil)
+			return
+		}
+		if errors.Is(err, errSuperseded) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			e.finish(call, nil, nil, 0, e.ended(ctx, call, err))
+			return
+		}
+		e.mu.Lock()
+		e.stats.Failures++
+		if IsTransient(err) {
+			call.last = err
+		}
+		e.mu.Unlock()
+		if !IsTransient(err) {
+			e.finish(call, nil, nil, 0, err)
+			return
+		}
+		wait := e.backoff.delay(attempt, retryAfter(err))
+		e.log.Debug("auth: transient failure; retrying", "error", err, "attempt", attempt, "retry_in", wait)
+		if err := e.sleep(ctx, wait); err != nil {
+			e.finish(call, nil, nil, 0, e.ended(ctx, call, err))
+			return
+		}
+	}
+}
+
+// ended describes a fetch that its ctx ended: cancelled (superseded or
+// closed; finish sorts those out) or past FetchTimeout.
+func (e *Engine) ended(ctx context.Context, call *fetchCall, err error) error {
+	if errors.Is(err, errSuperseded) || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return errSuperseded
+	}
+	e.mu.Lock()
+	last := call.last
+	e.mu.Unlock()
+	if last != nil {
+		return fmt.Errorf("auth: no token within FetchTimeout (%s): %w", e.timeout, last)
+	}
+	return fmt.Errorf("auth: no token within FetchTimeout (%s): %w", e.timeout, err)
+}
+
+// sleep waits d on the engine's clock, or until ctx ends.
+func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
+	done := make(chan struct{})
+	t := e.clock.AfterFunc(d, func() { close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	}
+}
+
+// attempt runs one attempt: re-check a held token, or obtain a new one
+// (store, fetch, save) and check it. fetched reports that the fetch
+// function ran and succeeded.
+func (e *Engine) attempt(ctx context.Context, call *fetchCall, held **Token) (tok *Token, creds *Credentials, fetched bool, err error) {
+	if *held != nil {
+		tok = (*held).Clone() // the held one is published: never written
+	} else {
+		tok, fetched, err = e.obtain(ctx, call)
+		if err != nil {
+			return nil, nil, false, err
+		}
+	}
+	if fetched || *held != nil {
+		if err := e.runCheck(ctx, call, tok); err != nil {
+			if IsTransient(err) {
+				*held = tok
+			}
+			return nil, nil, false, err
+		}
+		*held = nil
+	}
+	if !e.servable(tok) {
+		// Issued already past its serve time: a clock that is off, or an
+		// application callback that hands out an old token. Keep it as the
+		// refresh source; asking again later may help.
+		e.hold(call, tok)
+		return nil, nil, false, Transient(fmt.Errorf("%w: the new token expires at %s, too soon to be used",
+			ErrTokenExpired, tok.Expiry.UTC().Format(time.RFC3339Nano)))
+	}
+	creds, err = e.prepareToken(tok)
+	if err != nil {
+		e.hold(call, tok)
+	}
+	return tok, creds, fetched, err
+}
+
+// servable reports whether tok may be served now, its margin included.
+func (e *Engine) servable(tok *Token) bool {
+	if noExpiry(tok.Expiry) {
+		return true
+	}
+	now := e.clock.Now()
+	_, serveUntil := e.schedule(tok, now, e.fetchTookNow())
+	return now.Before(serveUntil)
+}
+
+// schedule returns when tok is due for refresh and until when it may be
+// served. Margins are judged on the token's whole lifetime: from its JWT
+// "iat" when it has one (a token handed over late is as old as it is),
+// else from now. A token without expiry is neither.
+func (e *Engine) schedule(tok *Token, now time.Time, fetchTook time.Duration) (refreshAt, serveUntil time.Time) {
+	if tok.Expiry.IsZero() {
+		return time.Time{}, time.Time{}
+	}
+	start := now
+	if iat, _, ok := jwtclaims.Times(tok.AccessToken); ok && !iat.IsZero() && iat.Before(now) && iat.Before(tok.Expiry) {
+		start = iat
+	}
+	m := e.marginFor(tok.Expiry.Sub(start), fetchTook)
+	return tok.Expiry.Add(-m), tok.Expiry.Add(-serveMargin(m))
+}
+
+// fetchTookNow returns how long the last fetch took.
+func (e *Engine) fetchTookNow() time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.call = nil
-	if e.closed {
-		err = ErrClosed
+	return e.fetchTook
+}
+
+// hold makes tok the refresh source of the current state, if call's epoch
+// still holds: a token that was saved but cannot be served.
+func (e *Engine) hold(call *fetchCall, tok *Token) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur := e.st.Load(); cur.epoch == call.epoch && cur.tok != tok {
+		e.setLocked(cur.withToken(tok))
 	}
+}
+
+// runCheck runs the check; a failed token is held as the refresh source.
+func (e *Engine) runCheck(ctx context.Context, call *fetchCall, tok *Token) error {
+	if e.check == nil {
+		return nil
+	}
+	err := e.check(ctx, tok.Clone())
 	if err != nil {
-		e.failedLocked(err, gen)
-		call.err = e.lastErr
-		if call.err == nil {
-			call.err = err
-		}
-	} else {
-		e.fetchTook = e.clock.Now().Sub(start)
-		e.installLocked(tok, creds)
-		call.creds = creds
+		e.hold(call, tok)
 	}
-	close(call.done)
+	return err
 }
 
 // obtain returns a token from the store or the fetch function, holding the
-// store's cross-process lock (if any) around "reload, fetch, save".
-func (e *Engine) obtain(ctx context.Context, current *Token, rejected string) (*Token, *Credentials, error) {
-	store := e.cfg.Store
-	if store != nil {
-		if l, ok := store.(Locker); ok {
-			unlock, err := l.Lock(ctx, e.cfg.StoreKey)
+// store's cross-process lock (if any) around "reload, fetch, save". A
+// fetched token is saved before anything else can fail. fetched is false
+// for a token another process saved.
+func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetched bool, err error) {
+	current := e.st.Load().tok
+	if e.store != nil {
+		if l, ok := e.store.(Locker); ok {
+			unlock, err := l.Lock(ctx, *e.key)
 			if err != nil {
-				return nil, nil, fmt.Errorf("auth: lock token store: %w", err)
+				return nil, false, fmt.Errorf("auth: lock token store: %w", err)
 			}
 			defer unlock()
 		}
-		stored, err := store.Load(ctx, e.cfg.StoreKey)
+		stored, err := e.store.Load(ctx, *e.key)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false, ctx.Err()
+			}
 			e.log.Warn("auth: token store unreadable; continuing without it", "error", err)
 		}
-		// A stored token other than our own and other than a rejected one
-		// was saved by another process (or run) after ours: use it. Our own
-		// token is what is being refreshed, so it never counts.
-		foreign := stored != nil && stored.AccessToken != rejected &&
-			(current == nil || stored.AccessToken != current.AccessToken)
-		if foreign {
-			now := e.clock.Now()
-			lifetime := stored.Expiry.Sub(now)
-			if stored.Expiry.IsZero() || stored.ValidAt(now, e.cfg.Margin.For(lifetime, 0)) {
-				if creds, err := e.prepare(stored); err == nil {
-					e.mu.Lock()
-					e.stats.StoreHits++
-					e.mu.Unlock()
-					return stored, creds, nil
-				}
+		if e.foreign(stored, current, call.rej) {
+			// Saved by another process or run, perhaps before its check
+			// failed: checked again before it is used.
+			if e.check == nil || e.check(ctx, stored.Clone()) == nil {
+				e.mu.Lock()
+				e.stats.StoreHits++
+				e.mu.Unlock()
+				return stored, false, nil
 			}
+			e.log.Debug("auth: the stored token fails its check; refreshing it")
 		}
 		if stored != nil && stored.RefreshToken != "" {
-			// Another process may have rotated the refresh token: ours is spent.
-			current = stored
+			current = stored // another process may have rotated it: ours is spent
 		}
+	}
+	if e.st.Load().epoch != call.epoch {
+		return nil, false, errSuperseded
 	}
 	e.mu.Lock()
 	e.stats.Fetches++
 	e.mu.Unlock()
-	tok, err := e.cfg.Fetch(ctx, current.Clone())
+	tok, err = e.fetch(ctx, current.Clone())
 	if err != nil {
-		return nil, nil, err
+		return nil, false, err
 	}
 	if tok == nil || tok.AccessToken == "" {
-		return nil, nil, fmt.Errorf("%w: the fetch returned no access token", ErrMalformedToken)
+		return nil, false, fmt.Errorf("%w: the fetch returned no access token", ErrMalformedToken)
 	}
-	if rejected != "" && tok.AccessToken == rejected {
-		// Serving it again would only earn another rejection per request;
-		// the failure goes through the backoff instead.
-		return nil, nil, ErrCredentialRejected
+	capExpiry(tok)
+	if err := e.saveFetched(ctx, call.epoch, tok); err != nil {
+		return nil, false, err
 	}
-	creds, err := e.prepare(tok)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := e.save(ctx, tok); err != nil {
-		e.log.Warn("auth: token not saved; it stays in memory", "error", err)
-	}
-	return tok, creds, nil
+	return tok, true, nil
 }
 
-func (e *Engine) save(ctx context.Context, tok *Token) error {
-	if e.cfg.Store == nil {
+// foreign reports whether stored is a token another process (or run) saved
+// after ours, not yet due for refresh: it is used instead of fetching. Our
+// own token is what is being refreshed, and a rejected one is no use.
+func (e *Engine) foreign(stored, current *Token, rej *rejection) bool {
+	if stored == nil || stored.AccessToken == "" || rej != nil && stored.AccessToken == rej.access ||
+		current != nil && stored.AccessToken == current.AccessToken {
+		return false
+	}
+	capExpiry(stored)
+	if noExpiry(stored.Expiry) {
+		return true
+	}
+	now := e.clock.Now()
+	refreshAt, _ := e.schedule(stored, now, 0)
+	return now.Before(refreshAt)
+}
+
+// saveFetched saves a token the fetch just obtained, unless a login or a
+// logout started a new epoch meanwhile. It runs under the store lock
+// obtain holds (or saveMu for a store without one).
+func (e *Engine) saveFetched(ctx context.Context, epoch uint64, tok *Token) error {
+	if e.store == nil {
+		if e.st.Load().epoch != epoch {
+			return errSuperseded
+		}
 		return nil
 	}
-	return e.cfg.Store.Save(ctx, e.cfg.StoreKey, tok)
+	if _, ok := e.store.(Locker); !ok {
+		e.saveMu.Lock()
+		defer e.saveMu.Unlock()
+	}
+	if e.st.Load().epoch != epoch {
+		return errSuperseded
+	}
+	if err := e.store.Save(context.WithoutCancel(ctx), *e.key, tok); err != nil {
+		e.log.Warn("auth: token not saved; it stays in memory", "error", err)
+	}
+	return nil
 }
 
-// installLocked publishes tok and schedules its refresh and expiry.
-func (e *Engine) installLocked(tok *Token, creds *Credentials) {
-	e.stopTimersLocked()
-	e.gen++
-	gen := e.gen
-	e.tok = tok
-	e.failures, e.lastErr, e.retryAt = 0, nil, time.Time{}
-	if tok.Expiry.IsZero() {
-		e.cur.Store(&entry{creds: creds})
-		return
+// lockStore takes the store's lock, or saveMu for a store without one.
+func (e *Engine) lockStore(ctx context.Context) (func(), error) {
+	if l, ok := e.store.(Locker); ok {
+		unlock, err := l.Lock(ctx, *e.key)
+		if err != nil {
+			return nil, fmt.Errorf("auth: lock token store: %w", err)
+		}
+		return unlock, nil
 	}
-	lifetime := tok.Expiry.Sub(e.clock.Now())
-	if lifetime <= 0 {
-		e.cur.Store(nil)
-		return
-	}
-	margin := e.cfg.Margin.For(lifetime, e.fetchTook)
-	e.cur.Store(&entry{creds: creds, margin: margin})
-	e.timers = append(e.timers,
-		e.clock.AfterFunc(lifetime-margin, func() { e.refreshDue(gen) }),
-		e.clock.AfterFunc(lifetime, func() { e.expired(gen) }),
-	)
-	e.log.Debug("auth: token installed", "expires_in", lifetime, "refresh_in", lifetime-margin)
+	e.saveMu.Lock()
+	return e.saveMu.Unlock, nil
 }
 
-// failedLocked records a failed fetch and schedules the next attempt.
-func (e *Engine) failedLocked(err error, gen uint64) {
-	e.stats.Failures++
-	if e.gen != gen && e.cur.Load() != nil {
-		return // a token was installed meanwhile (Set); this failure is moot
+// finish ends call: it installs the token, or records the failure.
+func (e *Engine) finish(call *fetchCall, tok *Token, creds *Credentials, took time.Duration, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.call == call {
+		e.call = nil
 	}
+	defer close(call.done)
+	cur := e.st.Load()
+	switch {
+	case cur.closed:
+		call.err = ErrClosed
+		return
+	case cur.epoch != call.epoch || errors.Is(err, errSuperseded):
+		return // waiters look at the new state
+	}
+	if err == nil {
+		if took > 0 {
+			e.fetchTook = took
+		}
+		next, serr := e.newState(cur.epoch, tok, creds, call.rejections)
+		if serr == nil {
+			if call.rej != nil && tok.AccessToken == call.rej.access {
+				e.log.Warn("auth: the new credential is the one a service just rejected; serving it again, with backoff",
+					"service", string(call.rej.by), "rejected_in_a_row", call.rejections)
+			}
+			e.setLocked(next)
+			e.failures, e.lastErr, e.retryAt = 0, nil, 0
+			call.creds = creds
+			return
+		}
+		err = serr
+		e.stats.Failures++
+		if cur.tok != tok {
+			e.setLocked(cur.withToken(tok))
+			cur = e.st.Load()
+		}
+	}
+	e.failedLocked(call, cur, err)
+}
+
+// failedLocked records a terminal failure of call.
+func (e *Engine) failedLocked(call *fetchCall, cur *state, err error) {
 	e.failures++
-	if !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
-		e.lastErr = err
-	}
-	d := e.cfg.Backoff.delay(e.failures)
-	e.retryAt = e.clock.Now().Add(d)
-	if e.cur.Load() != nil && !e.closed {
-		// The current token is still valid: keep serving it, retry later.
+	d := e.backoff.delay(e.failures, retryAfter(err))
+	now := e.clock.Now()
+	if cur.creds != nil && now.UnixNano() < cur.serveUntil {
+		// An early refresh failed; the current token is still valid: keep
+		// serving it and try again later.
 		e.log.Warn("auth: early refresh failed; keeping the current token", "error", err, "retry_in", d)
-		g := e.gen
-		e.timers = append(e.timers, e.clock.AfterFunc(d, func() { e.refreshDue(g) }))
+		next := cur.withToken(cur.tok)
+		next.refreshAt = now.Add(d).UnixNano()
+		e.setLocked(next)
+		call.creds = cur.creds
 		return
 	}
+	if call.rej != nil {
+		err = fmt.Errorf("auth: no new credential after the %s rejected the last one: %w", call.rej.by, err)
+	}
+	e.lastErr, e.retryAt = err, now.Add(d).UnixNano()
+	call.err = err
 	if errors.Is(err, ErrLoginRequired) {
 		// The normal start of an interactive login, not a failure to warn of.
 		e.log.Debug("auth: no credential without a login", "error", err)
@@ -587,33 +1014,74 @@ func (e *Engine) failedLocked(err error, gen uint64) {
 	e.log.Warn("auth: fetch failed", "error", err, "retry_in", d)
 }
 
-func (e *Engine) refreshDue(gen uint64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gen != gen || e.closed || e.call != nil {
-		return
+// newState returns the state that serves tok, or an error wrapping
+// ErrTokenExpired when tok is too close to its expiry to be served.
+func (e *Engine) newState(epoch uint64, tok *Token, creds *Credentials, rejections int32) (*state, error) {
+	s := &state{epoch: epoch, tok: tok, creds: creds, rejections: rejections,
+		refreshAt: never, serveUntil: never}
+	now := e.clock.Now()
+	if rejections > 0 {
+		s.quietUntil = now.Add(e.backoff.delay(int(rejections), 0)).UnixNano()
 	}
-	e.startFetchLocked(e.cur.Load() != nil)
+	if noExpiry(tok.Expiry) {
+		return s, nil
+	}
+	refreshAt, serveUntil := e.schedule(tok, now, e.fetchTook)
+	if !now.Before(serveUntil) {
+		return nil, fmt.Errorf("%w: the token expires at %s, too soon to be used", ErrTokenExpired,
+			tok.Expiry.UTC().Format(time.RFC3339Nano))
+	}
+	if !now.Before(refreshAt) {
+		// Due the moment it arrived (a cached token handed out late):
+		// served, and refreshed again only after a backoff.
+		e.dueOnArrival++
+		refreshAt = now.Add(e.backoff.delay(e.dueOnArrival, 0))
+	} else {
+		e.dueOnArrival = 0
+	}
+	s.serveUntil = serveUntil.UnixNano()
+	s.refreshAt = refreshAt.UnixNano()
+	return s, nil
 }
 
-func (e *Engine) expired(gen uint64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gen == gen {
-		e.cur.Store(nil)
-	}
+// withToken returns a copy of s (same credentials, times and read mark)
+// whose refresh source is tok.
+func (s *state) withToken(tok *Token) *state {
+	n := &state{epoch: s.epoch, tok: tok, creds: s.creds, refreshAt: s.refreshAt, serveUntil: s.serveUntil,
+		quietUntil: s.quietUntil, rejections: s.rejections, rej: s.rej, closed: s.closed}
+	n.read.Store(s.read.Load())
+	return n
 }
 
-// dropLocked unpublishes the credentials and cancels their timers.
-func (e *Engine) dropLocked() {
-	e.stopTimersLocked()
-	e.gen++
-	e.cur.Store(nil)
+// setLocked is the one install path: it publishes next and schedules its
+// refresh. Callers check the epoch first.
+func (e *Engine) setLocked(next *state) {
+	e.st.Store(next)
+	var at int64
+	if next.creds != nil && !next.closed && next.refreshAt != never {
+		at = next.refreshAt
+	}
+	e.sched.set(e, at)
 }
 
-func (e *Engine) stopTimersLocked() {
-	for _, t := range e.timers {
-		t.Stop()
+// prepareToken returns the credentials of tok.
+func (e *Engine) prepareToken(tok *Token) (*Credentials, error) {
+	return bearer(e.wire, tok, true)
+}
+
+// marginFor is the configured Margin's For.
+func (e *Engine) marginFor(lifetime, fetchTook time.Duration) time.Duration {
+	if e.margin == nil {
+		return Margin{}.For(lifetime, fetchTook)
 	}
-	e.timers = e.timers[:0]
+	return e.margin.For(lifetime, fetchTook)
+}
+
+// capExpiry lowers tok.Expiry to its access token's JWT "exp" when that is
+// earlier (or when the provider gave no lifetime): the service that checks
+// the token goes by exp.
+func capExpiry(tok *Token) {
+	if _, exp, ok := jwtclaims.Times(tok.AccessToken); ok && !exp.IsZero() && (tok.Expiry.IsZero() || exp.Before(tok.Expiry)) {
+		tok.Expiry = exp
+	}
 }

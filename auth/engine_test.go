@@ -113,11 +113,13 @@ func TestMarginFor(t *testing.T) {
 		fetchTook time.Duration
 		want      time.Duration
 	}{
-		{"one second token", auth.Margin{}, time.Second, 0, 100 * time.Millisecond},
+		{"one second token: half", auth.Margin{}, time.Second, 0, 500 * time.Millisecond},
+		{"three second token: the 1 s floor", auth.Margin{}, 3 * time.Second, 0, time.Second},
+		{"ten second token: the 1 s floor", auth.Margin{}, 10 * time.Second, 0, time.Second},
 		{"one minute token", auth.Margin{}, time.Minute, 0, 6 * time.Second},
 		{"one hour token hits the ceiling", auth.Margin{}, time.Hour, 0, 5 * time.Minute},
 		{"day token hits the ceiling", auth.Margin{}, 24 * time.Hour, 0, 5 * time.Minute},
-		{"slow fetch widens the margin", auth.Margin{}, time.Second, 200 * time.Millisecond, 400 * time.Millisecond},
+		{"slow fetch widens the margin", auth.Margin{}, 10 * time.Second, 800 * time.Millisecond, 1600 * time.Millisecond},
 		{"never more than half the lifetime", auth.Margin{}, time.Second, time.Second, 500 * time.Millisecond},
 		{"floor", auth.Margin{Min: 30 * time.Second}, time.Hour, 0, 5 * time.Minute},
 		{"floor above the share", auth.Margin{Min: 30 * time.Second}, 2 * time.Minute, 0, 30 * time.Second},
@@ -141,7 +143,7 @@ func TestEngineRefreshesAtTheMargin(t *testing.T) {
 		lifetime time.Duration
 		margin   time.Duration // expected refresh margin
 	}{
-		{"one second token", time.Second, 100 * time.Millisecond},
+		{"one second token", time.Second, 500 * time.Millisecond},
 		{"one hour token", time.Hour, 5 * time.Minute},
 		{"24 hour token", 24 * time.Hour, 5 * time.Minute},
 	}
@@ -353,13 +355,13 @@ func TestEngineInvalidate(t *testing.T) {
 	e := newEngine(t, g, nil)
 	old := accessToken(t, e)
 
-	e.Invalidate("Bearer some-other-token") // not ours: ignored
+	e.Invalidate(auth.ServiceHub, "Bearer some-other-token") // not ours: ignored
 	if accessToken(t, e) != old || g.count() != 1 {
 		t.Fatal("a foreign value invalidated the token")
 	}
 
 	for range 10 { // ten requests rejected at once
-		e.Invalidate(old)
+		e.Invalidate(auth.ServiceHub, old)
 	}
 	var wg sync.WaitGroup
 	for range 64 {
@@ -375,7 +377,7 @@ func TestEngineInvalidate(t *testing.T) {
 	if g.count() != 2 {
 		t.Fatalf("fetches = %d, want 2 (one after the invalidation)", g.count())
 	}
-	e.Invalidate(old) // a late rejection of the old value: ignored
+	e.Invalidate(auth.ServiceHub, old) // a late rejection of the old value: ignored
 	if accessToken(t, e) != "Bearer access-2" || g.count() != 2 {
 		t.Fatal("a stale rejection dropped the new token")
 	}
@@ -434,7 +436,7 @@ func TestEngineStore(t *testing.T) {
 
 	// Once a service rejected it, the stored token is not reused, but its
 	// refresh token is handed to the grant.
-	e2.Invalidate(first)
+	e2.Invalidate(auth.ServiceHub, first)
 	if got := accessToken(t, e2); got != "Bearer second-access-1" || g2.count() != 1 {
 		t.Fatalf("after invalidation: %q, %d fetches", got, g2.count())
 	}
@@ -487,8 +489,16 @@ func TestEngineRejectsExpiredFetch(t *testing.T) {
 			return &auth.Token{AccessToken: "stale", Expiry: clock.Now().Add(-time.Second)}, nil
 		}
 	})
-	if _, err := e.Credentials(context.Background()); !errors.Is(err, auth.ErrTokenExpired) {
-		t.Fatalf("got %v, want ErrTokenExpired", err)
+	// Retried (the clock may be off, an application may hand out a newer
+	// token later) until the caller gives up, who then learns why.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := e.Credentials(ctx)
+	if !errors.Is(err, auth.ErrTokenExpired) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want ErrTokenExpired and context.DeadlineExceeded", err)
+	}
+	if cur := e.Current(); cur == nil || cur.AccessToken != "stale" {
+		t.Fatalf("the stale token is not kept as the refresh source: %v", cur)
 	}
 }
 
@@ -515,26 +525,38 @@ func TestNewEngineConfigErrors(t *testing.T) {
 	}
 }
 
-// A fetch that hands back the very credential a service rejected is a
-// failure (with backoff), not a new credential.
-func TestEngineRefusesTheRejectedCredentialAgain(t *testing.T) {
+// A fetch that hands back the very credential a service rejected serves it
+// again (the issuer may know better than the service), and further
+// rejections of it are deferred by the backoff: no fetch per request.
+func TestEngineServesTheRejectedCredentialAgainWithBackoff(t *testing.T) {
 	clock := fakeclock.New(time.Time{})
 	calls := 0
 	e := newEngine(t, &fakeGrant{clock: clock}, func(c *auth.EngineConfig) {
+		c.Backoff = auth.Backoff{Min: 10 * time.Second, Max: 10 * time.Second}
 		c.Fetch = func(context.Context, *auth.Token) (*auth.Token, error) {
 			calls++
 			return &auth.Token{AccessToken: "same", Expiry: clock.Now().Add(time.Hour)}, nil
 		}
 	})
 	accessToken(t, e)
-	e.Invalidate("Bearer same")
+	e.Invalidate(auth.ServiceHub, "Bearer same")
 	for range 5 {
-		if _, err := e.Credentials(context.Background()); !errors.Is(err, auth.ErrCredentialRejected) {
-			t.Fatalf("got %v, want ErrCredentialRejected", err)
+		if got := accessToken(t, e); got != "Bearer same" {
+			t.Fatalf("got %q, want the credential served again", got)
 		}
+		e.Invalidate(auth.ServiceHub, "Bearer same") // deferred: inside the backoff
 	}
 	if calls != 2 {
 		t.Fatalf("fetches = %d, want 2 (the first, then one after the rejection)", calls)
+	}
+	if s := e.Stats(); s.Invalidations != 1 || s.RejectionsDeferred != 5 {
+		t.Fatalf("stats = %+v, want 1 invalidation and 5 deferred", s)
+	}
+	clock.Advance(10 * time.Second) // past the backoff: the next rejection counts
+	e.Invalidate(auth.ServiceHub, "Bearer same")
+	accessToken(t, e)
+	if calls != 3 {
+		t.Fatalf("fetches = %d after the backoff, want 3", calls)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Sentinel errors name categories of failure; test for them with errors.Is.
@@ -30,9 +31,6 @@ var (
 	ErrInvalidConfig = errors.New("auth: invalid configuration")
 	// ErrMalformedToken is wrapped when a token or JWT cannot be parsed.
 	ErrMalformedToken = errors.New("auth: malformed token")
-	// ErrCredentialRejected means a service rejected the credential and
-	// the fetch that followed returned that same credential again.
-	ErrCredentialRejected = errors.New("auth: the new credential is the one a service just rejected")
 	// ErrUserMismatch means the login belongs to another user than the one
 	// the handler was configured for.
 	ErrUserMismatch = errors.New("auth: logged-in user differs from the configured user")
@@ -50,6 +48,8 @@ type OAuthError struct {
 	URI string
 	// StatusCode is the HTTP status of the answer.
 	StatusCode int
+	// RetryAfter is the answer's Retry-After, if it had one (capped).
+	RetryAfter time.Duration
 }
 
 // Error renders the code, description and status.
@@ -94,6 +94,8 @@ type ResponseError struct {
 	Excerpt string
 	// Reason says what was wrong, e.g. "body is not JSON".
 	Reason string
+	// RetryAfter is the answer's Retry-After, if it had one (capped).
+	RetryAfter time.Duration
 }
 
 // Error renders the reason, status and excerpt.

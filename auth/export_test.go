@@ -13,3 +13,7 @@ func FileStorePath(s *FileStore, key StoreKey) string { return s.path(key) }
 
 // FileStoreLockPath returns the lock file of key.
 func FileStoreLockPath(s *FileStore, key StoreKey) string { return s.lockPath(key) }
+
+// WaitFetches waits until no fetch of e runs in the background. No new
+// fetch may start meanwhile (sync.WaitGroup's rule).
+func WaitFetches(e *Engine) { e.wg.Wait() }

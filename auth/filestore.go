@@ -347,6 +347,64 @@ func (s *FileStore) Delete(ctx context.Context, key StoreKey) error {
 	return nil
 }
 
+// recoverLocked finishes the save of a process that was killed between
+// writing its temporary file and renaming it: a complete temporary file of
+// key's identity that is newer than the token file replaces it, and every
+// other temporary file of that identity is deleted. It runs under key's
+// lock, which every writer holds, so no live writer can own one of them.
+// The engine saves a rotated refresh token first thing after receiving it:
+// this is what makes that save survive a kill -9 at any moment of it.
+func (s *FileStore) recoverLocked(key StoreKey) {
+	path := s.path(key)
+	temps, _ := filepath.Glob(filepath.Join(s.dir, "."+filepath.Base(path)+".*.tmp"))
+	if len(temps) == 0 {
+		return
+	}
+	newest, newestAt := "", time.Time{}
+	if data, err := s.read(path); err == nil {
+		newestAt, _ = savedAt(data, key)
+	}
+	for _, t := range temps {
+		data, err := s.read(t)
+		if err != nil {
+			continue
+		}
+		if at, ok := savedAt(data, key); ok && at.After(newestAt) {
+			newest, newestAt = t, at
+		}
+	}
+	for _, t := range temps {
+		if t != newest {
+			_ = os.Remove(t)
+		}
+	}
+	if newest == "" {
+		s.log.Debug("auth: removed temporary token files of an interrupted save", "count", len(temps))
+		return
+	}
+	if err := os.Rename(newest, path); err != nil {
+		s.log.Warn("auth: an interrupted save could not be completed", "file", path, "error", err)
+		return
+	}
+	s.syncDir()
+	s.log.Info("auth: completed a token save that a stopped process had left unfinished", "file", path)
+}
+
+// savedAt returns the saved_at of a complete token file of key's identity.
+func savedAt(data []byte, key StoreKey) (time.Time, bool) {
+	var e fileEntry
+	var k StoreKey
+	if json.Unmarshal(data, &e) != nil || e.Version != fileStoreVersion ||
+		json.Unmarshal(e.Key, &k) != nil || k.Identity() != key.Identity() || len(e.Token) == 0 {
+		return time.Time{}, false
+	}
+	var tok *Token
+	if json.Unmarshal(e.Token, &tok) != nil || tok == nil {
+		return time.Time{}, false
+	}
+	return e.SavedAt, true
+}
+
 // processLocks holds one semaphore per lock file path, shared by every
 // FileStore of the process. It is process-wide on purpose: it stands in for
 // the file lock between goroutines of this process, which the operating
@@ -375,6 +433,7 @@ func (s *FileStore) Lock(ctx context.Context, key StoreKey) (func(), error) {
 		}
 		return nil, fmt.Errorf("auth: lock %s: %w", path, err)
 	}
+	s.recoverLocked(key)
 	var once sync.Once
 	return func() {
 		once.Do(func() {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/internal/fakeclock"
 )
 
 // fsSecrets are the secret values of fsToken; no log record may contain one.
@@ -746,4 +748,84 @@ func TestFileStoreHelperProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Println("helper: token " + tok.AccessToken)
+}
+
+// TestFileStoreRecoversInterruptedSave: a process killed between writing
+// its temporary file and renaming it leaves the newest token in that file;
+// the next Lock (under which no writer of the key can be alive) finishes
+// the save, and removes every other temporary file of the key.
+func TestFileStoreRecoversInterruptedSave(t *testing.T) {
+	ctx := context.Background()
+	newer := fsToken()
+	newer.AccessToken, newer.RefreshToken = "at-ROTATED", "rt-ROTATED"
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	// entry returns the bytes of a token file saved at the given time.
+	entry := func(tok *auth.Token, at time.Time, key auth.StoreKey) []byte {
+		src := t.TempDir()
+		s, err := auth.NewFileStore(auth.FileStoreConfig{Dir: src, Clock: fakeclock.New(at)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Save(ctx, key, tok); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(auth.FileStorePath(s, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	otherKey := fsKey()
+	otherKey.Username = "someone-else"
+	tests := []struct {
+		name     string
+		main     bool // a token file saved at t0 exists
+		temp     []byte
+		mode     os.FileMode
+		want     *auth.Token
+		tempGone bool
+	}{
+		{"complete and newer: finished", true, entry(newer, t0.Add(time.Second), fsKey()), 0o600, newer, true},
+		{"complete, no token file yet: finished", false, entry(newer, t0.Add(time.Second), fsKey()), 0o600, newer, true},
+		{"older than the token file: removed", true, entry(newer, t0.Add(-time.Second), fsKey()), 0o600, fsToken(), true},
+		{"cut short by the kill: removed", true, entry(newer, t0.Add(time.Second), fsKey())[:40], 0o600, fsToken(), true},
+		{"readable by others: not trusted, removed", true, entry(newer, t0.Add(time.Second), fsKey()), 0o644, fsToken(), true},
+		{"of another identity under this name: removed", true, entry(newer, t0.Add(time.Second), otherKey), 0o600, fsToken(), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := auth.NewFileStore(auth.FileStoreConfig{Dir: dir, Clock: fakeclock.New(t0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			main := auth.FileStorePath(s, fsKey())
+			if tt.main {
+				if err := s.Save(ctx, fsKey(), fsToken()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			temp := filepath.Join(dir, "."+filepath.Base(main)+".123456789.tmp")
+			if err := os.WriteFile(temp, tt.temp, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(temp, tt.mode) // past the umask
+			unlock, err := s.Lock(ctx, fsKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			unlock()
+			got, err := s.Load(ctx, fsKey())
+			if err != nil || got == nil {
+				t.Fatalf("Load = %v, %v", got, err)
+			}
+			sameToken(t, got, tt.want)
+			if _, err := os.Stat(temp); tt.tempGone != errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("temporary file left: %v (want gone: %v)", err, tt.tempGone)
+			}
+			if m := perm(t, main); m != 0o600 {
+				t.Errorf("token file mode %04o, want 0600", m)
+			}
+		})
+	}
 }

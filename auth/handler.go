@@ -39,11 +39,23 @@ type AuthenticationHandler interface {
 // reject. Session and gRPC interceptors call it after a 401 or
 // UNAUTHENTICATED answer, then ask for credentials again.
 type Invalidator interface {
-	// Invalidate reports that a service rejected a credential value that
-	// the handler produced (a header or metadata value, e.g.
-	// "Bearer eyJ..."). The handler drops its current credential only if
-	// that value belongs to it, so that many requests rejected at once
-	// cause one new fetch, not one each. An empty value drops the current
-	// credential unconditionally. It never blocks.
-	Invalidate(rejected string)
+	// Invalidate reports that svc rejected a credential value that the
+	// handler produced (a header or metadata value, e.g. "Bearer eyJ...").
+	// The handler drops its current credential only if that value belongs
+	// to it, so that many requests rejected at once cause one new fetch,
+	// not one each; an empty value drops the current credential
+	// unconditionally. A handler bounds how often rejections make it fetch
+	// (see [Engine.Invalidate]). It never blocks.
+	Invalidate(svc Service, rejected string)
 }
+
+// Service names a service of the platform, for [Invalidator], logs and
+// error messages.
+type Service string
+
+// The platform's services.
+const (
+	ServiceHub            Service = "hub"
+	ServiceAccessManager  Service = "access manager"
+	ServiceMessageService Service = "message service"
+)

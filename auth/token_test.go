@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -126,14 +127,18 @@ func TestWireFormats(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(c.Hub) != 1 || c.Hub.Get(tt.hub[0]) != tt.hub[1] {
-				t.Errorf("hub = %v, want %v", c.Hub, tt.hub)
+			if h := c.Hub(); len(h) != 1 || h.Get(tt.hub[0]) != tt.hub[1] {
+				t.Errorf("hub = %v, want %v", h, tt.hub)
 			}
-			if len(c.AccessManager) != 1 || c.AccessManager.Get(tt.am[0]) != tt.am[1] {
-				t.Errorf("access manager = %v, want %v", c.AccessManager, tt.am)
+			if h := c.AccessManager(); len(h) != 1 || h.Get(tt.am[0]) != tt.am[1] {
+				t.Errorf("access manager = %v, want %v", h, tt.am)
 			}
-			if len(c.MessageService) != 1 || c.MessageService[tt.mdKey] != tt.md {
-				t.Errorf("metadata = %v, want %s: %s", c.MessageService, tt.mdKey, tt.md)
+			if m := c.MessageService(); len(m) != 1 || m[tt.mdKey] != tt.md {
+				t.Errorf("metadata = %v, want %s: %s", m, tt.mdKey, tt.md)
+			}
+			// Prepared once: every later call hands out the same map.
+			if h1, h2 := c.Hub(), c.Hub(); reflect.ValueOf(h1).UnsafePointer() != reflect.ValueOf(h2).UnsafePointer() {
+				t.Error("Hub() prepared a new map on the second call")
 			}
 		})
 	}

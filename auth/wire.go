@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
+	"sync/atomic"
 )
 
 // Field says how a credential is written: under which header or metadata
@@ -89,39 +89,101 @@ func (w Wire) Validate() error {
 	return nil
 }
 
-// Credentials is what a handler sends to each service, prepared once per
-// credential so that the getters only hand out shared, read-only values.
+// defaultWire is the zero Wire with its defaults filled in.
+var defaultWire = Wire{}.WithDefaults()
+
+// Credentials are what one token is sent as to each service: the hub's and
+// the access manager's headers and the message service's gRPC metadata.
+// Each service's values are prepared on its first use and then shared,
+// read-only, by every caller until the token is replaced: a read allocates
+// nothing, and a handler that talks to one service never holds the others'.
 type Credentials struct {
-	// Hub are the hub's request headers.
-	Hub http.Header
-	// AccessManager are the access manager's request headers.
-	AccessManager http.Header
-	// MessageService is the message service's gRPC metadata.
-	MessageService map[string]string
-	// Token is the token the values were made from; nil for API keys.
+	// Token is the token the values carry.
 	Token *Token
-	// Expiry is when the values stop being valid; zero for never.
-	Expiry time.Time
+
+	wire  *Wire  // with defaults filled in
+	value string // the hub's prefix and the token: shared by every service with that prefix
+
+	hub, am atomic.Pointer[http.Header]
+	ms      atomic.Pointer[map[string]string]
 }
 
-// Bearer prepares the credentials that carry tok's access token as a bearer
-// token, named as w says.
+// Bearer returns the credentials that carry tok's access token as a bearer
+// token, named as w says (https://www.rfc-editor.org/rfc/rfc6750#section-2.1).
 func (w Wire) Bearer(tok *Token) (*Credentials, error) {
+	w = w.WithDefaults()
+	return bearer(&w, tok, false)
+}
+
+// bearer is Bearer for a Wire whose defaults are filled in. When the engine
+// owns tok, its access token is made to share the prefixed value's bytes,
+// so that a token is held once, not twice.
+func bearer(w *Wire, tok *Token, owned bool) (*Credentials, error) {
 	if tok == nil || tok.AccessToken == "" {
 		return nil, fmt.Errorf("%w: no access token", ErrMalformedToken)
 	}
 	if strings.ContainsAny(tok.AccessToken, "\r\n\x00") {
 		return nil, fmt.Errorf("%w: access token contains control characters", ErrMalformedToken)
 	}
-	w = w.WithDefaults()
-	c := &Credentials{
-		Hub:            http.Header{http.CanonicalHeaderKey(w.Hub.Name): {w.Hub.Prefix + tok.AccessToken}},
-		AccessManager:  http.Header{http.CanonicalHeaderKey(w.AccessManager.Name): {w.AccessManager.Prefix + tok.AccessToken}},
-		MessageService: map[string]string{w.MessageService.Name: w.MessageService.Prefix + tok.AccessToken},
-		Token:          tok,
-		Expiry:         tok.Expiry,
+	value := w.Hub.Prefix + tok.AccessToken
+	if owned {
+		tok.AccessToken = value[len(w.Hub.Prefix):]
 	}
-	return c, nil
+	return &Credentials{Token: tok, wire: w, value: value}, nil
+}
+
+// Hub returns the hub's request headers. The map is shared and read-only.
+func (c *Credentials) Hub() http.Header {
+	if h := c.hub.Load(); h != nil {
+		return *h
+	}
+	h := http.Header{http.CanonicalHeaderKey(c.wire.Hub.Name): {c.value}}
+	if c.hub.CompareAndSwap(nil, &h) {
+		return h
+	}
+	return *c.hub.Load()
+}
+
+// AccessManager returns the access manager's request headers: the hub's
+// map itself when both services use the same field. The map is shared and
+// read-only.
+func (c *Credentials) AccessManager() http.Header {
+	if h := c.am.Load(); h != nil {
+		return *h
+	}
+	w := c.wire
+	var h http.Header
+	if http.CanonicalHeaderKey(w.AccessManager.Name) == http.CanonicalHeaderKey(w.Hub.Name) && w.AccessManager.Prefix == w.Hub.Prefix {
+		h = c.Hub()
+	} else {
+		h = http.Header{http.CanonicalHeaderKey(w.AccessManager.Name): {c.valueFor(w.AccessManager.Prefix)}}
+	}
+	if c.am.CompareAndSwap(nil, &h) {
+		return h
+	}
+	return *c.am.Load()
+}
+
+// MessageService returns the message service's gRPC metadata. The map is
+// shared and read-only.
+func (c *Credentials) MessageService() map[string]string {
+	if m := c.ms.Load(); m != nil {
+		return *m
+	}
+	m := map[string]string{c.wire.MessageService.Name: c.valueFor(c.wire.MessageService.Prefix)}
+	if c.ms.CompareAndSwap(nil, &m) {
+		return m
+	}
+	return *c.ms.Load()
+}
+
+// valueFor returns the token with prefix, sharing the hub's string when the
+// prefixes are equal.
+func (c *Credentials) valueFor(prefix string) string {
+	if prefix == c.wire.Hub.Prefix {
+		return c.value
+	}
+	return prefix + c.Token.AccessToken
 }
 
 func validHeaderName(s string) bool {

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/authkit-go/authkit/auth"
 )
 
 // Unary is a [grpc.UnaryClientInterceptor]. When the server answers
@@ -64,7 +66,7 @@ func (c *Credentials) invalidate(err error, s *sent) bool {
 		return false // no credential went out: nothing to refresh
 	}
 	// An entry missing under the configured key invalidates unconditionally.
-	c.inv.Invalidate(md[c.key])
+	c.inv.Invalidate(auth.ServiceMessageService, md[c.key])
 	return true
 }
 

@@ -32,13 +32,12 @@ func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, erro
 	if cfg.ClientSecret == "" {
 		return nil, auth.ConfigError("ClientCredentials: ClientSecret is required")
 	}
-	core, err := newOAuthCore("ClientCredentials", cfg.OAuthConfig, nil)
-	if err != nil {
+	h := &ClientCredentials{OAuthHandler{kind: "ClientCredentials"}}
+	if err := h.core.init("ClientCredentials", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}
-	h := &ClientCredentials{OAuthHandler{core: core, kind: "ClientCredentials"}}
-	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, ""))
-	if err != nil {
+	var err error
+	if h.Engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, ""); err != nil {
 		return nil, err
 	}
 	return h, nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/backoff"
 	"github.com/authkit-go/authkit/internal/oauthclient"
 )
 
@@ -120,8 +121,8 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 	if cfg.Username != "" && cfg.Issuer == "" {
 		return nil, auth.ConfigError("DeviceCode: Username needs Issuer, to verify the ID token that names the user")
 	}
-	core, err := newOAuthCore("DeviceCode", cfg.OAuthConfig, []string{"openid", "profile", "offline_access"})
-	if err != nil {
+	h := &DeviceCode{OAuthHandler: OAuthHandler{kind: "DeviceCode", user: cfg.Username}, onDemand: cfg.LoginOnDemand, prompt: cfg.Prompt}
+	if err := h.core.init("DeviceCode", cfg.OAuthConfig, []string{"openid", "profile", "offline_access"}); err != nil {
 		return nil, err
 	}
 	if cfg.Issuer != "" {
@@ -129,9 +130,8 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 		if claim == "" {
 			claim = DefaultUsernameClaim
 		}
-		core.setupVerifier(claim)
+		h.core.setupVerifier(claim)
 	}
-	h := &DeviceCode{OAuthHandler: OAuthHandler{core: core, kind: "DeviceCode", user: cfg.Username}, onDemand: cfg.LoginOnDemand, prompt: cfg.Prompt}
 	if h.prompt == nil {
 		var open func(string) error
 		if !cfg.NoBrowser && isTerminal(os.Stderr) && os.Getenv("CI") == "" {
@@ -142,8 +142,8 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 		}
 		h.prompt = DefaultPrompt(os.Stderr, open)
 	}
-	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, cfg.Username))
-	if err != nil {
+	var err error
+	if h.Engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -158,12 +158,12 @@ func (h *DeviceCode) fetch(ctx context.Context, current *auth.Token) (*auth.Toke
 	if err != nil {
 		return nil, fmt.Errorf("handlers: refresh: %w", loginRequired(err))
 	}
-	name, err := h.core.identity(ctx, tok, h.user)
-	if err != nil {
-		return nil, err
-	}
-	h.core.setUsername(name)
 	return tok, nil
+}
+
+// check verifies the ID token of a refreshed token, after the engine saved it.
+func (h *DeviceCode) check(ctx context.Context, tok *auth.Token) error {
+	return h.core.checkIdentity(ctx, tok, h.user)
 }
 
 // Authenticate makes the credentials valid: it returns at once when they
@@ -191,9 +191,7 @@ func (h *DeviceCode) learnUsername(ctx context.Context) {
 		return
 	}
 	if tok := h.Current(); tok != nil {
-		if name, err := h.core.identity(ctx, tok, ""); err == nil {
-			h.core.setUsername(name)
-		}
+		_ = h.core.checkIdentity(ctx, tok, "")
 	}
 }
 
@@ -231,7 +229,7 @@ func (h *DeviceCode) interactive(ctx context.Context) error {
 // deviceLogin runs the device authorization grant
 // (https://www.rfc-editor.org/rfc/rfc8628#section-3) and installs the token.
 func (h *DeviceCode) deviceLogin(ctx context.Context) error {
-	c := h.core
+	c := &h.core
 	ep, err := c.endpoints(ctx, true, false)
 	if err != nil {
 		return err
@@ -273,6 +271,12 @@ func (h *DeviceCode) deviceLogin(ctx context.Context) error {
 		if err == nil {
 			break
 		}
+		if auth.IsTransient(err) {
+			// The device code is still good: keep polling
+			// (https://www.rfc-editor.org/rfc/rfc8628#section-3.5).
+			c.log.Debug("handlers: device login: transient failure while polling; polling on", "error", err)
+			continue
+		}
 		var oe *auth.OAuthError
 		if errors.As(err, &oe) {
 			switch oe.Code {
@@ -286,12 +290,27 @@ func (h *DeviceCode) deviceLogin(ctx context.Context) error {
 		}
 		return fmt.Errorf("handlers: device login: %w", err)
 	}
-	name, err := c.identity(ctx, tok, h.user)
-	if err != nil {
-		return err // nothing installed, nothing saved
+	// A new login, not a rotation: a token that fails the check is not
+	// saved (the stored login of the configured user stays as it was).
+	// A key set that is briefly unreachable is waited for.
+	if err := retryTransient(ctx, c.clock, func() error { return c.checkIdentity(ctx, tok, h.user) }); err != nil {
+		return err
 	}
-	c.setUsername(name)
 	return h.Set(ctx, tok)
+}
+
+// retryTransient runs f until it succeeds, fails for good, or ctx ends,
+// waiting between transient failures as the engine does.
+func retryTransient(ctx context.Context, clock auth.Clock, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || !auth.IsTransient(err) {
+			return err
+		}
+		if serr := oauthclient.Sleep(ctx, clock, backoff.Delay(attempt, 250*time.Millisecond, 10*time.Second)); serr != nil {
+			return fmt.Errorf("%w (the last attempt failed: %w)", serr, err)
+		}
+	}
 }
 
 // HubRequestHeaders returns the hub's headers; see

@@ -434,7 +434,7 @@ func TestDeviceCodeRotationPersisted(t *testing.T) {
 			// A service rejected the token: the next use refreshes. (Moving the
 			// fake clock past the refresh point instead races with the engine's
 			// store reload; see the report on auth.Engine.)
-			s.h.Invalidate("")
+			s.h.Invalidate(auth.ServiceHub, "")
 			if err := s.h.Authenticate(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -71,7 +71,7 @@ func TestSpentRefreshTokenInEveryDialect(t *testing.T) {
 					t.Fatal(err)
 				}
 				spend(t, p, h.Current().RefreshToken)
-				h.Invalidate("")
+				h.Invalidate(auth.ServiceHub, "")
 				if err := h.Authenticate(ctx); err != nil {
 					t.Fatalf("no fallback to the password: %v", err)
 				}

@@ -9,15 +9,8 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
-	"github.com/authkit-go/authkit/internal/oauthclient"
+	"github.com/authkit-go/authkit/internal/jwtclaims"
 )
-
-// ErrStaleToken means the callback of an [ExternallyManagedJWT] kept
-// returning a JWT that expires within the refresh margin (or has expired),
-// also after the retries of StaleAttempts. It wraps [auth.ErrTokenExpired],
-// so errors.Is(err, auth.ErrTokenExpired) holds as well. Make the
-// application hand out tokens with more life left, or lower Margin.
-var ErrStaleToken = fmt.Errorf("handlers: the JWT callback keeps returning a token that expires within the refresh margin: %w", auth.ErrTokenExpired)
 
 // ErrNoExpiry means a JWT carries no "exp" claim
 // (https://www.rfc-editor.org/rfc/rfc7519#section-4.1.4) and no expiry was
@@ -25,22 +18,6 @@ var ErrStaleToken = fmt.Errorf("handlers: the JWT callback keeps returning a tok
 // [auth.ErrMalformedToken]. Return the expiry from the callback (or set
 // ExternallyManagedJWTConfig.Expiry for the initial JWT).
 var ErrNoExpiry = fmt.Errorf("handlers: the JWT has no exp claim and no expiry was given with it: %w", auth.ErrMalformedToken)
-
-// DefaultStaleAttempts is the number of callback calls per fetch when the
-// callback returns stale tokens and ExternallyManagedJWTConfig.StaleAttempts
-// is zero.
-const DefaultStaleAttempts = 3
-
-// DefaultStaleBackoff is the wait before retry number retry (1, 2, ...) of
-// the callback after it returned a stale token: 1 s, 2 s, 4 s..., at most
-// 30 s.
-func DefaultStaleBackoff(retry int) time.Duration {
-	d := time.Second
-	for i := 1; i < retry && d < 30*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Second)
-}
 
 // ExternallyManagedJWTConfig configures [ExternallyManagedJWT]. Only
 // Callback is required.
@@ -58,13 +35,15 @@ type ExternallyManagedJWTConfig struct {
 	// Callback returns a current JWT and when it expires, obtained by the
 	// application's own login. A zero expires means: read the JWT's "exp"
 	// claim. It is called on a background goroutine, one call at a time,
-	// when a token is needed or about to expire; ctx is the handler's own
-	// (bounded by FetchTimeout, cancelled by Close), never a caller's.
-	// Callback must return once ctx is done, or Close waits for it.
-	// It should hand out a token with more than the margin of life left
-	// (renew the application's token early, or lower Margin): a token
-	// that is stale on arrival is asked for again, see StaleAttempts.
-	// Required.
+	// when a token is needed or about to expire, or after a service
+	// rejected the current one; ctx is the handler's own (bounded by
+	// FetchTimeout, cancelled by Close), never a caller's. Callback must
+	// return once ctx is done, or Close waits for it.
+	//
+	// A JWT too close to its expiry to be served (see auth.Margin) is asked
+	// for again, with backoff, for as long as callers wait; so is one after
+	// an error wrapped with auth.Transient. Any other error reaches the
+	// callers at once. Required.
 	Callback func(ctx context.Context) (jwt string, expires time.Time, err error)
 	// Username is the identity reported by Username. Empty means: read it
 	// from the current JWT's UsernameClaim.
@@ -75,24 +54,24 @@ type ExternallyManagedJWTConfig struct {
 	// Username; a JWT of another user is refused with an error wrapping
 	// [auth.ErrUserMismatch].
 	UsernameClaim string
-	// Margin decides how long before expiry the token is refreshed in the
-	// background. Zero means auth.Margin{Fixed: time.Minute}. A token that
-	// Callback returns with less than Margin.Fixed (or, without Fixed,
-	// Margin.Min) of life left is stale: Callback is asked again.
+	// Margin decides when the JWT is refreshed in the background and when
+	// it stops being served; the zero value is the engine's (10 % of the
+	// lifetime, at least 1 s, capped at half the lifetime: a 6-second JWT
+	// is refreshed after 5 s). See [auth.Margin].
 	Margin auth.Margin
-	// StaleAttempts is how many times one fetch calls Callback while it
-	// returns stale tokens, before failing with [ErrStaleToken]. Zero means
-	// DefaultStaleAttempts (3); 1 means no retry.
-	StaleAttempts int
-	// StaleBackoff returns the wait before retry number retry (1, 2, ...).
-	// Nil means DefaultStaleBackoff (1 s, then 2 s). The waits run on Clock
-	// and end early when the fetch's ctx is done.
-	StaleBackoff func(retry int) time.Duration
-	// Backoff spaces fetches after a failed one; see [auth.Backoff].
+	// Backoff spaces the calls after failures and rejections; see
+	// [auth.Backoff].
 	Backoff auth.Backoff
 	// FetchTimeout bounds one fetch, retries included. Zero means
 	// 2 minutes; negative means no bound.
 	FetchTimeout time.Duration
+	// OnRejected, if set, is called in its own goroutine when a service
+	// rejects the JWT being served (the session's 401, grpcauth's
+	// UNAUTHENTICATED): a hint that the application's login should renew
+	// it. The handler then asks Callback again; a JWT it returns again is
+	// served again, with backoff between the rejections that count (the
+	// application may know better than one service).
+	OnRejected func(svc auth.Service)
 	// Wire names the headers and metadata key. The zero value sends
 	// "Authorization: Bearer <jwt>" to the hub and the access manager and
 	// metadata "authorization: Bearer <jwt>" to the message service.
@@ -154,25 +133,21 @@ func (c ExternallyManagedJWTConfig) LogValue() slog.Value {
 // # Lifecycle
 //
 // It embeds *[auth.Engine]: while the JWT is valid a getter is one atomic
-// load; Margin (1 minute by default) before it expires, Callback is called
-// once in the background while the getters keep serving the current JWT;
-// callers that find no valid JWT share one Callback call, each waiting only
-// as long as its own ctx allows. Close it when done.
+// load and a clock comparison; once its refresh margin is reached, Callback
+// is called once in the background while the getters keep serving the
+// current JWT; callers that find no valid JWT share one Callback call, each
+// waiting only as long as its own ctx allows. After a service rejected the
+// JWT, Callback is asked again (see OnRejected). Close it when done.
 //
 // It never prints the JWT: String, Format and LogValue redact it.
 type ExternallyManagedJWT struct {
 	*auth.Engine
 
-	callback    func(context.Context) (string, time.Time, error)
-	username    string // configured; "" means read claim
-	claim       string
-	checkClaim  bool // both Username and UsernameClaim were set
-	staleWithin time.Duration
-	attempts    int
-	backoff     func(int) time.Duration
-	clock       auth.Clock
-	log         *slog.Logger
-	user        *atomic.Pointer[usernameCache] // behind a pointer: the struct stays copyable for Format
+	callback   func(context.Context) (string, time.Time, error)
+	username   string // configured; "" means read claim
+	claim      string
+	checkClaim bool                           // both Username and UsernameClaim were set
+	user       *atomic.Pointer[usernameCache] // behind a pointer: the struct stays copyable for Format
 }
 
 type usernameCache struct{ jwt, name string }
@@ -191,9 +166,6 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 	if cfg.Callback == nil {
 		return nil, auth.ConfigError("ExternallyManagedJWTConfig.Callback is required: it returns the application's current JWT")
 	}
-	if cfg.StaleAttempts < 0 {
-		return nil, auth.ConfigError("StaleAttempts must not be negative, got %d", cfg.StaleAttempts)
-	}
 	if strings.ContainsAny(cfg.Username, "\r\n\x00") {
 		return nil, auth.ConfigError("Username must not contain line breaks")
 	}
@@ -203,38 +175,15 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 	if cfg.JWT == "" && !cfg.Expiry.IsZero() {
 		return nil, auth.ConfigError("Expiry is set but JWT is empty")
 	}
-	if cfg.Margin == (auth.Margin{}) {
-		cfg.Margin = auth.Margin{Fixed: time.Minute}
-	}
 	h := &ExternallyManagedJWT{
-		callback:    cfg.Callback,
-		username:    cfg.Username,
-		claim:       cfg.UsernameClaim,
-		checkClaim:  cfg.Username != "" && cfg.UsernameClaim != "",
-		staleWithin: cfg.Margin.Fixed,
-		attempts:    cfg.StaleAttempts,
-		backoff:     cfg.StaleBackoff,
-		clock:       cfg.Clock,
-		log:         cfg.Logger,
-		user:        new(atomic.Pointer[usernameCache]),
+		callback:   cfg.Callback,
+		username:   cfg.Username,
+		claim:      cfg.UsernameClaim,
+		checkClaim: cfg.Username != "" && cfg.UsernameClaim != "",
+		user:       new(atomic.Pointer[usernameCache]),
 	}
 	if h.claim == "" {
 		h.claim = "sub"
-	}
-	if h.staleWithin <= 0 {
-		h.staleWithin = cfg.Margin.Min
-	}
-	if h.attempts == 0 {
-		h.attempts = DefaultStaleAttempts
-	}
-	if h.backoff == nil {
-		h.backoff = DefaultStaleBackoff
-	}
-	if h.clock == nil {
-		h.clock = auth.SystemClock()
-	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
 	}
 	var initial *auth.Token
 	if cfg.JWT != "" {
@@ -250,7 +199,8 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 		Margin:       cfg.Margin,
 		Backoff:      cfg.Backoff,
 		FetchTimeout: cfg.FetchTimeout,
-		Clock:        h.clock,
+		OnRejected:   cfg.OnRejected,
+		Clock:        cfg.Clock,
 		Store:        cfg.Store,
 		StoreKey:     cfg.StoreKey,
 		Initial:      initial,
@@ -290,58 +240,43 @@ func (h *ExternallyManagedJWT) Username() string {
 		return c.name
 	}
 	var name string
-	if claims, err := unverifiedClaims(tok.AccessToken); err == nil {
-		name = claimString(claims, h.claim)
+	if claims, err := jwtclaims.Decode(tok.AccessToken); err == nil {
+		name = claims.String(h.claim)
 	}
 	h.user.Store(&usernameCache{jwt: tok.AccessToken, name: name})
 	return name
 }
 
-// fetch is the engine's FetchFunc: it calls Callback, asking again with
-// backoff while the JWT it returns is stale.
+// fetch is the engine's FetchFunc: it calls Callback. The engine judges
+// whether the JWT has life enough left, and retries if not.
 func (h *ExternallyManagedJWT) fetch(ctx context.Context, _ *auth.Token) (*auth.Token, error) {
-	for attempt := 1; ; attempt++ {
-		raw, expires, err := h.callback(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("handlers: the JWT callback failed: %w", err)
-		}
-		tok, err := h.token(raw, expires)
-		if err != nil {
-			return nil, fmt.Errorf("handlers: the JWT callback returned an unusable token: %w", err)
-		}
-		left := tok.Expiry.Sub(h.clock.Now())
-		if left > h.staleWithin {
-			return tok, nil
-		}
-		if attempt >= h.attempts {
-			return nil, fmt.Errorf("%w: %d calls; the last token expires in %s (at %s), the margin is %s",
-				ErrStaleToken, attempt, left.Round(time.Millisecond), tok.Expiry.UTC().Format(time.RFC3339), h.staleWithin)
-		}
-		wait := h.backoff(attempt)
-		h.log.Warn("handlers: the JWT callback returned a token that expires within the refresh margin; asking again",
-			"expires_in", left, "attempt", attempt, "retry_in", wait)
-		if err := oauthclient.Sleep(ctx, h.clock, wait); err != nil {
-			return nil, fmt.Errorf("handlers: waiting to call the JWT callback again: %w", err)
-		}
+	raw, expires, err := h.callback(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: the JWT callback failed: %w", err)
 	}
+	tok, err := h.token(raw, expires)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: the JWT callback returned an unusable token: %w", err)
+	}
+	return tok, nil
 }
 
 // token checks a JWT handed in by the application and makes a Token of it.
 func (h *ExternallyManagedJWT) token(raw string, expires time.Time) (*auth.Token, error) {
-	claims, err := unverifiedClaims(raw)
+	claims, err := jwtclaims.Decode(raw)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", auth.ErrMalformedToken, err)
 	}
 	if expires.IsZero() {
-		if expires, err = claimExpiry(claims); err != nil {
-			return nil, err
+		if expires, err = claims.Expiry(); err != nil {
+			return nil, fmt.Errorf("%w: %w", auth.ErrMalformedToken, err)
 		}
 		if expires.IsZero() {
 			return nil, ErrNoExpiry
 		}
 	}
 	if h.checkClaim {
-		if got := claimString(claims, h.claim); got != h.username {
+		if got := claims.String(h.claim); got != h.username {
 			return nil, fmt.Errorf("%w: the JWT's %q claim is %q, the configured Username is %q",
 				auth.ErrUserMismatch, h.claim, got, h.username)
 		}

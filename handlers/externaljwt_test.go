@@ -120,7 +120,7 @@ func TestExternalJWTInitialUsedWithoutCallback(t *testing.T) {
 	}{
 		{"exp claim", userJWT(t, "initial", clock.Now().Add(time.Hour)), time.Time{}},
 		{"expiry given, no exp claim", noExp, clock.Now().Add(time.Hour)},
-		{"expiry given wins over exp claim", userJWT(t, "initial", clock.Now().Add(-time.Hour)), clock.Now().Add(time.Hour)},
+		{"expiry given, earlier than exp", userJWT(t, "initial", clock.Now().Add(2*time.Hour)), clock.Now().Add(time.Hour)},
 		{"algorithm unknown to golang-jwt", unsignedJWT(`{"alg":"ES256K","typ":"JWT"}`,
 			fmt.Sprintf(`{"sub":"alice","exp":%d}`, clock.Now().Add(time.Hour).Unix())), time.Time{}},
 	}
@@ -161,7 +161,6 @@ func TestExternalJWTConfigErrors(t *testing.T) {
 		want error
 	}{
 		{"no callback", handlers.ExternallyManagedJWTConfig{}, auth.ErrInvalidConfig},
-		{"negative attempts", handlers.ExternallyManagedJWTConfig{Callback: cb, StaleAttempts: -1}, auth.ErrInvalidConfig},
 		{"store without key", handlers.ExternallyManagedJWTConfig{Callback: cb, Store: &auth.MemoryStore{}}, auth.ErrInvalidConfig},
 		{"expiry without JWT", handlers.ExternallyManagedJWTConfig{Callback: cb, Expiry: now}, auth.ErrInvalidConfig},
 		{"uppercase metadata key", handlers.ExternallyManagedJWTConfig{Callback: cb,
@@ -189,6 +188,21 @@ func TestExternalJWTConfigErrors(t *testing.T) {
 	}
 	if !errors.Is(handlers.ErrNoExpiry, auth.ErrMalformedToken) {
 		t.Error("ErrNoExpiry does not wrap auth.ErrMalformedToken")
+	}
+}
+
+// The earlier of the expiry given and the JWT's own exp wins: the service
+// goes by exp, so a later expiry given cannot make an expired JWT usable.
+func TestExternalJWTExpCapsExpiryGiven(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	expired := userJWT(t, "initial", clock.Now().Add(-time.Hour))
+	next := userJWT(t, "next", clock.Now().Add(time.Hour))
+	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return next, time.Time{}, nil }}
+	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{
+		JWT: expired, Expiry: clock.Now().Add(time.Hour), Callback: app.callback, Clock: clock,
+	})
+	if got := hubAuthorization(t, h, context.Background()); got != "Bearer "+next {
+		t.Errorf("hub Authorization = %q, want the callback's JWT: the initial one is past its exp", got)
 	}
 }
 
@@ -264,6 +278,7 @@ func TestExternalJWTProactiveRefresh(t *testing.T) {
 	}}
 	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{JWT: old, Callback: app.callback, Clock: clock})
 
+	hubAuthorization(t, h, context.Background())  // in use: refreshed in the background
 	clock.Advance(9*time.Minute + 30*time.Second) // inside the 1-minute margin
 	select {
 	case <-entered:
@@ -354,67 +369,65 @@ func TestExternalJWTFetchErrors(t *testing.T) {
 	}
 }
 
+// A JWT too close to its expiry — judged on its whole lifetime, from its
+// "iat" — is asked for again, with the engine's backoff, for as long as the
+// caller waits.
 func TestExternalJWTStaleRetries(t *testing.T) {
 	tests := []struct {
-		name      string
-		expiresIn []time.Duration // per call; the last one repeats
-		attempts  int
-		wantWaits []time.Duration
-		wantCalls int32
-		wantErr   bool
+		name string
+		// issuedAgo and expiresIn describe the JWT of each call; the last repeats.
+		issuedAgo, expiresIn []time.Duration
+		wantCalls            int32
+		wantErr              bool
 	}{
-		{"always inside the margin", []time.Duration{30 * time.Second}, 0, []time.Duration{time.Second, 2 * time.Second}, 3, true},
-		{"always expired", []time.Duration{-time.Minute}, 0, []time.Duration{time.Second, 2 * time.Second}, 3, true},
-		{"exactly the margin is stale", []time.Duration{time.Minute}, 0, []time.Duration{time.Second, 2 * time.Second}, 3, true},
-		{"fresh on the second call", []time.Duration{30 * time.Second, time.Hour}, 0, []time.Duration{time.Second}, 2, false},
-		{"fresh on the third call", []time.Duration{30 * time.Second, 10 * time.Second, time.Hour}, 0, []time.Duration{time.Second, 2 * time.Second}, 3, false},
-		{"one attempt", []time.Duration{30 * time.Second}, 1, nil, 1, true},
-		{"five attempts", []time.Duration{30 * time.Second}, 5, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}, 5, true},
+		{"expired, fresh on the second call", []time.Duration{time.Hour, 0}, []time.Duration{-time.Minute, time.Hour}, 2, false},
+		{"expired twice, fresh on the third call", []time.Duration{time.Hour, time.Hour, 0}, []time.Duration{-time.Minute, -time.Second, time.Hour}, 3, false},
+		{"an hour-long JWT with 3 s left is stale", []time.Duration{time.Hour, 0}, []time.Duration{3 * time.Second, time.Hour}, 2, false},
+		{"an hour-long JWT with a minute left is served", []time.Duration{time.Hour}, []time.Duration{time.Minute}, 1, false},
+		{"a 6-second JWT is served", []time.Duration{0}, []time.Duration{6 * time.Second}, 1, false},
+		{"always expired: the caller's deadline ends the wait", []time.Duration{time.Hour}, []time.Duration{-time.Minute}, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newNotifyClock()
 			app := &fakeApp{fn: func(_ context.Context, call int) (string, time.Time, error) {
-				in := tt.expiresIn[min(call, len(tt.expiresIn))-1]
-				// Expiry from the callback, at sub-second precision.
-				return makeJWT(t, jwt.MapClaims{"sub": "alice", "jti": fmt.Sprint(call)}), clock.Now().Add(in), nil
+				now := clock.Now()
+				iat := now.Add(-tt.issuedAgo[min(call, len(tt.issuedAgo))-1])
+				exp := now.Add(tt.expiresIn[min(call, len(tt.expiresIn))-1])
+				return makeJWT(t, jwt.MapClaims{"sub": "alice", "jti": fmt.Sprint(call), "iat": iat.Unix(), "exp": exp.Unix()}), time.Time{}, nil
 			}}
-			h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{
-				Callback: app.callback, Clock: clock, StaleAttempts: tt.attempts,
-			})
+			h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{Callback: app.callback, Clock: clock})
+			wait := failsafe
+			if tt.wantErr {
+				wait = 300 * time.Millisecond
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
 			result := make(chan error, 1)
 			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), failsafe)
-				defer cancel()
 				_, err := h.AccessManagerRequestHeaders(ctx)
 				result <- err
 			}()
-			for i, want := range tt.wantWaits {
+			for {
 				select {
 				case d := <-clock.afters:
-					if d != want {
-						t.Fatalf("wait %d is %s, want %s", i+1, d, want)
+					clock.Advance(d) // the backoff before asking again
+					continue
+				case err := <-result:
+					if tt.wantErr {
+						if !errors.Is(err, auth.ErrTokenExpired) || !errors.Is(err, context.DeadlineExceeded) {
+							t.Errorf("error = %v, want one wrapping auth.ErrTokenExpired and the deadline", err)
+						}
+						return
 					}
-					clock.Advance(d)
-				case <-time.After(failsafe):
-					t.Fatalf("no wait %d of %s (callback called %d times)", i+1, want, app.calls.Load())
+					if err != nil {
+						t.Fatalf("error = %v, want success", err)
+					}
+					if n := app.calls.Load(); n != tt.wantCalls {
+						t.Errorf("callback called %d times, want %d", n, tt.wantCalls)
+					}
+					return
 				}
-			}
-			var err error
-			select {
-			case err = <-result:
-			case <-time.After(failsafe):
-				t.Fatalf("no result after the expected waits (callback called %d times)", app.calls.Load())
-			}
-			if tt.wantErr {
-				if !errors.Is(err, handlers.ErrStaleToken) || !errors.Is(err, auth.ErrTokenExpired) {
-					t.Errorf("error = %v, want one wrapping ErrStaleToken and auth.ErrTokenExpired", err)
-				}
-			} else if err != nil {
-				t.Errorf("error = %v, want success", err)
-			}
-			if n := app.calls.Load(); n != tt.wantCalls {
-				t.Errorf("callback called %d times, want %d", n, tt.wantCalls)
 			}
 		})
 	}
@@ -425,7 +438,7 @@ func TestExternalJWTStaleRetries(t *testing.T) {
 func TestExternalJWTStaleWaitEndsOnClose(t *testing.T) {
 	clock := newNotifyClock()
 	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) {
-		return userJWT(t, "stale", clock.Now().Add(time.Second)), time.Time{}, nil
+		return userJWT(t, "stale", clock.Now().Add(-time.Second)), time.Time{}, nil
 	}}
 	h, err := handlers.NewExternallyManagedJWT(handlers.ExternallyManagedJWTConfig{Callback: app.callback, Clock: clock})
 	if err != nil {
@@ -611,7 +624,7 @@ func TestExternalJWTUsernameFollowsToken(t *testing.T) {
 		if got := h.Username(); got != want {
 			t.Errorf("Username() = %q, want %q", got, want)
 		}
-		h.Invalidate("") // the next use asks the application again
+		h.Invalidate(auth.ServiceHub, "") // the next use asks the application again
 	}
 }
 
@@ -624,13 +637,13 @@ func TestExternalJWTInvalidate(t *testing.T) {
 	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return next, time.Time{}, nil }}
 	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{JWT: initial, Callback: app.callback, Clock: clock})
 	for range 5 {
-		h.Invalidate("Bearer " + initial)
+		h.Invalidate(auth.ServiceHub, "Bearer "+initial)
 	}
 	ctx := context.Background()
 	if got := hubAuthorization(t, h, ctx); got != "Bearer "+next {
 		t.Errorf("after Invalidate, hub Authorization = %q, want the new JWT", got)
 	}
-	h.Invalidate("Bearer " + initial) // stale rejection: ignored
+	h.Invalidate(auth.ServiceHub, "Bearer "+initial) // stale rejection: ignored
 	if got := hubAuthorization(t, h, ctx); got != "Bearer "+next {
 		t.Errorf("hub Authorization = %q, want the new JWT", got)
 	}
@@ -642,34 +655,26 @@ func TestExternalJWTInvalidate(t *testing.T) {
 func TestExternalJWTNeverPrintsToken(t *testing.T) {
 	clock := newNotifyClock()
 	initial := userJWT(t, "initial", clock.Now().Add(10*time.Minute))
-	stale := userJWT(t, "stale", clock.Now().Add(9*time.Minute+30*time.Second))
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	stale := userJWT(t, "stale", clock.Now().Add(-time.Second))
+	logs := &lockedBuffer{} // the engine logs from its own goroutine
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return stale, time.Time{}, nil }}
-	cfg := handlers.ExternallyManagedJWTConfig{JWT: initial, Callback: app.callback, Clock: clock, Logger: logger, StaleAttempts: 2}
+	cfg := handlers.ExternallyManagedJWTConfig{JWT: initial, Callback: app.callback, Clock: clock, Logger: logger}
 	h := newJWTHandler(t, cfg)
 
 	// Produce debug and warning records: a refresh whose callback returns a
-	// stale token, a retry, a failure while the initial JWT stays in use.
-	for len(clock.afters) > 0 {
-		<-clock.afters // the initial JWT's refresh and expiry timers
-	}
+	// stale token, a retry, while the initial JWT stays in use.
+	hubAuthorization(t, h, context.Background()) // read: the refresh timer refreshes
 	clock.Advance(9 * time.Minute)
-	for _, want := range []time.Duration{time.Second, 0} { // the retry wait, then the engine's backoff
-		select {
-		case d := <-clock.afters:
-			if want != 0 && d != want {
-				t.Fatalf("wait %s, want %s", d, want)
-			}
-			if want != 0 {
-				clock.Advance(d)
-			}
-		case <-time.After(failsafe):
-			t.Fatal("no retry wait")
+	deadline := time.Now().Add(failsafe)
+	for !strings.Contains(logs.String(), "too soon to be used") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stale token's retry was not logged; logs:\n%s", logs.String())
 		}
+		time.Sleep(time.Millisecond) // a wait for a background goroutine, not for an expiry
 	}
 	logger.Info("handler", "handler", h, "value", *h, "config", cfg, "config_ptr", &cfg)
-	slog.New(slog.NewTextHandler(&logs, nil)).Info("handler", "handler", h, "config", cfg)
+	slog.New(slog.NewTextHandler(logs, nil)).Info("handler", "handler", h, "config", cfg)
 
 	outputs := map[string]string{"slog": logs.String()}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
@@ -692,9 +697,24 @@ func TestExternalJWTNeverPrintsToken(t *testing.T) {
 			}
 		})
 	}
-	if !strings.Contains(logs.String(), "expires within the refresh margin") {
-		t.Errorf("the stale retry was not logged; logs:\n%s", logs.String())
-	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the concurrent writes of loggers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func ExampleNewExternallyManagedJWT() {
@@ -795,4 +815,68 @@ func BenchmarkExternalJWTGetters(b *testing.B) {
 			}
 		})
 	})
+}
+
+// Item 10 of the engine v2 issue: a 6-second JWT is usable; the margin is
+// capped for short tokens as the engine's is.
+func TestExternalJWTShortLivedTokens(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), failsafe)
+	defer cancel()
+	app := &fakeApp{fn: func(_ context.Context, n int) (string, time.Time, error) {
+		return userJWT(t, fmt.Sprint(n), time.Now().Add(6*time.Second)), time.Time{}, nil
+	}}
+	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{Callback: app.callback})
+	ok := 0
+	for range 50 {
+		if _, err := h.HubRequestHeaders(ctx); err == nil {
+			ok++
+		}
+	}
+	if ok != 50 {
+		t.Errorf("%d of 50 calls succeeded with 6 s JWTs, want all", ok)
+	}
+}
+
+// Item 10: one service rejecting a JWT that the application still returns
+// must not block every service: the handler backs off and serves it again.
+func TestExternalJWTRejectedButStillReturned(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	jwt := userJWT(t, "only", clock.Now().Add(time.Hour))
+	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return jwt, time.Time{}, nil }}
+	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{Callback: app.callback, Clock: clock})
+	ctx := context.Background()
+	hubAuthorization(t, h, ctx)
+	h.Invalidate(auth.ServiceHub, "Bearer "+jwt) // the hub said 401
+	for i := range 10 {
+		md, err := h.MessageServiceMetadata(ctx)
+		if err != nil {
+			t.Fatalf("call %d after the hub's rejection: %v", i, err)
+		}
+		if md["authorization"] != "Bearer "+jwt {
+			t.Fatalf("metadata = %q", md["authorization"])
+		}
+	}
+}
+
+// OnRejected tells the application which service rejected its JWT.
+func TestExternalJWTOnRejected(t *testing.T) {
+	clock := authtest.NewClock(time.Time{})
+	first := userJWT(t, "first", clock.Now().Add(time.Hour))
+	second := userJWT(t, "second", clock.Now().Add(time.Hour))
+	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return second, time.Time{}, nil }}
+	rejected := make(chan auth.Service, 1)
+	h := newJWTHandler(t, handlers.ExternallyManagedJWTConfig{JWT: first, Callback: app.callback, Clock: clock,
+		OnRejected: func(s auth.Service) { rejected <- s }})
+	h.Invalidate(auth.ServiceMessageService, "Bearer "+first)
+	select {
+	case s := <-rejected:
+		if s != auth.ServiceMessageService {
+			t.Errorf("OnRejected(%q), want the message service", s)
+		}
+	case <-time.After(failsafe):
+		t.Fatal("OnRejected not called")
+	}
+	if got := hubAuthorization(t, h, context.Background()); got != "Bearer "+second {
+		t.Errorf("after the rejection the hub gets %q, want the callback's new JWT", got)
+	}
 }

@@ -116,7 +116,7 @@ func (c OAuthConfig) LogValue() slog.Value {
 // read them. It is built by the handlers' constructors only.
 type OAuthHandler struct {
 	*auth.Engine
-	core *oauthCore
+	core oauthCore
 	kind string // the handler's type name, for String
 	user string // the configured username, if any
 }
@@ -130,18 +130,20 @@ func (h *OAuthHandler) Username() string { return h.core.knownUsername(h.user) }
 
 // Close stops the background refresh (and the key set's, if any).
 func (h *OAuthHandler) Close() error {
-	h.core.cancel()
+	if v := h.core.verifier; v != nil {
+		v.cancel()
+	}
 	return h.Engine.Close()
 }
 
 // String describes the handler without secrets.
 func (h *OAuthHandler) String() string {
-	return fmt.Sprintf("%s{client=%q user=%q authenticated=%t}", h.kind, h.core.cfg.ClientID, h.Username(), h.Valid())
+	return fmt.Sprintf("%s{client=%q user=%q authenticated=%t}", h.kind, h.core.clientID, h.Username(), h.Valid())
 }
 
 // LogValue renders the handler for log/slog without secrets.
 func (h *OAuthHandler) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("client", h.core.cfg.ClientID), slog.String("user", h.Username()),
+	return slog.GroupValue(slog.String("client", h.core.clientID), slog.String("user", h.Username()),
 		slog.Bool("authenticated", h.Valid()))
 }
 
@@ -151,29 +153,39 @@ var reservedParams = map[string]bool{
 	"username": true, "password": true, "refresh_token": true, "device_code": true, "code": true,
 }
 
-// oauthCore is the plumbing shared by the OAuth handlers: validated
-// settings, the token client, endpoint resolution and ID token checks.
+// oauthCore is the plumbing shared by the OAuth handlers: the settings
+// they use after construction, the token client, endpoint resolution and ID
+// token checks. It lives inside each handler, so that a handler is few
+// allocations.
 type oauthCore struct {
-	cfg      OAuthConfig
+	ep       Endpoints
+	clientID string
+	scopes   []string
+	audience string
+	extra    url.Values
+	httpc    *http.Client // for discovery and the key set
 	client   *oauthclient.Client
 	clock    auth.Clock
 	log      *slog.Logger
-	disc     *DiscoveryCache
-	verifier *idVerifier
-	lifetime context.Context
-	cancel   context.CancelFunc
-	username atomic.Pointer[string]
+	disc     *DiscoveryCache        // nil without an issuer
+	verifier *idVerifier            // nil unless ID tokens are verified
+	username atomic.Pointer[string] // from the last verified ID token
+	subject  atomic.Pointer[string] // its "sub"
 }
 
-func newOAuthCore(kind string, cfg OAuthConfig, defaultScopes []string) (*oauthCore, error) {
+// discardLogger is the logger of handlers given none.
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// init validates cfg and fills c; defaultScopes apply when cfg.Scopes is nil.
+func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) error {
 	bad := func(format string, args ...any) error {
 		return auth.ConfigError(kind+": "+format, args...)
 	}
 	if cfg.ClientID == "" {
-		return nil, bad("ClientID is required")
+		return bad("ClientID is required")
 	}
 	if cfg.TokenURL == "" && cfg.Issuer == "" {
-		return nil, bad("TokenURL or Issuer is required")
+		return bad("TokenURL or Issuer is required")
 	}
 	for _, u := range []struct{ name, v string }{
 		{"Issuer", cfg.Issuer}, {"TokenURL", cfg.TokenURL},
@@ -183,7 +195,7 @@ func newOAuthCore(kind string, cfg OAuthConfig, defaultScopes []string) (*oauthC
 			continue
 		}
 		if err := secureURL(u.v); err != nil {
-			return nil, bad("%s: %v", u.name, err)
+			return bad("%s: %v", u.name, err)
 		}
 	}
 	style := oauthclient.AuthNone
@@ -194,7 +206,7 @@ func newOAuthCore(kind string, cfg OAuthConfig, defaultScopes []string) (*oauthC
 		}
 	case AuthStyleBasic, AuthStylePost:
 		if cfg.ClientSecret == "" {
-			return nil, bad("AuthStyle %d needs a ClientSecret", cfg.AuthStyle)
+			return bad("AuthStyle %d needs a ClientSecret", cfg.AuthStyle)
 		}
 		style = oauthclient.AuthBasic
 		if cfg.AuthStyle == AuthStylePost {
@@ -202,38 +214,38 @@ func newOAuthCore(kind string, cfg OAuthConfig, defaultScopes []string) (*oauthC
 		}
 	case AuthStyleNone:
 		if cfg.ClientSecret != "" {
-			return nil, bad("AuthStyleNone sends no ClientSecret; remove it or choose another style")
+			return bad("AuthStyleNone sends no ClientSecret; remove it or choose another style")
 		}
 	default:
-		return nil, bad("unknown AuthStyle %d", cfg.AuthStyle)
+		return bad("unknown AuthStyle %d", cfg.AuthStyle)
 	}
 	for k := range cfg.ExtraParams {
 		if reservedParams[k] {
-			return nil, bad("ExtraParams may not set %q; use the dedicated field", k)
+			return bad("ExtraParams may not set %q; use the dedicated field", k)
 		}
 	}
 	if cfg.Scopes == nil {
 		cfg.Scopes = defaultScopes
 	}
 	if err := cfg.Wire.Validate(); err != nil {
-		return nil, err
+		return err
 	}
-	c := &oauthCore{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, disc: cfg.Discovery}
+	c.ep, c.clientID, c.scopes, c.audience, c.extra = cfg.Endpoints, cfg.ClientID, cfg.Scopes, cfg.Audience, cfg.ExtraParams
+	c.httpc, c.clock, c.log, c.disc = cfg.HTTPClient, cfg.Clock, cfg.Logger, cfg.Discovery
 	if c.clock == nil {
 		c.clock = auth.SystemClock()
 	}
 	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		c.log = discardLogger
 	}
-	if c.disc == nil {
+	if c.disc == nil && cfg.Issuer != "" {
 		c.disc = &DiscoveryCache{Client: cfg.HTTPClient, Clock: c.clock}
 	}
 	c.client = oauthclient.New(oauthclient.Config{
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthStyle: style,
-		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: oauthclient.RetryPolicy(cfg.Retry), Logger: c.log,
+		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: oauthclient.RetryPolicy(cfg.Retry), Logger: cfg.Logger,
 	})
-	c.lifetime, c.cancel = context.WithCancel(context.Background())
-	return c, nil
+	return nil
 }
 
 // secureURL accepts https URLs and http URLs to loopback addresses.
@@ -265,7 +277,7 @@ func isLoopback(host string) bool {
 // endpoints returns the configured endpoints completed by discovery when
 // one that is needed is missing.
 func (c *oauthCore) endpoints(ctx context.Context, needDevice, needJWKS bool) (Endpoints, error) {
-	ep := c.cfg.Endpoints
+	ep := c.ep
 	if ep.TokenURL != "" && (!needDevice || ep.DeviceAuthorizationURL != "") && (!needJWKS || ep.JWKSURL != "") {
 		return ep, nil
 	}
@@ -321,14 +333,14 @@ func (c *oauthCore) grant(ctx context.Context, form url.Values) (*auth.Token, er
 }
 
 func (c *oauthCore) addCommon(form url.Values) {
-	for k, v := range c.cfg.ExtraParams {
+	for k, v := range c.extra {
 		form[k] = append([]string(nil), v...)
 	}
-	if len(c.cfg.Scopes) > 0 {
-		form.Set("scope", strings.Join(c.cfg.Scopes, " "))
+	if len(c.scopes) > 0 {
+		form.Set("scope", strings.Join(c.scopes, " "))
 	}
-	if c.cfg.Audience != "" {
-		form.Set("audience", c.cfg.Audience)
+	if c.audience != "" {
+		form.Set("audience", c.audience)
 	}
 }
 
@@ -360,68 +372,83 @@ func (c *oauthCore) canRefresh(current *auth.Token) bool {
 
 // storeKey is the key of the handler's tokens in the store.
 func (c *oauthCore) storeKey(username string) auth.StoreKey {
-	iss := c.cfg.Issuer
+	iss := c.ep.Issuer
 	if iss == "" {
-		iss = c.cfg.TokenURL
+		iss = c.ep.TokenURL
 	}
 	return auth.StoreKey{
 		Issuer:   iss,
-		ClientID: c.cfg.ClientID,
+		ClientID: c.clientID,
 		Username: username,
-		Scopes:   c.cfg.Scopes,
-		Audience: c.cfg.Audience,
+		Scopes:   c.scopes,
+		Audience: c.audience,
 	}
 }
 
-// engineConfig is the engine configuration every OAuth handler starts from.
-func (c *oauthCore) engineConfig(fetch auth.FetchFunc, username string) auth.EngineConfig {
-	return auth.EngineConfig{
-		Fetch:    fetch,
-		Wire:     c.cfg.Wire,
-		Margin:   c.cfg.Margin,
-		Clock:    c.clock,
-		Store:    c.cfg.Store,
-		StoreKey: c.storeKey(username),
-		Logger:   c.log,
+// newEngine returns the engine of an OAuth handler configured by cfg.
+func (c *oauthCore) newEngine(cfg OAuthConfig, fetch auth.FetchFunc, check auth.CheckFunc, username string) (*auth.Engine, error) {
+	ec := auth.EngineConfig{
+		Fetch:  fetch,
+		Check:  check,
+		Wire:   cfg.Wire,
+		Margin: cfg.Margin,
+		Clock:  c.clock,
+		Store:  cfg.Store,
+		Logger: cfg.Logger,
 	}
+	if cfg.Store != nil {
+		ec.StoreKey = c.storeKey(username)
+	}
+	return auth.NewEngine(ec)
 }
 
 // setupVerifier enables ID token verification with the username in claim.
 func (c *oauthCore) setupVerifier(claim string) {
 	c.verifier = &idVerifier{
-		issuer:   c.cfg.Issuer,
-		clientID: c.cfg.ClientID,
+		issuer:   c.ep.Issuer,
+		clientID: c.clientID,
 		claim:    claim,
 		clock:    c.clock,
-		client:   c.cfg.HTTPClient,
-		lifetime: c.lifetime,
+		client:   c.httpc,
 	}
+	c.verifier.lifetime, c.verifier.cancel = context.WithCancel(context.Background())
 }
 
-// identity verifies tok's ID token, if it has one, and checks that it
-// belongs to want (when set). It returns the username, or "" when tok has
-// no ID token.
-func (c *oauthCore) identity(ctx context.Context, tok *auth.Token, want string) (string, error) {
+// checkIdentity verifies tok's ID token, if it has one
+// (https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation),
+// checks that it names want (when set) and, for a token that comes after
+// an earlier verified one, that it names the same subject
+// (https://openid.net/specs/openid-connect-core-1_0.html#RefreshTokenResponse).
+// It learns the username. A key set that cannot be fetched is a transient
+// error (auth.IsTransient): the check is worth running again.
+func (c *oauthCore) checkIdentity(ctx context.Context, tok *auth.Token, want string) error {
 	if tok.IDToken == "" || c.verifier == nil {
-		return "", nil
+		return nil
 	}
 	ep, err := c.endpoints(ctx, false, true)
 	if err != nil {
-		return "", err
+		return err
 	}
-	_, name, err := c.verifier.verify(ctx, ep.JWKSURL, tok.IDToken)
+	claims, name, err := c.verifier.verify(ctx, ep.JWKSURL, tok.IDToken)
 	if err != nil {
-		return "", err
+		return err
+	}
+	sub, _ := claims["sub"].(string)
+	if prev := c.subject.Load(); prev != nil && *prev != sub {
+		return fmt.Errorf("%w: the new ID token names subject %q, the login named %q (OpenID Connect Core §12.2); log in again",
+			auth.ErrUserMismatch, sub, *prev)
 	}
 	if want != "" && name == "" {
-		return "", fmt.Errorf("%w: it has no %q claim to compare with the configured username %q; set UsernameClaim to a claim the provider sends (e.g. \"email\" or \"sub\")",
+		return fmt.Errorf("%w: it has no %q claim to compare with the configured username %q; set UsernameClaim to a claim the provider sends (e.g. \"email\" or \"sub\")",
 			ErrInvalidIDToken, c.verifier.claim, want)
 	}
 	if want != "" && name != want {
-		return "", fmt.Errorf("%w: logged in as %q, want %q; log in as %q or change the configured username",
+		return fmt.Errorf("%w: logged in as %q, want %q; log in as %q or change the configured username",
 			auth.ErrUserMismatch, name, want, want)
 	}
-	return name, nil
+	c.subject.Store(&sub)
+	c.setUsername(name)
+	return nil
 }
 
 // setUsername records the username learnt from an ID token.

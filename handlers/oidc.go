@@ -222,7 +222,8 @@ type idVerifier struct {
 	claim    string
 	clock    auth.Clock
 	client   *http.Client
-	lifetime context.Context // ends the key set's refresh goroutine
+	lifetime context.Context    // ends the key set's refresh goroutine
+	cancel   context.CancelFunc // ends lifetime
 
 	mu      sync.Mutex // guards kf and kfURL
 	kf      keyfunc.Keyfunc
@@ -244,7 +245,7 @@ func (v *idVerifier) keys(jwksURL string) (keyfunc.Keyfunc, error) {
 		RefreshErrorHandlerFunc:   func(string) func(context.Context, error) { return func(context.Context, error) {} },
 	})
 	if err != nil {
-		return nil, fmt.Errorf("handlers: JWKS %s unavailable: %w", jwksURL, err)
+		return nil, auth.Transient(fmt.Errorf("handlers: JWKS %s unavailable: %w", jwksURL, err))
 	}
 	v.kf, v.kfURL = kf, jwksURL
 	return kf, nil

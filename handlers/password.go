@@ -79,23 +79,23 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 			return nil, auth.ConfigError("Password: TOTPSecret is not a base32 secret")
 		}
 	}
-	core, err := newOAuthCore("Password", cfg.OAuthConfig, nil)
-	if err != nil {
+	h := &Password{OAuthHandler: OAuthHandler{kind: "Password", user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
+	if err := h.core.init("Password", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}
-	h := &Password{OAuthHandler: OAuthHandler{core: core, kind: "Password", user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
 	if h.param == "" {
 		h.param = DefaultTOTPParam
 	}
 	if h.code == nil && cfg.TOTPSecret != "" {
 		secret := cfg.TOTPSecret
-		h.code = func(context.Context) (string, error) { return totp.Code(secret, core.clock.Now()) }
+		clock := h.core.clock
+		h.code = func(context.Context) (string, error) { return totp.Code(secret, clock.Now()) }
 	}
 	if reservedParams[h.param] {
 		return nil, auth.ConfigError("Password: TOTPParam %q collides with a grant parameter", h.param)
 	}
-	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, cfg.Username))
-	if err != nil {
+	var err error
+	if h.Engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil

@@ -111,7 +111,7 @@ func TestPasswordRefreshFallback(t *testing.T) {
 	}{
 		{"refresh works", func(*authtest.Provider) {}, 1, 1, false},
 		{"session removed on the server: password again, once", func(p *authtest.Provider) { p.RevokeSession("ada") }, 2, 1, false},
-		{"refresh 5xx is not a fallback", func(p *authtest.Provider) { p.FailNextAt(authtest.EndpointToken, 4, 503, "") }, 1, 4, true},
+		{"refresh 5xx is retried, never a fallback to the password", func(p *authtest.Provider) { p.FailNextAt(authtest.EndpointToken, 4, 503, "") }, 1, 5, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +120,6 @@ func TestPasswordRefreshFallback(t *testing.T) {
 			store := &auth.MemoryStore{}
 			h, err := NewPassword(PasswordConfig{OAuthConfig: OAuthConfig{
 				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli", Clock: clk, Store: store,
-				Retry: func(attempt, _ int, _ time.Duration, _ error) (time.Duration, bool) { return 0, attempt < 4 },
 			}, Username: "ada", Password: adaPass, TOTPSecret: adaTOTP})
 			if err != nil {
 				t.Fatal(err)
@@ -132,8 +131,8 @@ func TestPasswordRefreshFallback(t *testing.T) {
 			}
 			first := h.Current()
 			tt.spoil(p)
-			h.Invalidate("") // a service rejected the token: the next use refreshes
-			err = h.Authenticate(ctx)
+			h.Invalidate(auth.ServiceHub, "")                              // a service rejected the token: the next use refreshes
+			err = driven(clk, func() error { return h.Authenticate(ctx) }) // the backoff passes on the fake clock
 			if tt.wantErr != (err != nil) {
 				t.Fatalf("err = %v", err)
 			}

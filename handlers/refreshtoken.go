@@ -55,8 +55,8 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 	if cfg.RefreshToken == "" {
 		return nil, auth.ConfigError("RefreshToken: RefreshToken is required")
 	}
-	core, err := newOAuthCore("RefreshToken", cfg.OAuthConfig, nil)
-	if err != nil {
+	h := &RefreshToken{OAuthHandler: OAuthHandler{kind: "RefreshToken", user: cfg.Username}, initial: cfg.RefreshToken}
+	if err := h.core.init("RefreshToken", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}
 	if cfg.Issuer != "" {
@@ -64,11 +64,10 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 		if claim == "" {
 			claim = DefaultUsernameClaim
 		}
-		core.setupVerifier(claim)
+		h.core.setupVerifier(claim)
 	}
-	h := &RefreshToken{OAuthHandler: OAuthHandler{core: core, kind: "RefreshToken", user: cfg.Username}, initial: cfg.RefreshToken}
-	h.Engine, err = auth.NewEngine(core.engineConfig(h.fetch, cfg.Username))
-	if err != nil {
+	var err error
+	if h.Engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -97,12 +96,12 @@ func (h *RefreshToken) fetch(ctx context.Context, current *auth.Token) (*auth.To
 	if err != nil {
 		return nil, fmt.Errorf("handlers: refresh: %w", loginRequired(err))
 	}
-	name, err := h.core.identity(ctx, tok, h.user)
-	if err != nil {
-		return nil, err
-	}
-	h.core.setUsername(name)
 	return tok, nil
+}
+
+// check verifies the ID token of a refreshed token, after the engine saved it.
+func (h *RefreshToken) check(ctx context.Context, tok *auth.Token) error {
+	return h.core.checkIdentity(ctx, tok, h.user)
 }
 
 // Authenticate refreshes unless a valid token is held.

@@ -87,7 +87,7 @@ func TestOIDCClientCredentials(t *testing.T) {
 				t.Errorf("introspection = %v, want active, client %s, scope api:read", in, tt.id)
 			}
 			// A rejected token is replaced by a new grant.
-			h.Invalidate("Bearer " + tok)
+			h.Invalidate(auth.ServiceHub, "Bearer "+tok)
 			if tok2 := bearer(t, h); tok2 == tok {
 				t.Errorf("same token after Invalidate")
 			}

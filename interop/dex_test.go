@@ -89,7 +89,7 @@ func TestDexPassword(t *testing.T) {
 	// A rejected access token is replaced through the refresh token, which
 	// Dex rotates (reuseInterval 0s).
 	rt1 := currentRefresh(t, h)
-	h.Invalidate("Bearer " + tok1)
+	h.Invalidate(auth.ServiceHub, "Bearer "+tok1)
 	tok2 := bearer(t, h)
 	if tok2 == tok1 {
 		t.Fatalf("same access token after Invalidate")
@@ -119,7 +119,7 @@ func TestDexPasswordFallsBackAfterSpentRefreshToken(t *testing.T) {
 	// Somebody else spends the handler's refresh token.
 	wantTokens(t, "spending the handler's refresh token elsewhere", dexRefresh(t, d, currentRefresh(t, h)), true, false)
 
-	h.Invalidate("Bearer " + tok1)
+	h.Invalidate(auth.ServiceHub, "Bearer "+tok1)
 	hdr, err := h.HubRequestHeaders(testContext(t))
 	if err != nil {
 		t.Fatalf("HubRequestHeaders after the refresh token was spent elsewhere: %v\n"+
@@ -171,7 +171,7 @@ func TestDexRefreshToken(t *testing.T) {
 		t.Errorf("refresh token not rotated")
 	}
 	tok1 := bearer(t, h)
-	h.Invalidate("Bearer " + tok1)
+	h.Invalidate(auth.ServiceHub, "Bearer "+tok1)
 	if bearer(t, h) == tok1 {
 		t.Errorf("same access token after Invalidate")
 	}
@@ -294,7 +294,7 @@ func TestDexDeviceCode(t *testing.T) {
 			}
 			tok1 := bearer(t, h)
 			rt1 := currentRefresh(t, h)
-			h.Invalidate("Bearer " + tok1)
+			h.Invalidate(auth.ServiceHub, "Bearer "+tok1)
 			if bearer(t, h) == tok1 {
 				t.Errorf("same access token after Invalidate")
 			}

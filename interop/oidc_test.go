@@ -112,7 +112,7 @@ func TestOIDCRefreshReuseDetection(t *testing.T) {
 	// A silent refresh rotates the refresh token.
 	rt1 := currentRefresh(t, h)
 	tok1 := bearer(t, h)
-	h.Invalidate("Bearer " + tok1)
+	h.Invalidate(auth.ServiceHub, "Bearer "+tok1)
 	tok2 := bearer(t, h)
 	rt2 := currentRefresh(t, h)
 	if tok2 == tok1 || rt2 == rt1 {
@@ -130,7 +130,7 @@ func TestOIDCRefreshReuseDetection(t *testing.T) {
 	}
 
 	// The handler's own, newest refresh token died with the grant.
-	h.Invalidate("Bearer " + tok2)
+	h.Invalidate(auth.ServiceHub, "Bearer "+tok2)
 	_, err := h.HubRequestHeaders(ctx)
 	if !errors.Is(err, auth.ErrLoginRequired) || !errors.Is(err, auth.ErrInvalidGrant) {
 		t.Fatalf("HubRequestHeaders after the grant was revoked = %v, want auth.ErrLoginRequired wrapping invalid_grant", err)

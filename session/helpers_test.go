@@ -209,7 +209,15 @@ func (h *staticHandler) AccessManagerRequestHeaders(context.Context) (http.Heade
 func (h *staticHandler) MessageServiceMetadata(context.Context) (map[string]string, error) {
 	return nil, errors.New("not used")
 }
-func (h *staticHandler) Invalidate(v string) {
+
+// The doubles must stay Invalidators: the session finds the method by a
+// type assertion, which a changed signature would silently defeat.
+var (
+	_ auth.Invalidator = (*staticHandler)(nil)
+	_ auth.Invalidator = (*rotatingHandler)(nil)
+)
+
+func (h *staticHandler) Invalidate(_ auth.Service, v string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.invalidated = append(h.invalidated, v)

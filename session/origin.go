@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/authkit-go/authkit/auth"
 )
 
 // service names a service of the platform that receives credentials.
@@ -25,6 +27,14 @@ func (s service) String() string {
 		return "access-manager"
 	}
 	return "none"
+}
+
+// auth returns the service as package auth names it.
+func (s service) auth() auth.Service {
+	if s == serviceHub {
+		return auth.ServiceHub
+	}
+	return auth.ServiceAccessManager
 }
 
 // origin is a parsed base URL: credentials for its service go only to URLs

@@ -57,7 +57,7 @@ func (s *Session) credentials(req *http.Request, svc service) (http.Header, erro
 func (s *Session) reauthenticate(req *http.Request, svc service, creds http.Header, resp *http.Response) (*http.Response, error) {
 	for _, vv := range creds {
 		for _, v := range vv {
-			s.inv.Invalidate(v)
+			s.inv.Invalidate(svc.auth(), v)
 		}
 	}
 	if !rewindable(req) {

@@ -25,7 +25,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/grpcauth"
@@ -93,8 +92,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	h, err := handlers.NewExternallyManagedJWT(handlers.ExternallyManagedJWTConfig{
 		Callback:      app.currentJWT,
 		UsernameClaim: "preferred_username",
-		// Ask for the next token one second before this one expires.
-		Margin: auth.Margin{Fixed: time.Second},
+		// The default margin fits short tokens too: a token that lives a
+		// few seconds is asked for again a second before it expires.
 	})
 	if err != nil {
 		return err

@@ -54,9 +54,8 @@ func main() {
 // Settings of the embedded world. The secrets are demo values: a real
 // program reads them from its environment or a secret store.
 const (
-	tokenLifetime = 3 * time.Second         // short, to show renewals within seconds
-	refreshMargin = 1500 * time.Millisecond // renew this long before expiry
-	approveAfter  = time.Second             // the simulated user approves the device code
+	tokenLifetime = 3 * time.Second // short, to show renewals within seconds (1 s before expiry, by default)
+	approveAfter  = time.Second     // the simulated user approves the device code
 	publicClient  = "quickstart-cli"
 	serviceClient = "quickstart-service"
 	serviceSecret = "svc_secret_6a1f0c93e2b84d57"
@@ -216,8 +215,7 @@ func orDash(s string) string {
 }
 
 // oauth returns the configuration shared by the OAuth handlers: the
-// provider's endpoints, a client that counts the tokens obtained, and the
-// renewal margin.
+// provider's endpoints and a client that counts the tokens obtained.
 func (w *world) oauth(tag, clientID, secret string) (handlers.OAuthConfig, *atomic.Int64) {
 	n := new(atomic.Int64)
 	return handlers.OAuthConfig{
@@ -230,7 +228,6 @@ func (w *world) oauth(tag, clientID, secret string) (handlers.OAuthConfig, *atom
 		ClientID:     clientID,
 		ClientSecret: secret,
 		HTTPClient:   &http.Client{Transport: &tokenCounter{n: n, out: w.out, tag: tag, verbose: w.verbose}},
-		Margin:       auth.Margin{Fixed: refreshMargin},
 	}, n
 }
 
@@ -251,7 +248,6 @@ func (w *world) flows() []flow {
 					return w.prov.IssueAccessToken("grace", "embedding-app", nil, tokenLifetime), time.Time{}, ctx.Err()
 				},
 				UsernameClaim: "preferred_username",
-				Margin:        auth.Margin{Fixed: refreshMargin},
 			})
 			return h, n, err
 		}},

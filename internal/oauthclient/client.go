@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/backoff"
 )
 
 // AuthStyle says how the client authenticates to the token endpoint
@@ -79,23 +80,30 @@ type Config struct {
 
 // Client posts forms to OAuth endpoints. It is safe for concurrent use.
 type Client struct {
-	cfg   Config
-	http  *http.Client
-	clock auth.Clock
-	retry RetryPolicy
-	log   *slog.Logger
+	clientID, secret string
+	style            AuthStyle
+	rt               http.RoundTripper
+	timeout          time.Duration // the HTTPClient's Timeout, per request
+	clock            auth.Clock
+	retry            RetryPolicy
+	log              *slog.Logger
 }
 
-// New returns a client for cfg.
+// discardLogger is the logger of clients given none.
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// New returns a client for cfg. It sends through cfg.HTTPClient's
+// transport, within its Timeout, and never follows a redirect: a secret in
+// the form is never re-sent to another place.
 func New(cfg Config) *Client {
-	c := &Client{cfg: cfg, clock: cfg.Clock, retry: cfg.Retry, log: cfg.Logger}
-	base := cfg.HTTPClient
-	if base == nil {
-		base = http.DefaultClient
+	c := &Client{clientID: cfg.ClientID, secret: cfg.ClientSecret, style: cfg.AuthStyle,
+		rt: http.DefaultTransport, clock: cfg.Clock, retry: cfg.Retry, log: cfg.Logger}
+	if cfg.HTTPClient != nil {
+		c.timeout = cfg.HTTPClient.Timeout
+		if cfg.HTTPClient.Transport != nil {
+			c.rt = cfg.HTTPClient.Transport
+		}
 	}
-	hc := *base
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c.http = &hc
 	if c.clock == nil {
 		c.clock = auth.SystemClock()
 	}
@@ -103,13 +111,10 @@ func New(cfg Config) *Client {
 		c.retry = DefaultRetry
 	}
 	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		c.log = discardLogger
 	}
 	return c
 }
-
-// Clock returns the client's clock.
-func (c *Client) Clock() auth.Clock { return c.clock }
 
 // Response is an answer of an endpoint: its status, headers and body (at
 // most MaxBodySize bytes).
@@ -119,21 +124,28 @@ type Response struct {
 	Body       []byte
 }
 
-// Token posts form to the token endpoint tokenURL and parses the answer
-// (https://www.rfc-editor.org/rfc/rfc6749#section-5). form must carry
-// grant_type; the client adds its authentication. Errors are
-// *auth.OAuthError for §5.2 answers, *auth.ResponseError for unusable ones,
-// or the network error.
+// Token posts form to the token endpoint tokenURL, once, and parses the
+// answer (https://www.rfc-editor.org/rfc/rfc6749#section-5). form must carry
+// grant_type; the client adds its authentication. Lifetimes count from when
+// the request was sent. Errors are *auth.OAuthError for §5.2 answers,
+// *auth.ResponseError for unusable ones (both with the answer's
+// Retry-After), or the network error; auth.IsTransient tells which are worth
+// retrying. Token does not retry: the token engine, which knows how long its
+// callers wait, is the retry loop of token requests.
 func (c *Client) Token(ctx context.Context, tokenURL string, form url.Values) (*auth.Token, error) {
-	resp, err := c.Post(ctx, tokenURL, form)
+	form = c.authenticate(form)
+	sent := c.clock.Now()
+	resp, err := c.once(ctx, tokenURL, form.Encode())
 	if err != nil {
 		return nil, err
 	}
-	return ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now())
+	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, sent)
+	return tok, c.withRetryAfter(err, resp)
 }
 
 // Post posts form with the client's authentication to endpoint, retrying
-// network errors, 429 and 5xx answers as the retry policy allows. An answer
+// network errors, 429 and 5xx answers as the retry policy allows: for the
+// requests no engine retries (device authorization, revocation). An answer
 // that carries a device-flow error (authorization_pending, slow_down) is
 // returned at once whatever its status, as an *auth.OAuthError. A body over
 // MaxBodySize is an *auth.ResponseError.
@@ -154,14 +166,14 @@ func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*R
 		} else if !retryableStatus(resp.StatusCode) {
 			return resp, nil
 		} else if oe := ParseError(resp.StatusCode, resp.Body); oe != nil && !retryableCode(oe.Code) {
-			return nil, oe
+			return nil, c.withRetryAfter(oe, resp)
 		}
-		status, retryAfter := 0, time.Duration(0)
+		status, wait := 0, time.Duration(0)
 		if resp != nil {
 			status = resp.StatusCode
-			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.clock.Now())
+			wait, _ = backoff.RetryAfter(resp.Header.Get("Retry-After"), resp.Header.Get("Date"), c.clock.Now(), DefaultRetryAfterMax)
 		}
-		wait, again := c.retry(attempt, status, retryAfter, err)
+		wait, again := c.retry(attempt, status, wait, err)
 		if !again {
 			if err != nil {
 				return nil, err
@@ -175,33 +187,58 @@ func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*R
 	}
 }
 
+// withRetryAfter records resp's Retry-After in an OAuth or response error.
+func (c *Client) withRetryAfter(err error, resp *Response) error {
+	if err == nil || resp == nil {
+		return err
+	}
+	d, ok := backoff.RetryAfter(resp.Header.Get("Retry-After"), resp.Header.Get("Date"), c.clock.Now(), DefaultRetryAfterMax)
+	if !ok {
+		return err
+	}
+	var oe *auth.OAuthError
+	var re *auth.ResponseError
+	switch {
+	case errors.As(err, &oe):
+		oe.RetryAfter = d
+	case errors.As(err, &re):
+		re.RetryAfter = d
+	}
+	return err
+}
+
 func (c *Client) authenticate(form url.Values) url.Values {
 	f := make(url.Values, len(form)+2)
 	for k, v := range form {
 		f[k] = append([]string(nil), v...)
 	}
-	switch c.cfg.AuthStyle {
+	switch c.style {
 	case AuthPost:
-		f.Set("client_id", c.cfg.ClientID)
-		f.Set("client_secret", c.cfg.ClientSecret)
+		f.Set("client_id", c.clientID)
+		f.Set("client_secret", c.secret)
 	case AuthNone:
-		f.Set("client_id", c.cfg.ClientID)
+		f.Set("client_id", c.clientID)
 	}
 	return f
 }
 
 func (c *Client) once(ctx context.Context, endpoint, body string) (*Response, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("oauthclient: bad endpoint %s", redactURL(endpoint))
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if c.cfg.AuthStyle == AuthBasic {
-		cred := url.QueryEscape(c.cfg.ClientID) + ":" + url.QueryEscape(c.cfg.ClientSecret)
+	if c.style == AuthBasic {
+		cred := url.QueryEscape(c.clientID) + ":" + url.QueryEscape(c.secret)
 		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -251,23 +288,6 @@ func Sleep(ctx context.Context, clock auth.Clock, d time.Duration) error {
 		t.Stop()
 		return ctx.Err()
 	}
-}
-
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(min(n, 24*3600)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), 24*time.Hour)
-	}
-	return 0
 }
 
 // redactURL drops the query and fragment of u, which may carry secrets.

@@ -118,6 +118,15 @@ func TestPostWireFormat(t *testing.T) {
 	}
 }
 
+// postToken is Token through the retrying Post.
+func postToken(c *Client, ctx context.Context, endpoint string, form url.Values) (*auth.Token, error) {
+	resp, err := c.Post(ctx, endpoint, form)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now())
+}
+
 func TestPostRetries(t *testing.T) {
 	type answer struct {
 		status int
@@ -183,7 +192,7 @@ func TestPostRetries(t *testing.T) {
 			start := clk.Now()
 			stop := drive(t, clk, 100*time.Millisecond)
 			c := New(Config{ClientID: "c", Clock: clk})
-			_, err := c.Token(context.Background(), srv.URL, url.Values{"grant_type": {"client_credentials"}})
+			_, err := postToken(c, context.Background(), srv.URL, url.Values{"grant_type": {"client_credentials"}})
 			stop()
 			if tt.wantErr == nil && err != nil {
 				t.Fatalf("err = %v", err)
@@ -200,6 +209,85 @@ func TestPostRetries(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Token makes one attempt: the engine is the retry loop of token requests.
+// Its errors say whether they are transient, carry the server's
+// Retry-After, and the token's lifetime counts from when it was sent.
+func TestTokenOneAttemptTypedErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     int
+		header     map[string]string
+		body       string
+		transient  bool
+		retryAfter time.Duration
+	}{
+		{"503 HTML page", 503, nil, "<html>down</html>", true, 0},
+		{"429 with Retry-After", 429, map[string]string{"Retry-After": "7"}, "", true, 7 * time.Second},
+		{"500 server_error", 500, map[string]string{"Retry-After": "99999"}, `{"error":"server_error"}`, true, DefaultRetryAfterMax},
+		{"400 temporarily_unavailable", 400, nil, `{"error":"temporarily_unavailable"}`, true, 0},
+		{"400 invalid_grant", 400, nil, `{"error":"invalid_grant"}`, false, 0},
+		{"401 invalid_client", 401, nil, `{"error":"invalid_client"}`, false, 0},
+		{"200 without access_token", 200, nil, `{"token_type":"Bearer"}`, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			c := New(Config{ClientID: "c", Clock: authtest.NewClock(time.Time{})})
+			_, err := c.Token(context.Background(), srv.URL, url.Values{"grant_type": {"client_credentials"}})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if n.Load() != 1 {
+				t.Errorf("%d requests, want 1", n.Load())
+			}
+			if auth.IsTransient(err) != tt.transient {
+				t.Errorf("IsTransient(%v) = %v, want %v", err, !tt.transient, tt.transient)
+			}
+			var oe *auth.OAuthError
+			var re *auth.ResponseError
+			got := time.Duration(-1)
+			switch {
+			case errors.As(err, &oe):
+				got = oe.RetryAfter
+			case errors.As(err, &re):
+				got = re.RetryAfter
+			}
+			if got != tt.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", got, tt.retryAfter)
+			}
+		})
+	}
+}
+
+// The lifetime counts from when the request was sent, not from when the
+// (slow) answer arrived: the token's issuer counted from its own receipt.
+func TestTokenLifetimeCountsFromSend(t *testing.T) {
+	clk := authtest.NewClock(time.Time{})
+	sent := clk.Now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		clk.Advance(800 * time.Millisecond) // a slow answer
+		io.WriteString(w, `{"access_token":"at","expires_in":2}`)
+	}))
+	defer srv.Close()
+	c := New(Config{ClientID: "c", Clock: clk})
+	tok, err := c.Token(context.Background(), srv.URL, url.Values{"grant_type": {"client_credentials"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sent.Add(2 * time.Second); !tok.Expiry.Equal(want) {
+		t.Errorf("Expiry = %v, want %v (send time + expires_in)", tok.Expiry, want)
 	}
 }
 
@@ -220,7 +308,7 @@ func TestPostNetworkErrorRetried(t *testing.T) {
 	stop := drive(t, clk, 100*time.Millisecond)
 	defer stop()
 	c := New(Config{ClientID: "c", Clock: clk})
-	tok, err := c.Token(context.Background(), srv.URL, url.Values{"grant_type": {"client_credentials"}})
+	tok, err := postToken(c, context.Background(), srv.URL, url.Values{"grant_type": {"client_credentials"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +329,7 @@ func TestPostCancelledWhileWaiting(t *testing.T) {
 	c := New(Config{ClientID: "c", Clock: clk})
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Token(ctx, srv.URL, url.Values{"grant_type": {"client_credentials"}})
+		_, err := postToken(c, ctx, srv.URL, url.Values{"grant_type": {"client_credentials"}})
 		errc <- err
 	}()
 	for clk.Pending() == 0 {

@@ -58,6 +58,12 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 	}
 	str("access_token", &tok.AccessToken)
 	str("token_type", &tok.TokenType)
+	switch tok.TokenType { // held by every token: share the usual spellings
+	case "Bearer":
+		tok.TokenType = "Bearer"
+	case "bearer":
+		tok.TokenType = "bearer"
+	}
 	str("refresh_token", &tok.RefreshToken)
 	str("id_token", &tok.IDToken)
 	if err != nil {

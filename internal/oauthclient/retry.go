@@ -1,8 +1,9 @@
 package oauthclient
 
 import (
-	"math/rand/v2"
 	"time"
+
+	"github.com/authkit-go/authkit/internal/backoff"
 )
 
 // RetryPolicy decides whether a failed attempt is retried and how long to
@@ -36,21 +37,7 @@ func DefaultRetry(attempt, _ int, retryAfter time.Duration, _ error) (time.Durat
 	if retryAfter > 0 {
 		return min(retryAfter, DefaultRetryAfterMax), true
 	}
-	return Backoff(attempt, DefaultRetryMin, DefaultRetryMax), true
-}
-
-// Backoff returns the jittered wait after attempt failed attempts: lo
-// doubled attempt-1 times, capped at hi, drawn from the upper half.
-func Backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < attempt && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
+	return backoff.Delay(attempt, DefaultRetryMin, DefaultRetryMax), true
 }
 
 // NoRetry never retries.
