@@ -140,7 +140,7 @@ func TestSchedulerStaleFireKeepsOneTimer(t *testing.T) {
 	s.set(a, base+int64(time.Second))
 	first := clock.live()[0]
 	s.set(b, base+int64(time.Millisecond)) // re-arms: the first timer is stopped...
-	first.f()                               // ...but had already fired
+	first.f()                              // ...but had already fired
 	if n := len(clock.live()); n != 1 {
 		t.Errorf("%d timers armed after a stale fire, want 1", n)
 	}
