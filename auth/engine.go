@@ -198,8 +198,8 @@ type state struct {
 	// after they were fetched.
 	rejections int32
 	closed     bool
-	read       atomic.Bool // a reader got creds
-	kicked     atomic.Bool // a refresh was asked for
+	read       atomic.Bool  // a reader got creds
+	kickedAt   atomic.Int64 // when a reader last asked for the refresh (Unix ns)
 	// rej, when creds is nil because a service rejected them, says which.
 	rej *rejection
 }
@@ -319,8 +319,13 @@ func (e *Engine) load() *Credentials {
 	if now >= s.serveUntil {
 		return nil
 	}
-	if now >= s.refreshAt && !s.kicked.Load() {
-		e.kick(s)
+	if now >= s.refreshAt+int64(kickRetry) {
+		// The scheduler's timer starts the refresh at refreshAt; readers
+		// step in when it is late (a loaded machine), one per kickRetry:
+		// the one that won may be preempted before it starts the fetch.
+		if k := s.kickedAt.Load(); now-k >= int64(kickRetry) && s.kickedAt.CompareAndSwap(k, now) {
+			e.kick(s)
+		}
 	}
 	if !s.read.Load() {
 		s.read.Store(true)
@@ -563,11 +568,16 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// kick starts one background refresh of s, unless one was asked for already.
+// kickRetry is how late the scheduler's timer may be before readers ask for
+// the refresh themselves, and how far apart their requests are. The timer
+// is the better starter: its goroutine ends right after starting the
+// fetch, which therefore runs at once, while a reader goes on running and
+// the fetch it starts may wait behind every runnable goroutine.
+const kickRetry = 20 * time.Millisecond
+
+// kick starts a background refresh of s, unless s was replaced or a fetch
+// runs already.
 func (e *Engine) kick(s *state) {
-	if !s.kicked.CompareAndSwap(false, true) {
-		return
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.st.Load() == s && e.call == nil && !s.closed {
