@@ -20,7 +20,7 @@ func benchEngine(b *testing.B) *auth.Engine {
 	b.Helper()
 	e, err := auth.NewEngine(auth.EngineConfig{
 		Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
-			return &auth.Token{AccessToken: "bench-token", Expiry: time.Now().Add(time.Hour)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret("bench-token"), Expiry: time.Now().Add(time.Hour)}, nil
 		},
 	})
 	if err != nil {
@@ -141,7 +141,7 @@ func refreshStorm(b *testing.B, busy int) {
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			return &auth.Token{AccessToken: fmt.Sprintf("storm-%d", n), Expiry: time.Now().Add(lifetime)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret(fmt.Sprintf("storm-%d", n)), Expiry: time.Now().Add(lifetime)}, nil
 		},
 	})
 	if err != nil {

@@ -206,7 +206,7 @@ type state struct {
 
 // rejection is a service's rejection of an access token.
 type rejection struct {
-	access string
+	access Secret
 	by     Service
 }
 
@@ -434,11 +434,11 @@ func (e *Engine) Invalidate(svc Service, rejected string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.st.Load()
-	if s.closed || s.creds == nil || s.creds.Token == nil || s.creds.Token.AccessToken == "" {
+	if s.closed || s.creds == nil || s.creds.Token == nil || s.creds.Token.AccessToken.IsZero() {
 		return
 	}
 	served := s.creds.Token.AccessToken
-	if rejected != "" && !strings.Contains(rejected, served) {
+	if rejected != "" && !strings.Contains(rejected, served.Reveal()) {
 		return // an older credential, already replaced
 	}
 	if e.onRejected != nil {
@@ -469,7 +469,7 @@ func (e *Engine) Invalidate(svc Service, rejected string) {
 // login epoch: a fetch in flight is cancelled and can neither install nor
 // save its result. A failure to save is logged; the token is served anyway.
 func (e *Engine) Set(ctx context.Context, tok *Token) error {
-	if tok == nil || tok.AccessToken == "" {
+	if tok == nil || tok.AccessToken.IsZero() {
 		return fmt.Errorf("%w: no access token", ErrMalformedToken)
 	}
 	tok = tok.Clone()
@@ -810,7 +810,7 @@ func (e *Engine) schedule(tok *Token, now time.Time, fetchTook time.Duration) (r
 		return time.Time{}, time.Time{}
 	}
 	start := now
-	if iat, _, ok := jwtclaims.Times(tok.AccessToken); ok && !iat.IsZero() && iat.Before(now) && iat.Before(tok.Expiry) {
+	if iat, _, ok := jwtclaims.Times(tok.AccessToken.Reveal()); ok && !iat.IsZero() && iat.Before(now) && iat.Before(tok.Expiry) {
 		start = iat
 	}
 	m := e.marginFor(tok.Expiry.Sub(start), fetchTook)
@@ -878,7 +878,7 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 			}
 			e.log.Debug("auth: the stored token fails its check; refreshing it")
 		}
-		if stored != nil && stored.RefreshToken != "" {
+		if stored != nil && !stored.RefreshToken.IsZero() {
 			current = stored // another process may have rotated it: ours is spent
 		}
 	}
@@ -892,7 +892,7 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 	if err != nil {
 		return nil, false, err
 	}
-	if tok == nil || tok.AccessToken == "" {
+	if tok == nil || tok.AccessToken.IsZero() {
 		return nil, false, fmt.Errorf("%w: the fetch returned no access token", ErrMalformedToken)
 	}
 	capExpiry(tok)
@@ -906,8 +906,8 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 // after ours, not yet due for refresh: it is used instead of fetching. Our
 // own token is what is being refreshed, and a rejected one is no use.
 func (e *Engine) foreign(stored, current *Token, rej *rejection) bool {
-	if stored == nil || stored.AccessToken == "" || rej != nil && stored.AccessToken == rej.access ||
-		current != nil && stored.AccessToken == current.AccessToken {
+	if stored == nil || stored.AccessToken.IsZero() || rej != nil && stored.AccessToken.Equal(rej.access) ||
+		current != nil && stored.AccessToken.Equal(current.AccessToken) {
 		return false
 	}
 	capExpiry(stored)
@@ -977,7 +977,7 @@ func (e *Engine) finish(call *fetchCall, tok *Token, creds *Credentials, took ti
 		}
 		next, serr := e.newState(cur.epoch, tok, creds, call.rejections)
 		if serr == nil {
-			if call.rej != nil && tok.AccessToken == call.rej.access {
+			if call.rej != nil && tok.AccessToken.Equal(call.rej.access) {
 				e.log.Warn("auth: the new credential is the one a service just rejected; serving it again, with backoff",
 					"service", string(call.rej.by), "rejected_in_a_row", call.rejections)
 			}
@@ -1091,7 +1091,35 @@ func (e *Engine) marginFor(lifetime, fetchTook time.Duration) time.Duration {
 // earlier (or when the provider gave no lifetime): the service that checks
 // the token goes by exp.
 func capExpiry(tok *Token) {
-	if _, exp, ok := jwtclaims.Times(tok.AccessToken); ok && !exp.IsZero() && (tok.Expiry.IsZero() || exp.Before(tok.Expiry)) {
+	if _, exp, ok := jwtclaims.Times(tok.AccessToken.Reveal()); ok && !exp.IsZero() && (tok.Expiry.IsZero() || exp.Before(tok.Expiry)) {
 		tok.Expiry = exp
 	}
 }
+
+// String describes the engine: whether it serves a valid token and until
+// when. Printing an engine goes through String under every verb, so that it
+// never reads, by reflection, state that the engine's goroutines change.
+func (e *Engine) String() string {
+	s := e.st.Load()
+	switch {
+	case s.closed:
+		return "auth.Engine{closed}"
+	case s.creds == nil:
+		return "auth.Engine{no valid token}"
+	case s.serveUntil == never:
+		return "auth.Engine{valid, no expiry}"
+	}
+	return "auth.Engine{valid until " + time.Unix(0, s.serveUntil).UTC().Format(time.RFC3339) + "}"
+}
+
+// Format prints String under every verb (%q quotes it).
+func (e *Engine) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", e.String())
+		return
+	}
+	_, _ = f.Write([]byte(e.String()))
+}
+
+// LogValue logs String.
+func (e *Engine) LogValue() slog.Value { return slog.StringValue(e.String()) }

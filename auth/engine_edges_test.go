@@ -72,7 +72,7 @@ func TestEngineSetBeatsFetchInFlight(t *testing.T) {
 	clock.Advance(58 * time.Minute)
 	readHub(e, context.Background())
 	<-g.started
-	newUser := &auth.Token{AccessToken: "new-user-access", Expiry: clock.Now().Add(time.Hour)}
+	newUser := &auth.Token{AccessToken: auth.NewSecret("new-user-access"), Expiry: clock.Now().Add(time.Hour)}
 	if err := e.Set(context.Background(), newUser); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestEngineCapsExpiryByJWTExpAndStopsEarly(t *testing.T) {
 	e := newEngine(t, &fakeGrant{clock: clock}, func(c *auth.EngineConfig) {
 		c.Fetch = func(context.Context, *auth.Token) (*auth.Token, error) {
 			n++
-			return &auth.Token{AccessToken: jwtWithExp(exp) + fmt.Sprint(n), Expiry: clock.Now().Add(2 * time.Second)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret(jwtWithExp(exp) + fmt.Sprint(n)), Expiry: clock.Now().Add(2 * time.Second)}, nil
 		}
 	})
 	first, err := readHub(e, context.Background())
@@ -321,7 +321,7 @@ func TestEngineHeldTokenIsNotWrittenWhileRead(t *testing.T) {
 	var n atomic.Int32
 	e, err := auth.NewEngine(auth.EngineConfig{
 		Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
-			return &auth.Token{AccessToken: "a", RefreshToken: "r", Expiry: time.Now().Add(time.Hour)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret("a"), RefreshToken: auth.NewSecret("r"), Expiry: time.Now().Add(time.Hour)}, nil
 		},
 		Check: func(context.Context, *auth.Token) error {
 			if n.Add(1) == 1 {
@@ -368,7 +368,7 @@ func TestEngineStoredTokenIsCheckedAgain(t *testing.T) {
 		Fetch: func(_ context.Context, cur *auth.Token) (*auth.Token, error) {
 			n := fetched.Add(1)
 			currents = append(currents, cur)
-			return &auth.Token{AccessToken: fmt.Sprint("other-user-", n), RefreshToken: fmt.Sprint("r", n), Expiry: time.Now().Add(time.Hour)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret(fmt.Sprint("other-user-", n)), RefreshToken: auth.NewSecret(fmt.Sprint("r", n)), Expiry: time.Now().Add(time.Hour)}, nil
 		},
 		Check:    func(context.Context, *auth.Token) error { return auth.ErrUserMismatch },
 		Store:    store,
@@ -391,7 +391,7 @@ func TestEngineStoredTokenIsCheckedAgain(t *testing.T) {
 	if err == nil {
 		t.Fatalf("the next run serves %q, which failed its check", c.Token.AccessToken)
 	}
-	if len(currents) != 2 || currents[1] == nil || currents[1].RefreshToken != "r1" {
+	if len(currents) != 2 || currents[1] == nil || currents[1].RefreshToken.Reveal() != "r1" {
 		t.Errorf("the next run's fetch started from %v, want the stored token's refresh token r1", currents)
 	}
 }
@@ -455,7 +455,7 @@ func TestEngineTokenDueOnArrivalIsBackedOff(t *testing.T) {
 	e := newEngine(t, &fakeGrant{clock: clock}, func(c *auth.EngineConfig) {
 		c.Fetch = func(context.Context, *auth.Token) (*auth.Token, error) {
 			fetches.Add(1)
-			return &auth.Token{AccessToken: cached}, nil
+			return &auth.Token{AccessToken: auth.NewSecret(cached)}, nil
 		}
 	})
 	for range 200 {
@@ -476,7 +476,7 @@ func TestEngineFarFutureExpiry(t *testing.T) {
 		c.Clock = nil
 		c.Fetch = func(context.Context, *auth.Token) (*auth.Token, error) {
 			fetches.Add(1)
-			return &auth.Token{AccessToken: "x", Expiry: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret("x"), Expiry: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}, nil
 		}
 	})
 	for range 5 {

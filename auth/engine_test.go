@@ -55,9 +55,9 @@ func (g *fakeGrant) fetch(ctx context.Context, current *auth.Token) (*auth.Token
 		return nil, err
 	}
 	return &auth.Token{
-		AccessToken:  fmt.Sprintf("%saccess-%d", g.prefix, n),
+		AccessToken:  auth.NewSecret(fmt.Sprintf("%saccess-%d", g.prefix, n)),
 		TokenType:    "Bearer",
-		RefreshToken: fmt.Sprintf("%srefresh-%d", g.prefix, n),
+		RefreshToken: auth.NewSecret(fmt.Sprintf("%srefresh-%d", g.prefix, n)),
 		Expiry:       g.clock.Now().Add(g.lifetime),
 	}, nil
 }
@@ -170,7 +170,7 @@ func TestEngineRefreshesAtTheMargin(t *testing.T) {
 			if s := e.Stats(); s.Refreshes != 1 || s.Fetches != 2 || s.Waits != 1 {
 				t.Fatalf("stats = %+v", s)
 			}
-			if cur := g.currents[1]; cur == nil || cur.RefreshToken != "refresh-1" {
+			if cur := g.currents[1]; cur == nil || cur.RefreshToken.Reveal() != "refresh-1" {
 				t.Fatalf("the refresh did not get the current token: %v", cur)
 			}
 		})
@@ -381,7 +381,7 @@ func TestEngineInvalidate(t *testing.T) {
 	if accessToken(t, e) != "Bearer access-2" || g.count() != 2 {
 		t.Fatal("a stale rejection dropped the new token")
 	}
-	if cur := g.currents[1]; cur == nil || cur.RefreshToken != "refresh-1" {
+	if cur := g.currents[1]; cur == nil || cur.RefreshToken.Reveal() != "refresh-1" {
 		t.Fatalf("the fetch after invalidation lost the refresh token: %v", cur)
 	}
 }
@@ -440,7 +440,7 @@ func TestEngineStore(t *testing.T) {
 	if got := accessToken(t, e2); got != "Bearer second-access-1" || g2.count() != 1 {
 		t.Fatalf("after invalidation: %q, %d fetches", got, g2.count())
 	}
-	if cur := g2.currents[0]; cur == nil || cur.RefreshToken != "refresh-1" {
+	if cur := g2.currents[0]; cur == nil || cur.RefreshToken.Reveal() != "refresh-1" {
 		t.Fatalf("the grant did not get the stored refresh token: %v", cur)
 	}
 
@@ -466,18 +466,18 @@ func TestEngineStore(t *testing.T) {
 func TestEngineSetAndInitial(t *testing.T) {
 	clock := fakeclock.New(time.Time{})
 	g := &fakeGrant{clock: clock, lifetime: time.Hour}
-	initial := &auth.Token{AccessToken: "initial", Expiry: clock.Now().Add(time.Hour)}
+	initial := &auth.Token{AccessToken: auth.NewSecret("initial"), Expiry: clock.Now().Add(time.Hour)}
 	e := newEngine(t, g, func(c *auth.EngineConfig) { c.Initial = initial })
 	if got := accessToken(t, e); got != "Bearer initial" || g.count() != 0 {
 		t.Fatalf("initial token not served: %q", got)
 	}
-	if err := e.Set(context.Background(), &auth.Token{AccessToken: "from-login"}); err != nil {
+	if err := e.Set(context.Background(), &auth.Token{AccessToken: auth.NewSecret("from-login")}); err != nil {
 		t.Fatal(err)
 	}
 	if got := accessToken(t, e); got != "Bearer from-login" {
 		t.Fatalf("after Set: %q", got)
 	}
-	if err := e.Set(context.Background(), &auth.Token{AccessToken: "bad\r\nX-Injected: 1"}); !errors.Is(err, auth.ErrMalformedToken) {
+	if err := e.Set(context.Background(), &auth.Token{AccessToken: auth.NewSecret("bad\r\nX-Injected: 1")}); !errors.Is(err, auth.ErrMalformedToken) {
 		t.Fatalf("header injection accepted: %v", err)
 	}
 }
@@ -486,7 +486,7 @@ func TestEngineRejectsExpiredFetch(t *testing.T) {
 	clock := fakeclock.New(time.Time{})
 	e := newEngine(t, &fakeGrant{clock: clock}, func(c *auth.EngineConfig) {
 		c.Fetch = func(context.Context, *auth.Token) (*auth.Token, error) {
-			return &auth.Token{AccessToken: "stale", Expiry: clock.Now().Add(-time.Second)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret("stale"), Expiry: clock.Now().Add(-time.Second)}, nil
 		}
 	})
 	// Retried (the clock may be off, an application may hand out a newer
@@ -497,7 +497,7 @@ func TestEngineRejectsExpiredFetch(t *testing.T) {
 	if !errors.Is(err, auth.ErrTokenExpired) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want ErrTokenExpired and context.DeadlineExceeded", err)
 	}
-	if cur := e.Current(); cur == nil || cur.AccessToken != "stale" {
+	if cur := e.Current(); cur == nil || cur.AccessToken.Reveal() != "stale" {
 		t.Fatalf("the stale token is not kept as the refresh source: %v", cur)
 	}
 }
@@ -535,7 +535,7 @@ func TestEngineServesTheRejectedCredentialAgainWithBackoff(t *testing.T) {
 		c.Backoff = auth.Backoff{Min: 10 * time.Second, Max: 10 * time.Second}
 		c.Fetch = func(context.Context, *auth.Token) (*auth.Token, error) {
 			calls++
-			return &auth.Token{AccessToken: "same", Expiry: clock.Now().Add(time.Hour)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret("same"), Expiry: clock.Now().Add(time.Hour)}, nil
 		}
 	})
 	accessToken(t, e)
@@ -573,7 +573,7 @@ func TestEngineRefreshesThroughAStore(t *testing.T) {
 	if s := e.Stats(); s.Fetches != 2 || s.StoreHits != 0 || s.Refreshes != 1 {
 		t.Fatalf("stats = %+v, want 2 fetches, no store hit", s)
 	}
-	if tok, _ := store.Load(context.Background(), auth.StoreKey{Issuer: "https://idp.test"}); tok == nil || tok.RefreshToken != "refresh-2" {
+	if tok, _ := store.Load(context.Background(), auth.StoreKey{Issuer: "https://idp.test"}); tok == nil || tok.RefreshToken.Reveal() != "refresh-2" {
 		t.Fatalf("the rotated token was not saved: %v", tok)
 	}
 }

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -15,7 +16,7 @@ func ExampleNewEngine() {
 	engine, err := auth.NewEngine(auth.EngineConfig{
 		Fetch: func(ctx context.Context, current *auth.Token) (*auth.Token, error) {
 			fetches++ // a grant would call its token endpoint here
-			return &auth.Token{AccessToken: "example-token", Expiry: time.Now().Add(time.Hour)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret("example-token"), Expiry: time.Now().Add(time.Hour)}, nil
 		},
 		// The message service wants the bare token under "token".
 		Wire: auth.Wire{MessageService: auth.Field{Name: "token"}},
@@ -37,9 +38,18 @@ func ExampleNewEngine() {
 	// fetches: 1
 }
 
-// A Token never prints its secrets, whatever the verb.
-func ExampleToken_String() {
-	tok := &auth.Token{AccessToken: "s3cr3t", RefreshToken: "r3fr3sh", TokenType: "Bearer"}
-	fmt.Printf("%v\n", tok)
-	// Output: Token{type=Bearer access=redacted refresh=redacted id=unset expiry=none}
+// A Secret never prints itself, whatever the verb and wherever it sits; a
+// Token's credentials are Secrets. Reveal is the one way out.
+func ExampleSecret() {
+	tok := auth.Token{AccessToken: auth.NewSecret("s3cr3t"), TokenType: "Bearer"}
+	fmt.Printf("%v\n", tok.AccessToken)
+	fmt.Printf("%+v\n", tok)
+	b, _ := json.Marshal(tok)
+	fmt.Println(string(b))
+	fmt.Println(tok.AccessToken.Reveal())
+	// Output:
+	// [redacted]
+	// {AccessToken:[redacted] TokenType:Bearer RefreshToken: IDToken: Scope: Expiry:0001-01-01 00:00:00 +0000 UTC RefreshExpiry:0001-01-01 00:00:00 +0000 UTC Extra:map[]}
+	// {"access_token":"[redacted]","token_type":"Bearer"}
+	// s3cr3t
 }

@@ -217,8 +217,8 @@ func decodeEntry(data []byte, want StoreKey) (*Token, slog.Level, string) {
 	if !key.Equal(want) {
 		return nil, slog.LevelDebug, "saved for another configuration (scopes or audience differ)"
 	}
-	var tok *Token
-	if err := json.Unmarshal(e.Token, &tok); err != nil || tok == nil {
+	tok, err := unmarshalStored(e.Token)
+	if err != nil || tok == nil {
 		return nil, slog.LevelWarn, "corrupt file: token " + describeJSONError(err)
 	}
 	return tok, slog.LevelInfo, ""
@@ -259,7 +259,7 @@ func (s *FileStore) Save(ctx context.Context, key StoreKey, tok *Token) error {
 	if err != nil {
 		return fmt.Errorf("auth: encode store key: %w", err)
 	}
-	t, err := json.Marshal(tok)
+	t, err := marshalStored(tok)
 	if err != nil {
 		// The error of a custom Extra value may quote it: do not wrap it.
 		return fmt.Errorf("%w: token cannot be encoded as JSON (check Extra)", ErrMalformedToken)
@@ -398,8 +398,7 @@ func savedAt(data []byte, key StoreKey) (time.Time, bool) {
 		json.Unmarshal(e.Key, &k) != nil || k.Identity() != key.Identity() || len(e.Token) == 0 {
 		return time.Time{}, false
 	}
-	var tok *Token
-	if json.Unmarshal(e.Token, &tok) != nil || tok == nil {
+	if tok, err := unmarshalStored(e.Token); err != nil || tok == nil {
 		return time.Time{}, false
 	}
 	return e.SavedAt, true

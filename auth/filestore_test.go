@@ -34,14 +34,14 @@ var fsSecrets = []string{"at-SECRET-1", "rt-SECRET-1", "id-SECRET-1", "extra-SEC
 
 func fsToken() *auth.Token {
 	return &auth.Token{
-		AccessToken:   "at-SECRET-1",
+		AccessToken:   auth.NewSecret("at-SECRET-1"),
 		TokenType:     "Bearer",
-		RefreshToken:  "rt-SECRET-1",
-		IDToken:       "id-SECRET-1",
+		RefreshToken:  auth.NewSecret("rt-SECRET-1"),
+		IDToken:       auth.NewSecret("id-SECRET-1"),
 		Scope:         "a b",
 		Expiry:        time.Date(2030, 1, 1, 1, 0, 0, 0, time.UTC),
 		RefreshExpiry: time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC),
-		Extra:         map[string]any{"session_state": "extra-SECRET-1"},
+		Extra:         map[string]auth.Secret{"session_state": auth.NewSecret("extra-SECRET-1")},
 	}
 }
 
@@ -228,7 +228,7 @@ func TestFileStoreSaveLoad(t *testing.T) {
 
 	// A second save replaces the first.
 	tok2 := fsToken()
-	tok2.AccessToken = "at-2"
+	tok2.AccessToken = auth.NewSecret("at-2")
 	if err := s.Save(ctx, fsKey(), tok2); err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestFileStoreFailedWriteKeepsOldFile(t *testing.T) {
 			}
 			auth.SetFileStoreWriteHook(s, tt.hook)
 			tok2 := fsToken()
-			tok2.AccessToken = "at-NEW"
+			tok2.AccessToken = auth.NewSecret("at-NEW")
 			if err := s.Save(ctx, fsKey(), tok2); !errors.Is(err, errDisk) {
 				t.Fatalf("Save = %v, want %v", err, errDisk)
 			}
@@ -543,7 +543,7 @@ func TestFileStoreLockWaitsAsLongAsCtx(t *testing.T) {
 func TestFileStoreEnginesShareOneFetch(t *testing.T) {
 	dir := t.TempDir()
 	clock := authtest.NewClock(time.Time{})
-	expired := &auth.Token{AccessToken: "old", RefreshToken: "r0", Expiry: clock.Now().Add(-time.Minute)}
+	expired := &auth.Token{AccessToken: auth.NewSecret("old"), RefreshToken: auth.NewSecret("r0"), Expiry: clock.Now().Add(-time.Minute)}
 	if err := newFileStore(t, dir, nil).Save(context.Background(), fsKey(), expired); err != nil {
 		t.Fatal(err)
 	}
@@ -558,9 +558,9 @@ func TestFileStoreEnginesShareOneFetch(t *testing.T) {
 			Fetch: func(ctx context.Context, current *auth.Token) (*auth.Token, error) {
 				n := fetches.Add(1)
 				mu.Lock()
-				spent = append(spent, current.RefreshToken)
+				spent = append(spent, current.RefreshToken.Reveal())
 				mu.Unlock()
-				return &auth.Token{AccessToken: fmt.Sprintf("at-%d", n), RefreshToken: fmt.Sprintf("r%d", n), Expiry: clock.Now().Add(time.Hour)}, nil
+				return &auth.Token{AccessToken: auth.NewSecret(fmt.Sprintf("at-%d", n)), RefreshToken: auth.NewSecret(fmt.Sprintf("r%d", n)), Expiry: clock.Now().Add(time.Hour)}, nil
 			},
 		})
 		if err != nil {
@@ -579,7 +579,7 @@ func TestFileStoreEnginesShareOneFetch(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			got[i] = tok.AccessToken
+			got[i] = tok.AccessToken.Reveal()
 		})
 	}
 	wg.Wait()
@@ -602,7 +602,7 @@ func TestFileStoreTwoProcesses(t *testing.T) {
 	}
 	dir := t.TempDir()
 	storeDir := filepath.Join(dir, "tokens")
-	expired := &auth.Token{AccessToken: "old", RefreshToken: "r0", Expiry: time.Now().Add(-time.Hour)}
+	expired := &auth.Token{AccessToken: auth.NewSecret("old"), RefreshToken: auth.NewSecret("r0"), Expiry: time.Now().Add(-time.Hour)}
 	if err := newFileStore(t, storeDir, nil).Save(context.Background(), fsKey(), expired); err != nil {
 		t.Fatal(err)
 	}
@@ -691,7 +691,7 @@ func TestFileStoreTwoProcesses(t *testing.T) {
 		t.Errorf("processes got %q and %q, want the same access token", tokens[0], tokens[1])
 	}
 	stored, err := newFileStore(t, storeDir, nil).Load(context.Background(), fsKey())
-	if err != nil || stored == nil || stored.AccessToken != tokens[0] || stored.RefreshToken == "r0" {
+	if err != nil || stored == nil || stored.AccessToken.Reveal() != tokens[0] || stored.RefreshToken.Reveal() == "r0" {
 		t.Errorf("stored token = %v, %v; want the new token with a rotated refresh token", stored, err)
 	}
 }
@@ -716,7 +716,7 @@ func TestFileStoreHelperProcess(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			_, err = fmt.Fprintf(f, "pid %d spent %s\n", pid, current.RefreshToken)
+			_, err = fmt.Fprintf(f, "pid %d spent %s\n", pid, current.RefreshToken.Reveal())
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -727,8 +727,8 @@ func TestFileStoreHelperProcess(t *testing.T) {
 			// process would start its own fetch meanwhile.
 			time.Sleep(300 * time.Millisecond)
 			return &auth.Token{
-				AccessToken:  fmt.Sprintf("at-from-%d", pid),
-				RefreshToken: fmt.Sprintf("rt-from-%d", pid),
+				AccessToken:  auth.NewSecret(fmt.Sprintf("at-from-%d", pid)),
+				RefreshToken: auth.NewSecret(fmt.Sprintf("rt-from-%d", pid)),
 				Expiry:       time.Now().Add(time.Hour),
 			}, nil
 		},
@@ -747,7 +747,7 @@ func TestFileStoreHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("helper: token " + tok.AccessToken)
+	fmt.Println("helper: token " + tok.AccessToken.Reveal())
 }
 
 // TestFileStoreRecoversInterruptedSave: a process killed between writing
@@ -757,7 +757,7 @@ func TestFileStoreHelperProcess(t *testing.T) {
 func TestFileStoreRecoversInterruptedSave(t *testing.T) {
 	ctx := context.Background()
 	newer := fsToken()
-	newer.AccessToken, newer.RefreshToken = "at-ROTATED", "rt-ROTATED"
+	newer.AccessToken, newer.RefreshToken = auth.NewSecret("at-ROTATED"), auth.NewSecret("rt-ROTATED")
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	// entry returns the bytes of a token file saved at the given time.
 	entry := func(tok *auth.Token, at time.Time, key auth.StoreKey) []byte {

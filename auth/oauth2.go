@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"golang.org/x/oauth2"
+
+	"github.com/authkit-go/authkit/internal/redact"
 )
 
 // extraKeysField is the key under which ToOAuth2 lists the names of
@@ -68,8 +70,16 @@ func (s engineTokenSource) Token() (*oauth2.Token, error) {
 // An OAuth error answer (*oauth2.RetrieveError with an error code) is
 // returned as an error that matches both the *OAuthError (so that
 // errors.Is(err, ErrInvalidGrant) holds) and the original
-// *oauth2.RetrieveError, and whose message leaves out the response body.
-func FetchFromTokenSource(ts oauth2.TokenSource) FetchFunc {
+// *oauth2.RetrieveError. Its message leaves out the response body, and its
+// description and URI are cleaned of what a provider may echo: the secrets
+// given here (say, the source's client secret), in every encoding, and any
+// token-like run. The original RetrieveError, reached with errors.As, is
+// x/oauth2's and carries the raw body.
+func FetchFromTokenSource(ts oauth2.TokenSource, secrets ...Secret) FetchFunc {
+	scrub := &redact.Scrubber{}
+	for _, s := range secrets {
+		scrub.Add(s.Reveal())
+	}
 	return func(ctx context.Context, _ *Token) (*Token, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -86,7 +96,7 @@ func FetchFromTokenSource(ts oauth2.TokenSource) FetchFunc {
 		select {
 		case r := <-done:
 			if r.err != nil {
-				return nil, fromRetrieveError(r.err)
+				return nil, fromRetrieveError(r.err, scrub)
 			}
 			if r.tok == nil {
 				return nil, fmt.Errorf("%w: the token source returned no token", ErrMalformedToken)
@@ -107,13 +117,33 @@ type retrieveError struct {
 func (e *retrieveError) Error() string   { return e.oauth.Error() }
 func (e *retrieveError) Unwrap() []error { return []error{e.oauth, e.orig} }
 
-// fromRetrieveError maps an x/oauth2 error answer to an *OAuthError.
-func fromRetrieveError(err error) error {
+// cleanedError is an error of a token source with a cleaned message; the
+// original stays reachable with errors.As.
+type cleanedError struct {
+	msg  string
+	orig error
+}
+
+func (e *cleanedError) Error() string { return e.msg }
+func (e *cleanedError) Unwrap() error { return e.orig }
+
+// fromRetrieveError maps an x/oauth2 error answer to an *OAuthError with
+// cleaned text; any other error is described without its URL's query.
+func fromRetrieveError(err error, scrub *redact.Scrubber) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.ErrorCode == "" {
-		return fmt.Errorf("auth: token source: %w", err)
+		msg := "auth: token source: " + redact.Text(err.Error(), 300, scrub)
+		if re != nil {
+			status := 0
+			if re.Response != nil {
+				status = re.Response.StatusCode
+			}
+			msg = fmt.Sprintf("auth: token source: unusable answer (HTTP %d): %s", status, redact.Excerpt(re.Body, scrub))
+		}
+		return &cleanedError{msg: msg, orig: err}
 	}
-	oe := &OAuthError{Code: re.ErrorCode, Description: re.ErrorDescription, URI: re.ErrorURI}
+	oe := &OAuthError{Code: redact.Text(re.ErrorCode, 100, scrub), Description: redact.Text(re.ErrorDescription, 300, scrub),
+		URI: redact.Text(re.ErrorURI, 300, scrub)}
 	if re.Response != nil {
 		oe.StatusCode = re.Response.StatusCode
 	}
@@ -125,25 +155,27 @@ func fromRetrieveError(err error) error {
 // AccessToken, TokenType, RefreshToken and Expiry map to the fields of the
 // same name. IDToken, Scope and every Extra entry become extra fields, read
 // with oauth2.Token.Extra as for a token that x/oauth2 fetched itself:
-// Extra("id_token"), Extra("scope"), Extra(<key>). RefreshExpiry has no
-// place in an oauth2.Token and is dropped.
+// Extra("id_token"), Extra("scope"), Extra(<key>) (a string). RefreshExpiry
+// has no place in an oauth2.Token and is dropped.
 func ToOAuth2(t *Token) *oauth2.Token {
 	if t == nil {
 		return nil
 	}
 	o := &oauth2.Token{
-		AccessToken:  t.AccessToken,
+		AccessToken:  t.AccessToken.Reveal(),
 		TokenType:    t.TokenType,
-		RefreshToken: t.RefreshToken,
+		RefreshToken: t.RefreshToken.Reveal(),
 		Expiry:       t.Expiry,
 	}
 	raw := make(map[string]any, len(t.Extra)+3)
-	maps.Copy(raw, t.Extra)
+	for k, v := range t.Extra {
+		raw[k] = v.Reveal()
+	}
 	if len(t.Extra) > 0 {
 		raw[extraKeysField] = slices.Sorted(maps.Keys(t.Extra))
 	}
-	if t.IDToken != "" {
-		raw["id_token"] = t.IDToken
+	if !t.IDToken.IsZero() {
+		raw["id_token"] = t.IDToken.Reveal()
 	}
 	if t.Scope != "" {
 		raw["scope"] = t.Scope
@@ -161,30 +193,30 @@ func ToOAuth2(t *Token) *oauth2.Token {
 // strings. Extra is restored for a token made by ToOAuth2. For a token that
 // x/oauth2 fetched, other fields of the response cannot be listed (an
 // oauth2.Token only answers Extra(key) for a known key): copy the ones you
-// need with tok.Extra[k] = o.Extra(k).
+// need with tok.Extra[k] = auth.NewSecret(fmt.Sprint(o.Extra(k))).
 func FromOAuth2(o *oauth2.Token) *Token {
 	if o == nil {
 		return nil
 	}
 	t := &Token{
-		AccessToken:  o.AccessToken,
+		AccessToken:  NewSecret(o.AccessToken),
 		TokenType:    o.TokenType,
-		RefreshToken: o.RefreshToken,
+		RefreshToken: NewSecret(o.RefreshToken),
 		Expiry:       o.Expiry,
 	}
 	if s, ok := o.Extra("id_token").(string); ok {
-		t.IDToken = s
+		t.IDToken = NewSecret(s)
 	}
 	if s, ok := o.Extra("scope").(string); ok {
 		t.Scope = s
 	}
 	if keys, ok := o.Extra(extraKeysField).([]string); ok {
 		for _, k := range keys {
-			if v := o.Extra(k); v != nil {
+			if v, ok := o.Extra(k).(string); ok {
 				if t.Extra == nil {
-					t.Extra = make(map[string]any, len(keys))
+					t.Extra = make(map[string]Secret, len(keys))
 				}
-				t.Extra[k] = v
+				t.Extra[k] = NewSecret(v)
 			}
 		}
 	}

@@ -26,18 +26,18 @@ func TestOAuth2RoundTrip(t *testing.T) {
 		tok  *auth.Token
 	}{
 		{name: "nil"},
-		{name: "access token only", tok: &auth.Token{AccessToken: "at"}},
+		{name: "access token only", tok: &auth.Token{AccessToken: auth.NewSecret("at")}},
 		{name: "full", tok: &auth.Token{
-			AccessToken:  "at",
+			AccessToken:  auth.NewSecret("at"),
 			TokenType:    "Bearer",
-			RefreshToken: "rt",
-			IDToken:      "id",
+			RefreshToken: auth.NewSecret("rt"),
+			IDToken:      auth.NewSecret("id"),
 			Scope:        "a b",
 			Expiry:       exp,
-			Extra:        map[string]any{"session_state": "s", "refresh_expires_in": float64(1800), "nested": map[string]any{"k": "v"}},
+			Extra:        map[string]auth.Secret{"session_state": auth.NewSecret("s"), "refresh_expires_in": auth.NewSecret("1800"), "nested": auth.NewSecret(`{"k":"v"}`)},
 		}},
-		{name: "lowercase type, extra only", tok: &auth.Token{AccessToken: "at", TokenType: "bearer", Extra: map[string]any{"x": true}}},
-		{name: "id token without refresh", tok: &auth.Token{AccessToken: "at", IDToken: "id", Expiry: exp}},
+		{name: "lowercase type, extra only", tok: &auth.Token{AccessToken: auth.NewSecret("at"), TokenType: "bearer", Extra: map[string]auth.Secret{"x": auth.NewSecret("true")}}},
+		{name: "id token without refresh", tok: &auth.Token{AccessToken: auth.NewSecret("at"), IDToken: auth.NewSecret("id"), Expiry: exp}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,15 +48,15 @@ func TestOAuth2RoundTrip(t *testing.T) {
 				}
 				return
 			}
-			if o.AccessToken != tt.tok.AccessToken || o.TokenType != tt.tok.TokenType ||
-				o.RefreshToken != tt.tok.RefreshToken || !o.Expiry.Equal(tt.tok.Expiry) {
+			if o.AccessToken != tt.tok.AccessToken.Reveal() || o.TokenType != tt.tok.TokenType ||
+				o.RefreshToken != tt.tok.RefreshToken.Reveal() || !o.Expiry.Equal(tt.tok.Expiry) {
 				t.Errorf("ToOAuth2 = %+v, want the fields of %v", o, tt.tok)
 			}
-			if tt.tok.IDToken != "" && o.Extra("id_token") != tt.tok.IDToken {
+			if tt.tok.IDToken.Reveal() != "" && o.Extra("id_token") != tt.tok.IDToken.Reveal() {
 				t.Errorf(`Extra("id_token") = %v, want %q`, o.Extra("id_token"), tt.tok.IDToken)
 			}
 			for k, v := range tt.tok.Extra {
-				if fmt.Sprint(o.Extra(k)) != fmt.Sprint(v) {
+				if fmt.Sprint(o.Extra(k)) != v.Reveal() {
 					t.Errorf("Extra(%q) = %v, want %v", k, o.Extra(k), v)
 				}
 			}
@@ -79,7 +79,7 @@ func TestOAuth2FromFetchedToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := auth.FromOAuth2(o)
-	if tok.AccessToken != "at" || tok.RefreshToken != "rt" || tok.TokenType != "bearer" || tok.IDToken != "id" || tok.Scope != "a b" {
+	if tok.AccessToken.Reveal() != "at" || tok.RefreshToken.Reveal() != "rt" || tok.TokenType != "bearer" || tok.IDToken.Reveal() != "id" || tok.Scope != "a b" {
 		t.Errorf("FromOAuth2 = %+v", *tok)
 	}
 	if tok.Expiry.Before(before.Add(59*time.Minute)) || tok.Expiry.After(time.Now().Add(time.Hour)) {
@@ -165,7 +165,7 @@ func TestOAuth2EngineFedByTokenSource(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tok.AccessToken != tt.wantAfter {
+			if tok.AccessToken.Reveal() != tt.wantAfter {
 				t.Errorf("after expiry: access token = %q, want %q", tok.AccessToken, tt.wantAfter)
 			}
 			if calls != nil && int64(calls()) != tt.wantFetches {
@@ -286,7 +286,7 @@ func TestOAuth2TokenSourceWithTransport(t *testing.T) {
 			e, err := auth.NewEngine(auth.EngineConfig{
 				Clock: clock,
 				Fetch: func(ctx context.Context, _ *auth.Token) (*auth.Token, error) {
-					return &auth.Token{AccessToken: fmt.Sprintf("at-%d", n.Add(1)), TokenType: tt.tokenType, Expiry: clock.Now().Add(time.Hour)}, nil
+					return &auth.Token{AccessToken: auth.NewSecret(fmt.Sprintf("at-%d", n.Add(1))), TokenType: tt.tokenType, Expiry: clock.Now().Add(time.Hour)}, nil
 				},
 			})
 			if err != nil {

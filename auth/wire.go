@@ -102,7 +102,7 @@ type Credentials struct {
 	Token *Token
 
 	wire  *Wire  // with defaults filled in
-	value string // the hub's prefix and the token: shared by every service with that prefix
+	value Secret // the hub's prefix and the token: shared by every service with that prefix
 
 	hub, am atomic.Pointer[http.Header]
 	ms      atomic.Pointer[map[string]string]
@@ -119,17 +119,18 @@ func (w Wire) Bearer(tok *Token) (*Credentials, error) {
 // owns tok, its access token is made to share the prefixed value's bytes,
 // so that a token is held once, not twice.
 func bearer(w *Wire, tok *Token, owned bool) (*Credentials, error) {
-	if tok == nil || tok.AccessToken == "" {
+	if tok == nil || tok.AccessToken.IsZero() {
 		return nil, fmt.Errorf("%w: no access token", ErrMalformedToken)
 	}
-	if strings.ContainsAny(tok.AccessToken, "\r\n\x00") {
+	raw := tok.AccessToken.Reveal()
+	if strings.ContainsAny(raw, "\r\n\x00") {
 		return nil, fmt.Errorf("%w: access token contains control characters", ErrMalformedToken)
 	}
-	value := w.Hub.Prefix + tok.AccessToken
+	value := w.Hub.Prefix + raw
 	if owned {
-		tok.AccessToken = value[len(w.Hub.Prefix):]
+		tok.AccessToken = NewSecret(value[len(w.Hub.Prefix):])
 	}
-	return &Credentials{Token: tok, wire: w, value: value}, nil
+	return &Credentials{Token: tok, wire: w, value: NewSecret(value)}, nil
 }
 
 // Hub returns the hub's request headers. The map is shared and read-only.
@@ -137,7 +138,7 @@ func (c *Credentials) Hub() http.Header {
 	if h := c.hub.Load(); h != nil {
 		return *h
 	}
-	h := http.Header{http.CanonicalHeaderKey(c.wire.Hub.Name): {c.value}}
+	h := http.Header{http.CanonicalHeaderKey(c.wire.Hub.Name): {c.value.Reveal()}}
 	if c.hub.CompareAndSwap(nil, &h) {
 		return h
 	}
@@ -181,9 +182,9 @@ func (c *Credentials) MessageService() map[string]string {
 // prefixes are equal.
 func (c *Credentials) valueFor(prefix string) string {
 	if prefix == c.wire.Hub.Prefix {
-		return c.value
+		return c.value.Reveal()
 	}
-	return prefix + c.Token.AccessToken
+	return prefix + c.Token.AccessToken.Reveal()
 }
 
 func validHeaderName(s string) bool {

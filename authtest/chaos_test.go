@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/handlers"
@@ -58,7 +59,7 @@ func TestChaos(t *testing.T) {
 	}
 	defer plat.Close()
 	h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
-		Endpoints: handlers.Endpoints{TokenURL: prov.TokenURL()}, ClientID: "svc", ClientSecret: secret,
+		Endpoints: handlers.Endpoints{TokenURL: prov.TokenURL()}, ClientID: "svc", ClientSecret: auth.NewSecret(secret),
 		HTTPClient: prov.Client(),
 	}})
 	if err != nil {

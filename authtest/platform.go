@@ -278,7 +278,7 @@ func (pl *Platform) lookupKey(_ context.Context, id string) (*grpcauth.APIKey, e
 	if !ok {
 		return nil, nil
 	}
-	return &grpcauth.APIKey{Secret: k.Secret, Subject: k.ID, Username: k.Username}, nil
+	return &grpcauth.APIKey{Secret: auth.NewSecret(k.Secret), Subject: k.ID, Username: k.Username}, nil
 }
 
 // errFailed is the injected failure of [Platform.FailNext].

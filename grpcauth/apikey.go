@@ -15,7 +15,7 @@ import (
 // APIKey is what a service knows about one API key.
 type APIKey struct {
 	// Secret is the key's secret, compared in constant time.
-	Secret string
+	Secret auth.Secret
 	// Subject names the key's owner; "" means the key id.
 	Subject string
 	// Username is the owner's user name, if any.
@@ -82,7 +82,7 @@ func (v *APIKeyValidator) Validate(ctx context.Context, md metadata.MD) (*Identi
 	}
 	want := v.mismatch
 	if key != nil {
-		want = sha256.Sum256([]byte(key.Secret))
+		want = sha256.Sum256([]byte(key.Secret.Reveal()))
 	}
 	got := sha256.Sum256([]byte(secrets[0]))
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || key == nil {

@@ -37,8 +37,8 @@ func TestAPIKeysAndJWTsOverGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	kv, err := grpcauth.NewAPIKeyValidator(grpcauth.APIKeyConfig{Lookup: keyStore(map[string]*grpcauth.APIKey{
-		"ci-bot": {Secret: "s3cret-value", Subject: "svc:ci", Username: "ci"},
-		"anon":   {Secret: "other-secret"},
+		"ci-bot": {Secret: auth.NewSecret("s3cret-value"), Subject: "svc:ci", Username: "ci"},
+		"anon":   {Secret: auth.NewSecret("other-secret")},
 	})})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestTokenWireEndToEnd(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			return &auth.Token{AccessToken: s, Expiry: now.Add(time.Hour)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret(s), Expiry: now.Add(time.Hour)}, nil
 		},
 	})
 	if err != nil {

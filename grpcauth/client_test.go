@@ -265,11 +265,14 @@ func TestTransportSecurity(t *testing.T) {
 		name    string
 		target  string // "" means a loopback TCP port
 		tls     bool
+		remote  string // the peer address the connection reports, if not local
 		allow   bool
 		wantErr string // substring of the dial or RPC error; "" means success
 	}{
 		{name: "insecure remote refused", target: server, wantErr: "transport level security"},
-		{name: "insecure remote refused with opt-in", target: server, allow: true, wantErr: "loopback addresses only"},
+		{name: "insecure remote refused with opt-in", target: server, remote: "203.0.113.7:443", allow: true, wantErr: "peers on this machine only"},
+		{name: "authority localhost, remote peer: refused", target: "localhost", remote: "203.0.113.7:443", allow: true, wantErr: "peers on this machine only"},
+		{name: "insecure in-memory peer with opt-in", target: server, allow: true},
 		{name: "insecure localhost refused without opt-in", target: "localhost", wantErr: "transport level security"},
 		{name: "insecure localhost with opt-in", target: "localhost", allow: true},
 		{name: "insecure 127.0.0.1 with opt-in", allow: true},
@@ -296,6 +299,8 @@ func TestTransportSecurity(t *testing.T) {
 				}
 				serveHealth(t, lis, rec.options()...)
 				target = lis.Addr().String()
+			case tt.remote != "":
+				extra = append(extra, remoteServer(t, tt.remote, rec.options()...))
 			case tt.tls:
 				cert, roots := testCert(t, tt.target)
 				extra = append(extra, bufServer(t, append(rec.options(), grpc.Creds(credentials.NewServerTLSFromCert(&cert)))...))
@@ -331,17 +336,28 @@ func TestTransportSecurity(t *testing.T) {
 	}
 }
 
+// With the insecure-loopback opt-in, the credentials check the channel on
+// every call: outside a gRPC call nothing says what the channel is, and
+// nothing is handed out. Without it, gRPC enforces transport security
+// itself (RequireTransportSecurity), before any call.
 func TestGetRequestMetadataOutsideGRPC(t *testing.T) {
-	c, err := grpcauth.NewCredentials(staticSource{"authorization": "Bearer x"}, grpcauth.ClientConfig{})
+	c, err := grpcauth.NewCredentials(staticSource{"authorization": "Bearer x"}, grpcauth.ClientConfig{AllowInsecureLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.RequireTransportSecurity() {
-		t.Error("RequireTransportSecurity() = false without the opt-in")
+	if c.RequireTransportSecurity() {
+		t.Error("RequireTransportSecurity() = true with the opt-in")
 	}
 	md, err := c.GetRequestMetadata(context.Background(), "https://msg.example.com/svc")
 	if err == nil || md != nil {
 		t.Fatalf("got %v, %v; want a refusal: the channel's security is unknown", md, err)
+	}
+	secure, err := grpcauth.NewCredentials(staticSource{"authorization": "Bearer x"}, grpcauth.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !secure.RequireTransportSecurity() {
+		t.Error("RequireTransportSecurity() = false without the opt-in")
 	}
 }
 

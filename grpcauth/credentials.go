@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"strings"
-	"sync"
+	"net/netip"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/authkit-go/authkit/auth"
@@ -34,9 +35,12 @@ type ClientConfig struct {
 	// to tell the handler which credential the server refused.
 	Wire auth.Wire
 	// AllowInsecureLoopback lets credentials travel over a channel without
-	// transport security, but only when the channel's authority is a
-	// loopback address ("localhost", 127.0.0.0/8, ::1): for local
-	// development. Every other insecure channel is refused.
+	// transport security, but only to a peer on this machine: a loopback
+	// address (127.0.0.0/8, ::1) or a Unix socket, judged on the address the
+	// connection actually reached, not on the channel's authority (which
+	// grpc.WithAuthority can set to anything). For local development.
+	// Without TransportCredentials it also makes DialOptions use a
+	// plaintext channel.
 	AllowInsecureLoopback bool
 	// DisableRetry turns the interceptors into pass-throughs: an
 	// Unauthenticated answer reaches the caller at once.
@@ -47,7 +51,7 @@ type ClientConfig struct {
 	MaxReplay int
 	// TransportCredentials secure the channel made with
 	// [Credentials.DialOptions]. Nil means TLS 1.2 or later with the
-	// system's roots.
+	// system's roots, or plaintext with AllowInsecureLoopback.
 	TransportCredentials credentials.TransportCredentials
 }
 
@@ -89,7 +93,11 @@ func NewCredentials(src MetadataSource, cfg ClientConfig) (*Credentials, error) 
 		c.maxReplay = 16
 	}
 	c.inv, _ = src.(auth.Invalidator)
-	if c.transport == nil {
+	switch {
+	case c.transport != nil:
+	case c.insecure:
+		c.transport = insecure.NewCredentials()
+	default:
 		c.transport = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
 	return c, nil
@@ -122,16 +130,20 @@ func (c *Credentials) DialOptions() []grpc.DialOption {
 // Other failures of the handler end it with codes.Unauthenticated and the
 // handler's message (which never carries a secret).
 //
-// The channel must be secure (privacy and integrity), or be a loopback
-// channel with ClientConfig.AllowInsecureLoopback set.
+// The channel must be secure (privacy and integrity) — gRPC itself refuses
+// a connection that is not, since RequireTransportSecurity says so — or,
+// with ClientConfig.AllowInsecureLoopback, reach a peer on this machine,
+// which is checked here on every call.
 //
 // The map returned is the handler's shared, read-only map: gRPC only reads
 // it (it copies the entries into the request headers), so no copy is made
 // and a valid credential costs no allocation. Callers outside gRPC must not
 // modify it either.
 func (c *Credentials) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
-	if err := c.checkTransport(ctx, uri); err != nil {
-		return nil, err
+	if c.insecure {
+		if err := c.checkTransport(ctx); err != nil {
+			return nil, err
+		}
 	}
 	md, err := c.src.MessageServiceMetadata(ctx)
 	if err != nil {
@@ -140,9 +152,6 @@ func (c *Credentials) GetRequestMetadata(ctx context.Context, uri ...string) (ma
 				"grpcauth: no credentials before the RPC ended: %v", err)
 		}
 		return nil, status.Errorf(codes.Unauthenticated, "grpcauth: no credentials for the RPC: %v", err)
-	}
-	if r, ok := ctx.Value(sentKey{c}).(*sent); ok {
-		r.set(md)
 	}
 	return md, nil
 }
@@ -153,8 +162,8 @@ func (c *Credentials) GetRequestMetadata(ctx context.Context, uri ...string) (ma
 func (c *Credentials) RequireTransportSecurity() bool { return !c.insecure }
 
 // checkTransport refuses to hand out credentials on an insecure channel,
-// unless it is a loopback channel and the caller opted in.
-func (c *Credentials) checkTransport(ctx context.Context, uri []string) error {
+// unless the connection's peer is on this machine and the caller opted in.
+func (c *Credentials) checkTransport(ctx context.Context) error {
 	ri, ok := credentials.RequestInfoFromContext(ctx)
 	if !ok {
 		return status.Error(codes.Unauthenticated,
@@ -163,64 +172,28 @@ func (c *Credentials) checkTransport(ctx context.Context, uri []string) error {
 	if credentials.CheckSecurityLevel(ri.AuthInfo, credentials.PrivacyAndIntegrity) == nil {
 		return nil
 	}
-	host := authorityHost(uri)
-	if c.insecure && isLoopback(host) {
-		return nil
+	addr := "an unknown peer"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+		if c.insecure && localPeer(p.Addr) {
+			return nil
+		}
 	}
 	if c.insecure {
 		return status.Errorf(codes.Unauthenticated,
-			"grpcauth: refusing to send credentials to %q over an insecure channel: AllowInsecureLoopback admits loopback addresses only (localhost, 127.0.0.1, ::1); use TLS (grpc.WithTransportCredentials) for other hosts", host)
+			"grpcauth: refusing to send credentials to %s over an insecure channel: AllowInsecureLoopback admits peers on this machine only (127.0.0.0/8, ::1, Unix sockets); use TLS (grpc.WithTransportCredentials) for other hosts", addr)
 	}
 	return status.Errorf(codes.Unauthenticated,
-		"grpcauth: refusing to send credentials to %q over an insecure channel: use TLS (grpc.WithTransportCredentials), or for local development dial a loopback address with ClientConfig.AllowInsecureLoopback", host)
+		"grpcauth: refusing to send credentials to %s over an insecure channel: use TLS (grpc.WithTransportCredentials), or for local development dial a loopback address with ClientConfig.AllowInsecureLoopback", addr)
 }
 
-// authorityHost returns the host of the audience URI gRPC passes to
-// GetRequestMetadata ("https://<authority>/<service>").
-func authorityHost(uri []string) string {
-	if len(uri) == 0 {
-		return ""
-	}
-	s := uri[0]
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
-	}
-	if i := strings.IndexByte(s, '/'); i >= 0 {
-		s = s[:i]
-	}
-	if h, _, err := net.SplitHostPort(s); err == nil {
-		return h
-	}
-	return strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
-}
-
-// isLoopback reports whether host names the local machine.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
+// localPeer reports whether a connection's remote address is on this
+// machine: a loopback IP, a Unix socket, or an in-process pipe.
+func localPeer(a net.Addr) bool {
+	switch a.Network() {
+	case "unix", "unixpacket", "pipe", "bufconn":
 		return true
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
-
-// sent records the metadata an attempt of an RPC carried, so that the
-// interceptors can tell the handler which credential the server rejected.
-type sent struct {
-	mu sync.Mutex // guards md
-	md map[string]string
-}
-
-func (s *sent) set(md map[string]string) {
-	s.mu.Lock()
-	s.md = md
-	s.mu.Unlock()
-}
-
-func (s *sent) get() map[string]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.md
-}
-
-// sentKey is the context key of an attempt's record, one per Credentials.
-type sentKey struct{ c *Credentials }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/handlers"
@@ -30,7 +31,7 @@ func ExampleDialOptions() {
 	defer plat.Close()
 
 	h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
-		Endpoints: handlers.Endpoints{TokenURL: prov.TokenURL()}, ClientID: "worker", ClientSecret: "s3cret",
+		Endpoints: handlers.Endpoints{TokenURL: prov.TokenURL()}, ClientID: "worker", ClientSecret: auth.NewSecret("s3cret"),
 	}})
 	if err != nil {
 		fmt.Println(err)

@@ -59,7 +59,7 @@ func Example() {
 			s, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
 				"iss": "https://issuer.example", "aud": "messages", "sub": "alice", "exp": exp.Unix(),
 			}).SignedString(priv)
-			return &auth.Token{AccessToken: s, Expiry: exp}, err
+			return &auth.Token{AccessToken: auth.NewSecret(s), Expiry: exp}, err
 		},
 	})
 	if err != nil {

@@ -61,7 +61,7 @@ func (s *tokens) fetch(ctx context.Context, _ *auth.Token) (*auth.Token, error) 
 	if s.err != nil {
 		return nil, s.err
 	}
-	return &auth.Token{AccessToken: fmt.Sprintf("tok-%d", n), TokenType: "Bearer", Expiry: s.clk.Now().Add(time.Hour)}, nil
+	return &auth.Token{AccessToken: auth.NewSecret(fmt.Sprintf("tok-%d", n)), TokenType: "Bearer", Expiry: s.clk.Now().Add(time.Hour)}, nil
 }
 
 // newEngine returns an engine over src, closed when the test ends.
@@ -168,6 +168,35 @@ func bufServerWith(t *testing.T, register func(*grpc.Server), opts ...grpc.Serve
 		return lis.DialContext(ctx)
 	})
 }
+
+// remoteServer serves on an in-memory listener whose connections report
+// the peer address remote, as a connection to another host would: the test
+// of a rule that judges the address actually dialled. Nothing leaves the
+// process.
+func remoteServer(t *testing.T, remote string, opts ...grpc.ServerOption) grpc.DialOption {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	serve(t, lis, nil, opts...)
+	addr, err := net.ResolveTCPAddr("tcp", remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+		c, err := lis.DialContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return remoteConn{Conn: c, remote: addr}, nil
+	})
+}
+
+// remoteConn is a connection that reports another remote address.
+type remoteConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c remoteConn) RemoteAddr() net.Addr { return c.remote }
 
 // dial makes a health client and closes it when the test ends.
 func dial(t *testing.T, target string, opts ...grpc.DialOption) healthpb.HealthClient {

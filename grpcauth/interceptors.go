@@ -24,12 +24,25 @@ func (c *Credentials) Unary(ctx context.Context, method string, req, reply any, 
 	if c.inv == nil || !c.retry {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
-	first := new(sent)
-	err := invoker(context.WithValue(ctx, sentKey{c}, first), method, req, reply, cc, opts...)
+	first := c.sending(ctx)
+	err := invoker(ctx, method, req, reply, cc, opts...)
 	if !c.invalidate(err, first) {
 		return err
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// sending returns the metadata the call is about to carry: the handler's
+// current, cached values, which GetRequestMetadata hands out an instant
+// later (a token replaced in between makes a late invalidation the handler
+// ignores). Nil when the handler has none: then no credential goes out,
+// and there is nothing to invalidate.
+func (c *Credentials) sending(ctx context.Context) map[string]string {
+	md, err := c.src.MessageServiceMetadata(ctx)
+	if err != nil {
+		return nil
+	}
+	return md
 }
 
 // Stream is a [grpc.StreamClientInterceptor]. A stream that fails with
@@ -41,8 +54,8 @@ func (c *Credentials) Stream(ctx context.Context, desc *grpc.StreamDesc, cc *grp
 	if c.inv == nil || !c.retry {
 		return streamer(ctx, desc, cc, method, opts...)
 	}
-	first := new(sent)
-	cs, err := streamer(context.WithValue(ctx, sentKey{c}, first), desc, cc, method, opts...)
+	first := c.sending(ctx)
+	cs, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
 		if !c.invalidate(err, first) {
 			return nil, err
@@ -55,15 +68,11 @@ func (c *Credentials) Stream(ctx context.Context, desc *grpc.StreamDesc, cc *grp
 	}, nil
 }
 
-// invalidate reports whether err is the server's rejection of credentials
-// that c sent in the attempt recorded by s, and if so invalidates them.
-func (c *Credentials) invalidate(err error, s *sent) bool {
-	if status.Code(err) != codes.Unauthenticated {
-		return false
-	}
-	md := s.get()
-	if md == nil {
-		return false // no credential went out: nothing to refresh
+// invalidate reports whether err is the server's rejection of the
+// credentials md that c sent, and if so invalidates them.
+func (c *Credentials) invalidate(err error, md map[string]string) bool {
+	if status.Code(err) != codes.Unauthenticated || md == nil {
+		return false // nil md: no credential went out, nothing to refresh
 	}
 	// An entry missing under the configured key invalidates unconditionally.
 	c.inv.Invalidate(auth.ServiceMessageService, md[c.key])
@@ -84,7 +93,7 @@ type retryStream struct {
 	mu     sync.Mutex        // guards the fields below; never held while waiting on the server
 	cs     grpc.ClientStream // the current attempt
 	gen    int               // counts re-opens
-	first  *sent             // credentials of the first attempt
+	first  map[string]string // credentials of the first attempt
 	armed  bool              // a re-open is still possible
 	msgs   []any             // messages sent while armed, to replay
 	closed bool              // CloseSend was called

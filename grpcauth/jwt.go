@@ -3,36 +3,22 @@ package grpcauth
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/jwks"
+	"github.com/authkit-go/authkit/internal/netpolicy"
 )
-
-// DefaultAlgorithms returns the JWS algorithms a [JWTValidator] accepts
-// when JWTConfig.Algorithms is empty: the asymmetric ones
-// (https://www.rfc-editor.org/rfc/rfc7518#section-3.1 and
-// https://www.rfc-editor.org/rfc/rfc8037#section-3.1). Each call returns a
-// new slice.
-func DefaultAlgorithms() []string {
-	return []string{
-		"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-		"ES256", "ES384", "ES512", "EdDSA",
-	}
-}
 
 // JWTConfig configures a [JWTValidator]. Issuer, Audience and at least one
 // source of keys (JWKSURL or Keys) are required.
@@ -43,24 +29,28 @@ type JWTConfig struct {
 	Audience string
 	// JWKSURL is where the issuer publishes its keys (JWK Set,
 	// https://www.rfc-editor.org/rfc/rfc7517#section-5). They are fetched
-	// when the validator is made and refreshed in the background, and at
-	// once (rate limited) when a token names an unknown key. The URL must
-	// be https, or http to a loopback address.
+	// when a token first needs them, one fetch at a time, each call waiting
+	// only as long as its ctx allows; again after RefreshInterval, and (at
+	// most once a minute) when a token names an unknown key. A fetch that
+	// fails keeps the keys already known. The URL must be https, or http to
+	// a loopback address.
 	JWKSURL string
-	// HTTPClient fetches the JWK Set; nil means a client with a timeout.
+	// HTTPClient fetches the JWK Set; nil means a client with a 30 s
+	// timeout. Redirects from https to http are refused.
 	HTTPClient *http.Client
-	// RefreshInterval spaces the background refreshes of the JWK Set;
-	// zero means 1 hour.
+	// RefreshInterval is how long a fetched JWK Set is used before the next
+	// use fetches it again; zero means 1 hour.
 	RefreshInterval time.Duration
 	// Keys are verification keys by key id ("kid"), used before the JWK
-	// Set: *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey, or []byte
-	// (at least 32 bytes) for the HMAC algorithms. A token without a kid
-	// is checked against every key of the right type.
+	// Set: *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey, or an
+	// auth.Secret (at least 32 bytes) for the HMAC algorithms. A token
+	// without a kid is checked against every key of the right type.
 	Keys map[string]crypto.PublicKey
-	// Algorithms is the allowlist of "alg" values; empty means
-	// DefaultAlgorithms(). "none" is refused, and a key is only ever used
-	// with an algorithm of its own type, so a public RSA key never serves
-	// as an HMAC secret.
+	// Algorithms is the allowlist of "alg" values; empty means the
+	// asymmetric ones (RS256/384/512, PS256/384/512, ES256/384/512,
+	// EdDSA). "none" is refused, and a key is only ever used with an
+	// algorithm of its own type, so a public RSA key never serves as an
+	// HMAC secret.
 	Algorithms []string
 	// Leeway is the clock skew allowed on "exp", "nbf" and "iat"; zero
 	// means 30 seconds, negative means none.
@@ -76,7 +66,7 @@ type JWTConfig struct {
 	// Wire names the metadata entry that carries the token; zero means
 	// "authorization: Bearer <token>".
 	Wire auth.Wire
-	// Logger receives the JWK Set's refresh failures; nil means silent.
+	// Logger receives the JWK Set's fetch failures; nil means silent.
 	Logger *slog.Logger
 }
 
@@ -84,20 +74,19 @@ type JWTConfig struct {
 // (https://www.rfc-editor.org/rfc/rfc7519#section-7.2). It checks the
 // signature against the allowlist of algorithms, then "iss", "aud", "exp",
 // "nbf" and "iat" with a small leeway, and the required claims. It is safe
-// for concurrent use; Close it to stop the background refresh.
+// for concurrent use. It starts no goroutine; Close ends a JWK Set fetch in
+// flight.
 type JWTValidator struct {
 	field    auth.Field
-	keys     map[string]crypto.PublicKey
-	jwks     keyfunc.Keyfunc // nil without JWKSURL
-	cancel   context.CancelFunc
-	parser   *jwt.Parser
+	verifier *jwks.Verifier
+	keySet   *jwks.KeySet // nil without JWKSURL
+	opts     []jwt.ParserOption
 	required []string
 	username string
 }
 
-// NewJWTValidator validates cfg and returns a validator. With a JWKSURL it
-// fetches the keys once before returning; a failed first fetch is logged,
-// not returned, and the keys are fetched again when a token needs them.
+// NewJWTValidator validates cfg and returns a validator. It performs no
+// I/O: the JWK Set is fetched when a token first needs it.
 func NewJWTValidator(cfg JWTConfig) (*JWTValidator, error) {
 	if cfg.Issuer == "" || cfg.Audience == "" {
 		return nil, auth.ConfigError("grpcauth: JWTConfig needs Issuer and Audience, the values this service expects in \"iss\" and \"aud\"")
@@ -108,52 +97,24 @@ func NewJWTValidator(cfg JWTConfig) (*JWTValidator, error) {
 	if err := cfg.Wire.Validate(); err != nil {
 		return nil, err
 	}
-	algs := cfg.Algorithms
-	if len(algs) == 0 {
-		algs = DefaultAlgorithms()
-	}
-	for _, a := range algs {
-		if strings.EqualFold(a, "none") {
-			return nil, auth.ConfigError("grpcauth: algorithm \"none\" is never accepted")
-		}
-		if jwt.GetSigningMethod(a) == nil || keyFamily(a) == "" {
-			return nil, auth.ConfigError("grpcauth: unknown JWS algorithm %q", a)
-		}
-	}
-	keys := make(map[string]crypto.PublicKey, len(cfg.Keys))
-	for kid, k := range cfg.Keys {
-		switch k := k.(type) {
-		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
-		case []byte:
-			if len(k) < 32 {
-				return nil, auth.ConfigError("grpcauth: the HMAC key %q is shorter than 32 bytes", kid)
-			}
-		default:
-			return nil, auth.ConfigError("grpcauth: key %q has unsupported type %T; give a public key or an HMAC secret ([]byte)", kid, k)
-		}
-		keys[kid] = k
-	}
 	leeway := cfg.Leeway
 	if leeway == 0 {
 		leeway = 30 * time.Second
 	}
-	leeway = max(leeway, 0)
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
 	v := &JWTValidator{
 		field: cfg.Wire.WithDefaults().MessageService,
-		keys:  keys,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(slices.Clone(algs)),
+		opts: []jwt.ParserOption{
 			jwt.WithIssuer(cfg.Issuer),
 			jwt.WithAudience(cfg.Audience),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
-			jwt.WithLeeway(leeway),
+			jwt.WithLeeway(max(leeway, 0)),
 			jwt.WithTimeFunc(now),
-		),
+		},
 		required: slices.Clone(cfg.RequiredClaims),
 		username: cfg.UsernameClaim,
 	}
@@ -161,56 +122,51 @@ func NewJWTValidator(cfg JWTConfig) (*JWTValidator, error) {
 		v.username = "preferred_username"
 	}
 	if cfg.JWKSURL != "" {
-		if err := checkJWKSURL(cfg.JWKSURL); err != nil {
+		if _, err := netpolicy.CheckURL(cfg.JWKSURL); err != nil {
+			return nil, auth.ConfigError("grpcauth: JWKSURL: %v", err)
+		}
+		ks, err := jwks.NewKeySet(jwks.Config{URL: cfg.JWKSURL, HTTPClient: cfg.HTTPClient, Now: cfg.Now,
+			TTL: cfg.RefreshInterval, Logger: cfg.Logger})
+		if err != nil {
 			return nil, err
 		}
-		log := cfg.Logger
-		if log == nil {
-			log = slog.New(slog.DiscardHandler)
-		}
-		client := cfg.HTTPClient
-		if client == nil {
-			client = &http.Client{Timeout: 30 * time.Second}
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
-			Client:          client,
-			RefreshInterval: cfg.RefreshInterval,
-			// A token naming an unknown key refreshes the set at most every
-			// 5 minutes (keyfunc's default); a call never waits more than a
-			// second for its turn.
-			RateLimitWaitMax: time.Second,
-			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-				return func(ctx context.Context, err error) {
-					log.WarnContext(ctx, "grpcauth: JWK Set refresh failed", "url", u, "error", err)
-				}
-			},
-		})
-		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("grpcauth: JWK Set %s: %w", cfg.JWKSURL, err)
-		}
-		v.jwks, v.cancel = kf, cancel
+		v.keySet = ks
 	}
+	keys := make(map[string]any, len(cfg.Keys))
+	for kid, k := range cfg.Keys {
+		keys[kid] = k
+	}
+	verifier, err := jwks.NewVerifier(jwks.VerifierConfig{KeySet: v.keySet, Keys: keys, Algorithms: cfg.Algorithms})
+	if err != nil {
+		v.Close()
+		return nil, fmt.Errorf("grpcauth: %w", err)
+	}
+	v.verifier = verifier
 	return v, nil
 }
 
-// Close stops the background refresh of the JWK Set.
+// Close ends a JWK Set fetch in flight; later validations of tokens that
+// need the JWK Set fail.
 func (v *JWTValidator) Close() error {
-	if v.cancel != nil {
-		v.cancel()
+	if v.keySet != nil {
+		return v.keySet.Close()
 	}
 	return nil
 }
 
-// Validate checks the bearer JWT in md and returns its identity.
+// Validate checks the bearer JWT in md and returns its identity. When the
+// signing keys cannot be fetched it answers codes.Unavailable: the caller
+// may retry.
 func (v *JWTValidator) Validate(ctx context.Context, md metadata.MD) (*Identity, error) {
 	raw, err := credential(md, v.field)
 	if err != nil {
 		return nil, err
 	}
 	claims := jwt.MapClaims{}
-	if _, err := v.parser.ParseWithClaims(raw, claims, v.keyfunc(ctx)); err != nil {
+	if _, err := v.verifier.Parse(ctx, raw, claims, v.opts...); err != nil {
+		if errors.Is(err, jwks.ErrKeysUnavailable) {
+			return nil, status.Error(codes.Unavailable, "grpcauth: the token's signing keys cannot be fetched now; retry later")
+		}
 		return nil, jwtError(err)
 	}
 	for _, c := range v.required {
@@ -241,7 +197,7 @@ func jwtError(err error) *Error {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return refuse(ErrMalformedCredentials, "grpcauth: the bearer token is not a well-formed JWT", err)
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable), errors.Is(err, jwks.ErrUnknownKey):
 		return refuse(ErrInvalidCredentials, "grpcauth: invalid token", err)
 	case errors.Is(err, jwt.ErrTokenExpired), errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return refuse(ErrExpired, "grpcauth: the token is expired or not valid yet; get a new token and retry", err)
@@ -253,96 +209,4 @@ func jwtError(err error) *Error {
 		return refuse(ErrMalformedCredentials, "grpcauth: the token's claims have the wrong types", err)
 	}
 	return refuse(ErrInvalidCredentials, "grpcauth: invalid token", err)
-}
-
-// keyfunc finds the keys that may have signed t, of the type its algorithm
-// needs.
-func (v *JWTValidator) keyfunc(ctx context.Context) jwt.Keyfunc {
-	return func(t *jwt.Token) (any, error) {
-		alg := t.Method.Alg()
-		family := keyFamily(alg)
-		kid, hasKid := t.Header["kid"].(string)
-		if hasKid {
-			if k, ok := v.keys[kid]; ok {
-				if keyFamilyOf(k) != family {
-					return nil, fmt.Errorf("key %q cannot verify %s", kid, alg)
-				}
-				return k, nil
-			}
-		}
-		var set jwt.VerificationKeySet
-		if !hasKid {
-			for _, k := range v.keys {
-				if keyFamilyOf(k) == family {
-					set.Keys = append(set.Keys, k)
-				}
-			}
-		}
-		if v.jwks != nil {
-			k, err := v.jwks.KeyfuncCtx(ctx)(t)
-			if err != nil && len(set.Keys) == 0 {
-				return nil, err
-			}
-			if ks, ok := k.(jwt.VerificationKeySet); ok {
-				for _, k := range ks.Keys {
-					if keyFamilyOf(k) == family {
-						set.Keys = append(set.Keys, k)
-					}
-				}
-			} else if k != nil {
-				if keyFamilyOf(k) != family {
-					return nil, fmt.Errorf("key %q cannot verify %s", kid, alg)
-				}
-				return k, nil
-			}
-		}
-		if len(set.Keys) == 0 {
-			return nil, fmt.Errorf("no key for kid %q and alg %s", kid, alg)
-		}
-		return set, nil
-	}
-}
-
-// keyFamily is the key type an algorithm needs.
-func keyFamily(alg string) string {
-	switch {
-	case alg == "EdDSA":
-		return "ed25519"
-	case len(alg) != 5:
-		return ""
-	case strings.HasPrefix(alg, "HS"):
-		return "hmac"
-	case strings.HasPrefix(alg, "RS"), strings.HasPrefix(alg, "PS"):
-		return "rsa"
-	case strings.HasPrefix(alg, "ES"):
-		return "ecdsa"
-	}
-	return ""
-}
-
-// keyFamilyOf is the type of a verification key.
-func keyFamilyOf(k any) string {
-	switch k.(type) {
-	case []byte:
-		return "hmac"
-	case *rsa.PublicKey:
-		return "rsa"
-	case *ecdsa.PublicKey:
-		return "ecdsa"
-	case ed25519.PublicKey:
-		return "ed25519"
-	}
-	return ""
-}
-
-// checkJWKSURL admits https URLs, and http URLs to loopback addresses.
-func checkJWKSURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return auth.ConfigError("grpcauth: JWKSURL %q is not an absolute URL", raw)
-	}
-	if u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname()) {
-		return nil
-	}
-	return auth.ConfigError("grpcauth: JWKSURL %q must use https (http is allowed for loopback addresses only)", raw)
 }

@@ -366,8 +366,9 @@ func TestJWTValidatorJWKS(t *testing.T) {
 		t.Errorf("wrong signature: got %v", err)
 	}
 	// The issuer rotates to a new key: a token naming it makes the
-	// validator fetch the set again.
+	// validator fetch the set again (at most once a minute).
 	set.add("k2", &ks[2].PublicKey)
+	clk.Advance(time.Minute)
 	before := set.count.Load()
 	if err := check(sign(t, jwt.SigningMethodRS256, ks[2], "k2", goodClaims(clk.Now(), nil))); err != nil {
 		t.Fatalf("rotated key: %v", err)
@@ -385,7 +386,7 @@ func TestJWTValidatorKeyTypeGuard(t *testing.T) {
 		Issuer: issuer, Audience: audience, Now: clk.Now,
 		// HS256 is allowed for the HMAC key; it must never verify with the RSA key.
 		Algorithms: []string{"RS256", "HS256"},
-		Keys:       map[string]crypto.PublicKey{"rsa": &ks[0].PublicKey, "hmac": secret},
+		Keys:       map[string]crypto.PublicKey{"rsa": &ks[0].PublicKey, "hmac": auth.NewSecret(string(secret))},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -127,7 +127,7 @@ func TestRefusalsAreLoggedWithoutSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := grpcauth.NewAPIKeyValidator(grpcauth.APIKeyConfig{Lookup: keyStore(map[string]*grpcauth.APIKey{"id": {Secret: "the-real-secret"}})})
+	kv, err := grpcauth.NewAPIKeyValidator(grpcauth.APIKeyConfig{Lookup: keyStore(map[string]*grpcauth.APIKey{"id": {Secret: auth.NewSecret("the-real-secret")}})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,23 +2,19 @@ package handlers
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/authkit-go/authkit/auth"
 )
 
 // APIKeysConfig configures [APIKeys]. KeyID, Key and Username are required.
-//
-// The configuration never prints its key: String, GoString, Format (every
-// fmt verb) and LogValue show the key id and the username only.
 type APIKeysConfig struct {
 	// KeyID identifies the key. It is not a secret. Required.
 	KeyID string
 	// Key is the secret. Required.
-	Key string
+	Key auth.Secret
 	// Username is the identity the key belongs to, reported by
 	// [APIKeys.Username]. Required.
 	Username string
@@ -35,39 +31,24 @@ type APIKeysConfig struct {
 	HubValuesBeforeColon bool
 }
 
-// String describes the configuration without the key.
-func (c APIKeysConfig) String() string {
-	return fmt.Sprintf("APIKeysConfig{id=%q user=%q key=%s hubValuesBeforeColon=%t}",
-		c.KeyID, c.Username, secretPresence(c.Key), c.HubValuesBeforeColon)
-}
-
-// GoString is String: %#v never shows the key either.
-func (c APIKeysConfig) GoString() string { return c.String() }
-
-// Format makes every fmt verb (%v, %+v, %#v, %s, %q) print String.
-func (c APIKeysConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
-
-// LogValue renders the configuration for log/slog without the key.
-func (c APIKeysConfig) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("id", c.KeyID),
-		slog.String("user", c.Username),
-		slog.String("key", secretPresence(c.Key)),
-	)
-}
-
 // APIKeys authenticates with a fixed API key: a key id and a key, sent as
 // headers to the hub and the access manager and as gRPC metadata to the
 // message service. The values are prepared once, at construction: the
 // getters hand out the same read-only maps every time, without allocating.
 // Nothing expires, so Authenticate does nothing and Authenticated is always
-// true.
-//
-// APIKeys never prints its key; see [APIKeysConfig].
+// true. It never prints its key.
 type APIKeys struct {
-	keyID, user, key string
-	hub, am          http.Header
-	ms               map[string]string
+	user string
+	// creds is behind an atomic pointer, which fmt prints as an address
+	// under every verb (a plain pointer to a struct is printed in full
+	// under %s and %q).
+	creds atomic.Pointer[apiKeyCredentials]
+}
+
+// apiKeyCredentials are the prepared, read-only values of each service.
+type apiKeyCredentials struct {
+	hub, am http.Header
+	ms      map[string]string
 }
 
 var _ auth.AuthenticationHandler = (*APIKeys)(nil)
@@ -75,9 +56,10 @@ var _ auth.AuthenticationHandler = (*APIKeys)(nil)
 // NewAPIKeys validates cfg and prepares the headers and metadata. Errors wrap
 // [auth.ErrInvalidConfig].
 func NewAPIKeys(cfg APIKeysConfig) (*APIKeys, error) {
+	key := cfg.Key.Reveal()
 	for _, f := range []struct{ name, value string }{
 		{"KeyID", cfg.KeyID},
-		{"Key", cfg.Key},
+		{"Key", key},
 		{"Username", cfg.Username},
 	} {
 		if f.value == "" {
@@ -87,7 +69,7 @@ func NewAPIKeys(cfg APIKeysConfig) (*APIKeys, error) {
 	if !isVisibleASCII(cfg.KeyID) {
 		return nil, auth.ConfigError("APIKeysConfig.KeyID must be printable ASCII without spaces or line breaks")
 	}
-	if !isVisibleASCII(cfg.Key) {
+	if !isVisibleASCII(key) {
 		// Never quote the key: it is the secret.
 		return nil, auth.ConfigError("APIKeysConfig.Key must be printable ASCII without spaces or line breaks")
 	}
@@ -102,7 +84,7 @@ func NewAPIKeys(cfg APIKeysConfig) (*APIKeys, error) {
 		return nil, auth.ConfigError("Wire.APIKeyIDName and Wire.APIKeyName are both %q; they must differ", w.APIKeyName)
 	}
 	idName, keyName := http.CanonicalHeaderKey(w.APIKeyIDName), http.CanonicalHeaderKey(w.APIKeyName)
-	hubID, hubKey := cfg.KeyID, cfg.Key
+	hubID, hubKey := cfg.KeyID, key
 	if cfg.HubValuesBeforeColon {
 		hubID, _, _ = strings.Cut(hubID, ":")
 		hubKey, _, _ = strings.Cut(hubKey, ":")
@@ -110,17 +92,16 @@ func NewAPIKeys(cfg APIKeysConfig) (*APIKeys, error) {
 			return nil, auth.ConfigError("with HubValuesBeforeColon, KeyID and Key must not start with ':' (the hub would get an empty value)")
 		}
 	}
-	return &APIKeys{
-		keyID: cfg.KeyID,
-		user:  cfg.Username,
-		key:   cfg.Key,
-		hub:   http.Header{idName: {hubID}, keyName: {hubKey}},
-		am:    http.Header{idName: {cfg.KeyID}, keyName: {cfg.Key}},
+	h := &APIKeys{user: cfg.Username}
+	h.creds.Store(&apiKeyCredentials{
+		hub: http.Header{idName: {hubID}, keyName: {hubKey}},
+		am:  http.Header{idName: {cfg.KeyID}, keyName: {key}},
 		ms: map[string]string{
 			strings.ToLower(w.APIKeyIDName): cfg.KeyID,
-			strings.ToLower(w.APIKeyName):   cfg.Key,
+			strings.ToLower(w.APIKeyName):   key,
 		},
-	}, nil
+	})
+	return h, nil
 }
 
 // Authenticate does nothing: an API key needs no login. It returns nil.
@@ -134,39 +115,20 @@ func (h *APIKeys) Username() string { return h.user }
 
 // HubRequestHeaders returns the hub's headers, prepared at construction. The
 // map is shared and read-only.
-func (h *APIKeys) HubRequestHeaders(context.Context) (http.Header, error) { return h.hub, nil }
+func (h *APIKeys) HubRequestHeaders(context.Context) (http.Header, error) {
+	return h.creds.Load().hub, nil
+}
 
 // AccessManagerRequestHeaders returns the access manager's headers, prepared
 // at construction. The map is shared and read-only.
 func (h *APIKeys) AccessManagerRequestHeaders(context.Context) (http.Header, error) {
-	return h.am, nil
+	return h.creds.Load().am, nil
 }
 
 // MessageServiceMetadata returns the message service's gRPC metadata (lower
 // case keys), prepared at construction. The map is shared and read-only.
 func (h *APIKeys) MessageServiceMetadata(context.Context) (map[string]string, error) {
-	return h.ms, nil
-}
-
-// String describes the handler without the key.
-func (h APIKeys) String() string {
-	return fmt.Sprintf("APIKeys{id=%q user=%q key=%s}", h.keyID, h.user, secretPresence(h.key))
-}
-
-// GoString is String: %#v never shows the key either.
-func (h APIKeys) GoString() string { return h.String() }
-
-// Format makes every fmt verb (%v, %+v, %#v, %s, %q) print String.
-func (h APIKeys) Format(f fmt.State, verb rune) { formatAsString(f, verb, h.String()) }
-
-// LogValue renders the handler for log/slog without the key.
-func (h APIKeys) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("handler", "api_keys"),
-		slog.String("id", h.keyID),
-		slog.String("user", h.user),
-		slog.String("key", secretPresence(h.key)),
-	)
+	return h.creds.Load().ms, nil
 }
 
 // isVisibleASCII reports whether s is non-empty visible ASCII (0x21-0x7e):
@@ -179,21 +141,4 @@ func isVisibleASCII(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// secretPresence says whether a secret is set, without showing it.
-func secretPresence(s string) string {
-	if s == "" {
-		return "unset"
-	}
-	return "redacted"
-}
-
-// formatAsString writes s for any fmt verb, quoted for %q.
-func formatAsString(f fmt.State, verb rune, s string) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", s)
-		return
-	}
-	_, _ = f.Write([]byte(s))
 }

@@ -29,7 +29,7 @@ var _ auth.AuthenticationHandler = (*ClientCredentials)(nil)
 // NewClientCredentials validates cfg and returns the handler. It performs
 // no I/O: the first token is fetched on first use.
 func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, error) {
-	if cfg.ClientSecret == "" {
+	if cfg.ClientSecret.IsZero() {
 		return nil, auth.ConfigError("ClientCredentials: ClientSecret is required")
 	}
 	h := &ClientCredentials{OAuthHandler{kind: "ClientCredentials"}}
@@ -48,7 +48,7 @@ func (h *ClientCredentials) fetch(ctx context.Context, _ *auth.Token) (*auth.Tok
 	if err != nil {
 		return nil, fmt.Errorf("handlers: client credentials grant: %w", err)
 	}
-	tok.RefreshToken, tok.RefreshExpiry = "", time.Time{} // never used: the grant runs again
+	tok.RefreshToken, tok.RefreshExpiry = auth.Secret{}, time.Time{} // never used: the grant runs again
 	return tok, nil
 }
 

@@ -29,7 +29,7 @@ func TestClientCredentialsWireFormat(t *testing.T) {
 			p := newProvider(t, clk)
 			rec := &recorder{clk: clk}
 			h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig{
-				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "svc", ClientSecret: svcSecret, AuthStyle: tt.style,
+				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "svc", ClientSecret: auth.NewSecret(svcSecret), AuthStyle: tt.style,
 				Scopes: []string{"read", "write"}, Audience: "hub-api", ExtraParams: url.Values{"resource": {"r1"}},
 				Clock: clk, HTTPClient: rec.client(),
 			}})
@@ -47,7 +47,7 @@ func TestClientCredentialsWireFormat(t *testing.T) {
 			if got := p.LastRequest(authtest.EndpointToken).AuthMethod; got != tt.wantAuth {
 				t.Errorf("auth method %q", got)
 			}
-			if h.Current().RefreshToken != "" || h.Username() != "" {
+			if h.Current().RefreshToken.Reveal() != "" || h.Username() != "" {
 				t.Error("a client credentials token carries a refresh token or a user")
 			}
 		})
@@ -58,7 +58,7 @@ func TestClientCredentialsRerunsGrantBeforeExpiry(t *testing.T) {
 	clk := authtest.NewClock(time.Time{})
 	p := newProvider(t, clk)
 	h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig{
-		Endpoints: Endpoints{Issuer: p.Issuer()}, ClientID: "svc", ClientSecret: svcSecret, Clock: clk,
+		Endpoints: Endpoints{Issuer: p.Issuer()}, ClientID: "svc", ClientSecret: auth.NewSecret(svcSecret), Clock: clk,
 		Margin: auth.Margin{Fixed: 30 * time.Second},
 	}})
 	if err != nil {

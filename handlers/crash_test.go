@@ -78,7 +78,7 @@ func TestRotationSurvivesKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer unlock()
-		tok := &auth.Token{AccessToken: "seed", RefreshToken: p.IssueRefreshToken("ada", "cli", crashScopes), Expiry: time.Now().Add(-time.Second)}
+		tok := &auth.Token{AccessToken: auth.NewSecret("seed"), RefreshToken: auth.NewSecret(p.IssueRefreshToken("ada", "cli", crashScopes)), Expiry: time.Now().Add(-time.Second)}
 		if err := store.Save(ctx, crashKey(issuer), tok); err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +270,7 @@ func TestRotationCrashHelper(t *testing.T) {
 			Store:      traceStore{store, dir},
 			HTTPClient: &http.Client{Transport: crashTransport{index: os.Getenv(crashEnvIndex)}},
 		},
-		RefreshToken: "never-sent-while-the-store-holds-one",
+		RefreshToken: auth.NewSecret("never-sent-while-the-store-holds-one"),
 	})
 	if err != nil {
 		t.Fatal(err)

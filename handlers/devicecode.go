@@ -82,17 +82,6 @@ type DeviceCodeConfig struct {
 	NoBrowser bool
 }
 
-// String describes the configuration without secrets.
-func (c DeviceCodeConfig) String() string {
-	return fmt.Sprintf("DeviceCodeConfig{%s user=%q loginOnDemand=%t}", c.OAuthConfig.String(), c.Username, c.LoginOnDemand)
-}
-
-// GoString is String.
-func (c DeviceCodeConfig) GoString() string { return c.String() }
-
-// Format makes every fmt verb print String.
-func (c DeviceCodeConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
-
 // DeviceCode logs a person in with the device authorization grant, then
 // keeps the token fresh with its refresh token, persisting rotated tokens
 // in the store. Before any new login a stored refresh token is tried. It is
@@ -266,7 +255,7 @@ func (h *DeviceCode) deviceLogin(ctx context.Context) error {
 		}
 		tok, err = c.client.Token(ctx, ep.TokenURL, url.Values{
 			"grant_type":  {GrantTypeDeviceCode},
-			"device_code": {da.DeviceCode},
+			"device_code": {da.DeviceCode.Reveal()},
 		})
 		if err == nil {
 			break

@@ -42,7 +42,7 @@ func TestDeviceCodeFileStoreHelperProcess(t *testing.T) {
 		fmt.Println("ERR", err)
 		return
 	}
-	sum := sha256.Sum256([]byte(h.Current().AccessToken))
+	sum := sha256.Sum256([]byte(h.Current().AccessToken.Reveal()))
 	fmt.Println("OK", hex.EncodeToString(sum[:8]), h.Username())
 }
 
@@ -64,7 +64,7 @@ func TestDeviceCodeTwoProcessesSpendRefreshTokenOnce(t *testing.T) {
 	h.Close()
 	scopes := []string{"openid", "profile", "offline_access"}
 	rt := p.IssueRefreshToken("ada", "cli", scopes)
-	seed := &auth.Token{AccessToken: "expired", RefreshToken: rt, Expiry: time.Now().Add(-time.Minute)}
+	seed := &auth.Token{AccessToken: auth.NewSecret("expired"), RefreshToken: auth.NewSecret(rt), Expiry: time.Now().Add(-time.Minute)}
 	if err := store.Save(context.Background(), key, seed); err != nil {
 		t.Fatal(err)
 	}

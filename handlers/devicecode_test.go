@@ -190,9 +190,9 @@ func TestDeviceCodeWireFormat(t *testing.T) {
 		wantClient url.Values
 	}{
 		{"public client", func(c *DeviceCodeConfig) {}, authtest.AuthMethodNone, url.Values{"client_id": {"cli"}}},
-		{"confidential, basic", func(c *DeviceCodeConfig) { c.ClientID, c.ClientSecret = "svc", svcSecret }, authtest.AuthMethodBasic, url.Values{}},
+		{"confidential, basic", func(c *DeviceCodeConfig) { c.ClientID, c.ClientSecret = "svc", auth.NewSecret(svcSecret) }, authtest.AuthMethodBasic, url.Values{}},
 		{"confidential, post", func(c *DeviceCodeConfig) {
-			c.ClientID, c.ClientSecret, c.AuthStyle = "svc", svcSecret, AuthStylePost
+			c.ClientID, c.ClientSecret, c.AuthStyle = "svc", auth.NewSecret(svcSecret), AuthStylePost
 		}, authtest.AuthMethodPost, url.Values{"client_id": {"svc"}, "client_secret": {svcSecret}}},
 	}
 	for _, tt := range tests {
@@ -386,7 +386,7 @@ func TestDeviceCodeRefreshBeforeLogin(t *testing.T) {
 			if tt.reject {
 				rt = "spent-or-unknown-refresh-token"
 			}
-			expired := &auth.Token{AccessToken: "old", RefreshToken: rt, Expiry: s.clk.Now().Add(-time.Minute)}
+			expired := &auth.Token{AccessToken: auth.NewSecret("old"), RefreshToken: auth.NewSecret(rt), Expiry: s.clk.Now().Add(-time.Minute)}
 			if err := store.Save(context.Background(), key, expired); err != nil {
 				t.Fatal(err)
 			}
@@ -401,7 +401,7 @@ func TestDeviceCodeRefreshBeforeLogin(t *testing.T) {
 				t.Errorf("%d refreshes, want %d", n, tt.wantRefresh)
 			}
 			saved, _ := store.Load(context.Background(), key)
-			if saved == nil || saved.AccessToken != s.h.Current().AccessToken || saved.RefreshToken == rt {
+			if saved == nil || saved.AccessToken.Reveal() != s.h.Current().AccessToken.Reveal() || saved.RefreshToken.Reveal() == rt {
 				t.Errorf("store holds %v, want the new token with a rotated refresh token", saved)
 			}
 			if s.h.Username() != "ada" {
@@ -439,14 +439,14 @@ func TestDeviceCodeRotationPersisted(t *testing.T) {
 				t.Fatal(err)
 			}
 			now := s.h.Current()
-			if now.AccessToken == first.AccessToken {
+			if now.AccessToken.Reveal() == first.AccessToken.Reveal() {
 				t.Fatal("not refreshed")
 			}
-			if rotated := now.RefreshToken != first.RefreshToken; rotated != tt.wantRotate || now.RefreshToken == "" {
+			if rotated := now.RefreshToken.Reveal() != first.RefreshToken.Reveal(); rotated != tt.wantRotate || now.RefreshToken.Reveal() == "" {
 				t.Errorf("refresh token rotated = %t, want %t", rotated, tt.wantRotate)
 			}
 			saved, _ := store.Load(ctx, s.h.core.storeKey(""))
-			if saved == nil || saved.RefreshToken != now.RefreshToken {
+			if saved == nil || saved.RefreshToken.Reveal() != now.RefreshToken.Reveal() {
 				t.Errorf("store holds %v", saved)
 			}
 			if n := s.p.GrantRequests(authtest.GrantRefreshToken); n != 1 {
@@ -460,7 +460,7 @@ func TestDeviceCodeUsernameMismatch(t *testing.T) {
 	store := &auth.MemoryStore{}
 	s := newDeviceSetup(t, func(c *DeviceCodeConfig) { c.Store = store; c.Username = "ada" })
 	key := s.h.core.storeKey("ada")
-	adas := &auth.Token{AccessToken: "ada-old", RefreshToken: "ada-refresh-unknown-to-provider", Expiry: s.clk.Now().Add(-time.Minute)}
+	adas := &auth.Token{AccessToken: auth.NewSecret("ada-old"), RefreshToken: auth.NewSecret("ada-refresh-unknown-to-provider"), Expiry: s.clk.Now().Add(-time.Minute)}
 	ctx := context.Background()
 	if err := store.Save(ctx, key, adas); err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func TestSpentRefreshTokenInEveryDialect(t *testing.T) {
 				spend(t, p, rt)
 				h, err := NewRefreshToken(RefreshTokenConfig{OAuthConfig: OAuthConfig{
 					Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli", Clock: clk,
-				}, RefreshToken: rt})
+				}, RefreshToken: auth.NewSecret(rt)})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -61,7 +61,7 @@ func TestSpentRefreshTokenInEveryDialect(t *testing.T) {
 				p := newProvider(t, clk, func(c *authtest.ProviderConfig) { c.Dialect = d.dialect })
 				h, err := NewPassword(PasswordConfig{OAuthConfig: OAuthConfig{
 					Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli", Clock: clk,
-				}, Username: "bob", Password: "bob-pw"})
+				}, Username: "bob", Password: auth.NewSecret("bob-pw")})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -70,7 +70,7 @@ func TestSpentRefreshTokenInEveryDialect(t *testing.T) {
 				if err := h.Authenticate(ctx); err != nil {
 					t.Fatal(err)
 				}
-				spend(t, p, h.Current().RefreshToken)
+				spend(t, p, h.Current().RefreshToken.Reveal())
 				h.Invalidate(auth.ServiceHub, "")
 				if err := h.Authenticate(ctx); err != nil {
 					t.Fatalf("no fallback to the password: %v", err)
@@ -92,7 +92,7 @@ func TestMissingUsernameClaim(t *testing.T) {
 	login := func(claim string) (*RefreshToken, error) {
 		h, err := NewRefreshToken(RefreshTokenConfig{OAuthConfig: OAuthConfig{
 			Endpoints: Endpoints{Issuer: p.Issuer()}, ClientID: "cli", Clock: clk, Scopes: scopes,
-		}, RefreshToken: p.IssueRefreshToken("ada", "cli", scopes), Username: "ada", UsernameClaim: claim})
+		}, RefreshToken: auth.NewSecret(p.IssueRefreshToken("ada", "cli", scopes)), Username: "ada", UsernameClaim: claim})
 		if err != nil {
 			t.Fatal(err)
 		}

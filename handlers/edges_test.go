@@ -24,7 +24,7 @@ func TestRefreshKeepsRotatedTokenWhenIDTokenCheckFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	seed := &auth.Token{AccessToken: "expired", RefreshToken: p.IssueRefreshToken("ada", "cli", scopes), Expiry: time.Now().Add(-time.Minute)}
+	seed := &auth.Token{AccessToken: auth.NewSecret("expired"), RefreshToken: auth.NewSecret(p.IssueRefreshToken("ada", "cli", scopes)), Expiry: time.Now().Add(-time.Minute)}
 	if err := store.Save(context.Background(), h.core.storeKey(""), seed); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestRefreshKeepsRotatedTokenWhenIDTokenCheckFails(t *testing.T) {
 		t.Fatalf("the provider revoked %d login(s) for refresh token reuse: the rotated token was dropped", n)
 	}
 	saved, _ := store.Load(ctx, h.core.storeKey(""))
-	if saved == nil || saved.RefreshToken == seed.RefreshToken {
+	if saved == nil || saved.RefreshToken.Reveal() == seed.RefreshToken.Reveal() {
 		t.Errorf("store holds %v; want the rotated refresh token", saved)
 	}
 	if h.Username() != "ada" {

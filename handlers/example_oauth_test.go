@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/handlers"
 )
@@ -21,7 +22,7 @@ func ExampleNewClientCredentials() {
 	h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
 		Endpoints:    handlers.Endpoints{TokenURL: p.TokenURL()},
 		ClientID:     "billing",
-		ClientSecret: "s3cret",
+		ClientSecret: auth.NewSecret("s3cret"),
 		Scopes:       []string{"invoices:read"},
 	}})
 	if err != nil {
@@ -54,8 +55,8 @@ func ExampleNewPassword() {
 	h, err := handlers.NewPassword(handlers.PasswordConfig{
 		OAuthConfig: handlers.OAuthConfig{Endpoints: handlers.Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli"},
 		Username:    "linus",
-		Password:    "pw",
-		TOTPSecret:  "JBSWY3DPEHPK3PXP",
+		Password:    auth.NewSecret("pw"),
+		TOTPSecret:  auth.NewSecret("JBSWY3DPEHPK3PXP"),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -101,7 +102,7 @@ func ExampleNewDeviceCode() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("logged in as", h.Username(), "with a refresh token:", h.Current().RefreshToken != "")
+	fmt.Println("logged in as", h.Username(), "with a refresh token:", h.Current().RefreshToken.Reveal() != "")
 	// Output:
 	// open /device and enter 9 characters
 	// logged in as ada with a refresh token: true
@@ -117,7 +118,7 @@ func ExampleNewRefreshToken() {
 
 	h, err := handlers.NewRefreshToken(handlers.RefreshTokenConfig{
 		OAuthConfig:  handlers.OAuthConfig{Endpoints: handlers.Endpoints{Issuer: p.Issuer()}, ClientID: "cli", Clock: clock},
-		RefreshToken: rt,
+		RefreshToken: auth.NewSecret(rt),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -129,6 +130,6 @@ func ExampleNewRefreshToken() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(h.Username(), "rotated:", h.Current().RefreshToken != rt)
+	fmt.Println(h.Username(), "rotated:", h.Current().RefreshToken.Reveal() != rt)
 	// Output: margaret rotated: true
 }

@@ -21,14 +21,11 @@ var ErrNoExpiry = fmt.Errorf("handlers: the JWT has no exp claim and no expiry w
 
 // ExternallyManagedJWTConfig configures [ExternallyManagedJWT]. Only
 // Callback is required.
-//
-// The configuration never prints its JWT: String, GoString, Format (every fmt
-// verb) and LogValue show only whether it is set.
 type ExternallyManagedJWTConfig struct {
 	// JWT is an initial token, served without calling Callback while it is
 	// valid. Empty means none: the first use calls Callback. An expired JWT
 	// is accepted and simply not served.
-	JWT string
+	JWT auth.Secret
 	// Expiry is when JWT expires. Zero means: read the JWT's "exp" claim;
 	// a JWT without one is an error wrapping [ErrNoExpiry].
 	Expiry time.Time
@@ -88,35 +85,6 @@ type ExternallyManagedJWTConfig struct {
 	StoreKey auth.StoreKey
 }
 
-// String describes the configuration without the JWT.
-func (c ExternallyManagedJWTConfig) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ExternallyManagedJWTConfig{jwt=%s", secretPresence(c.JWT))
-	if !c.Expiry.IsZero() {
-		fmt.Fprintf(&b, " expiry=%s", c.Expiry.UTC().Format(time.RFC3339))
-	}
-	fmt.Fprintf(&b, " callback=%t user=%q claim=%q}", c.Callback != nil, c.Username, c.UsernameClaim)
-	return b.String()
-}
-
-// GoString is String: %#v never shows the JWT either.
-func (c ExternallyManagedJWTConfig) GoString() string { return c.String() }
-
-// Format makes every fmt verb (%v, %+v, %#v, %s, %q) print String.
-func (c ExternallyManagedJWTConfig) Format(f fmt.State, verb rune) {
-	formatAsString(f, verb, c.String())
-}
-
-// LogValue renders the configuration for log/slog without the JWT.
-func (c ExternallyManagedJWTConfig) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("jwt", secretPresence(c.JWT)),
-		slog.Bool("callback", c.Callback != nil),
-		slog.String("user", c.Username),
-		slog.String("claim", c.UsernameClaim),
-	)
-}
-
 // ExternallyManagedJWT serves a JWT that the application obtains itself:
 // for applications that already own the login and hand the SDK their token
 // through a callback.
@@ -138,19 +106,21 @@ func (c ExternallyManagedJWTConfig) LogValue() slog.Value {
 // current JWT; callers that find no valid JWT share one Callback call, each
 // waiting only as long as its own ctx allows. After a service rejected the
 // JWT, Callback is asked again (see OnRejected). Close it when done.
-//
-// It never prints the JWT: String, Format and LogValue redact it.
 type ExternallyManagedJWT struct {
 	*auth.Engine
 
 	callback   func(context.Context) (string, time.Time, error)
 	username   string // configured; "" means read claim
 	claim      string
-	checkClaim bool                           // both Username and UsernameClaim were set
-	user       *atomic.Pointer[usernameCache] // behind a pointer: the struct stays copyable for Format
+	checkClaim bool // both Username and UsernameClaim were set
+	user       atomic.Pointer[usernameCache]
 }
 
-type usernameCache struct{ jwt, name string }
+// usernameCache is the username read from one JWT.
+type usernameCache struct {
+	jwt  auth.Secret
+	name string
+}
 
 var (
 	_ auth.AuthenticationHandler = (*ExternallyManagedJWT)(nil)
@@ -172,7 +142,7 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 	if cfg.Store != nil && cfg.StoreKey.Issuer == "" {
 		return nil, auth.ConfigError("a Store needs StoreKey.Issuer (the application's login issuer) to tell its JWT apart")
 	}
-	if cfg.JWT == "" && !cfg.Expiry.IsZero() {
+	if cfg.JWT.IsZero() && !cfg.Expiry.IsZero() {
 		return nil, auth.ConfigError("Expiry is set but JWT is empty")
 	}
 	h := &ExternallyManagedJWT{
@@ -180,14 +150,13 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 		username:   cfg.Username,
 		claim:      cfg.UsernameClaim,
 		checkClaim: cfg.Username != "" && cfg.UsernameClaim != "",
-		user:       new(atomic.Pointer[usernameCache]),
 	}
 	if h.claim == "" {
 		h.claim = "sub"
 	}
 	var initial *auth.Token
-	if cfg.JWT != "" {
-		tok, err := h.token(cfg.JWT, cfg.Expiry)
+	if !cfg.JWT.IsZero() {
+		tok, err := h.token(cfg.JWT.Reveal(), cfg.Expiry)
 		if err != nil {
 			return nil, fmt.Errorf("handlers: initial JWT: %w", err)
 		}
@@ -236,11 +205,11 @@ func (h *ExternallyManagedJWT) Username() string {
 	if tok == nil {
 		return ""
 	}
-	if c := h.user.Load(); c != nil && c.jwt == tok.AccessToken {
+	if c := h.user.Load(); c != nil && c.jwt.Equal(tok.AccessToken) {
 		return c.name
 	}
 	var name string
-	if claims, err := jwtclaims.Decode(tok.AccessToken); err == nil {
+	if claims, err := jwtclaims.Decode(tok.AccessToken.Reveal()); err == nil {
 		name = claims.String(h.claim)
 	}
 	h.user.Store(&usernameCache{jwt: tok.AccessToken, name: name})
@@ -281,40 +250,5 @@ func (h *ExternallyManagedJWT) token(raw string, expires time.Time) (*auth.Token
 				auth.ErrUserMismatch, h.claim, got, h.username)
 		}
 	}
-	return &auth.Token{AccessToken: raw, TokenType: "Bearer", Expiry: expires}, nil
-}
-
-// String describes the handler without the JWT.
-func (h ExternallyManagedJWT) String() string {
-	if h.Engine == nil {
-		return "ExternallyManagedJWT{}"
-	}
-	tok := h.Current()
-	expiry := "none"
-	if tok != nil && !tok.Expiry.IsZero() {
-		expiry = tok.Expiry.UTC().Format(time.RFC3339)
-	}
-	jwt := "unset"
-	if tok != nil {
-		jwt = secretPresence(tok.AccessToken)
-	}
-	return fmt.Sprintf("ExternallyManagedJWT{user=%q jwt=%s expiry=%s valid=%t}", h.username, jwt, expiry, h.Valid())
-}
-
-// GoString is String: %#v never shows the JWT either.
-func (h ExternallyManagedJWT) GoString() string { return h.String() }
-
-// Format makes every fmt verb (%v, %+v, %#v, %s, %q) print String.
-func (h ExternallyManagedJWT) Format(f fmt.State, verb rune) { formatAsString(f, verb, h.String()) }
-
-// LogValue renders the handler for log/slog without the JWT.
-func (h ExternallyManagedJWT) LogValue() slog.Value {
-	attrs := []slog.Attr{slog.String("handler", "externally_managed_jwt"), slog.String("user", h.username)}
-	if h.Engine != nil {
-		if tok := h.Current(); tok != nil {
-			attrs = append(attrs, slog.Any("token", tok)) // auth.Token redacts itself
-		}
-		attrs = append(attrs, slog.Bool("valid", h.Valid()))
-	}
-	return slog.GroupValue(attrs...)
+	return &auth.Token{AccessToken: auth.NewSecret(raw), TokenType: "Bearer", Expiry: expires}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/handlers"
 )
 
@@ -56,7 +57,7 @@ func memoryPerHandler(tb testing.TB, n int) (authkit, xoauth2 float64) {
 	ctx := context.Background()
 	authkit = liveHeapPer(tb, n, func() any {
 		h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
-			Endpoints: handlers.Endpoints{TokenURL: srv.URL}, ClientID: "svc", ClientSecret: "secret",
+			Endpoints: handlers.Endpoints{TokenURL: srv.URL}, ClientID: "svc", ClientSecret: auth.NewSecret("secret"),
 		}})
 		if err != nil {
 			tb.Fatal(err)

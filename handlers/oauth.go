@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/netpolicy"
 	"github.com/authkit-go/authkit/internal/oauthclient"
 )
 
@@ -37,10 +37,8 @@ const (
 )
 
 // OAuthConfig is the part of the configuration shared by every OAuth
-// handler. It is embedded in each handler's configuration.
-//
-// It never prints its secret: String, GoString, Format and LogValue show
-// only whether ClientSecret is set.
+// handler. It is embedded in each handler's configuration. It never prints
+// its secret (an auth.Secret).
 type OAuthConfig struct {
 	// Endpoints locate the provider: the token endpoint (and device
 	// authorization endpoint) directly, or an Issuer to discover them.
@@ -50,7 +48,7 @@ type OAuthConfig struct {
 	// ClientID is the OAuth client id. Required.
 	ClientID string
 	// ClientSecret authenticates a confidential client.
-	ClientSecret string
+	ClientSecret auth.Secret
 	// AuthStyle says where ClientID and ClientSecret go; see [AuthStyle].
 	AuthStyle AuthStyle
 	// Scopes are requested with the grant. Handlers document their default.
@@ -87,28 +85,6 @@ type OAuthConfig struct {
 	Retry func(attempt, status int, retryAfter time.Duration, err error) (wait time.Duration, retry bool)
 }
 
-// String describes the configuration without the client secret.
-func (c OAuthConfig) String() string {
-	return fmt.Sprintf("OAuthConfig{issuer=%q token=%q client=%q secret=%s scopes=%q audience=%q}",
-		c.Issuer, c.TokenURL, c.ClientID, secretPresence(c.ClientSecret), c.Scopes, c.Audience)
-}
-
-// GoString is String: %#v never shows the secret either.
-func (c OAuthConfig) GoString() string { return c.String() }
-
-// Format makes every fmt verb print String.
-func (c OAuthConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
-
-// LogValue renders the configuration for log/slog without the secret.
-func (c OAuthConfig) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("issuer", c.Issuer),
-		slog.String("token_url", c.TokenURL),
-		slog.String("client", c.ClientID),
-		slog.String("secret", secretPresence(c.ClientSecret)),
-	)
-}
-
 // OAuthHandler is the part every OAuth handler (ClientCredentials,
 // DeviceCode, Password, RefreshToken) shares: the token engine — whose
 // methods Stats, Invalidate, Token, Forget and the header getters every
@@ -131,20 +107,12 @@ func (h *OAuthHandler) Username() string { return h.core.knownUsername(h.user) }
 // Close stops the background refresh (and the key set's, if any).
 func (h *OAuthHandler) Close() error {
 	if v := h.core.verifier; v != nil {
-		v.cancel()
+		v.close()
+	}
+	if h.core.ownDisc {
+		h.core.disc.close()
 	}
 	return h.Engine.Close()
-}
-
-// String describes the handler without secrets.
-func (h *OAuthHandler) String() string {
-	return fmt.Sprintf("%s{client=%q user=%q authenticated=%t}", h.kind, h.core.clientID, h.Username(), h.Valid())
-}
-
-// LogValue renders the handler for log/slog without secrets.
-func (h *OAuthHandler) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("client", h.core.clientID), slog.String("user", h.Username()),
-		slog.Bool("authenticated", h.Valid()))
 }
 
 // reservedParams are set by the handlers; ExtraParams may not override them.
@@ -168,6 +136,7 @@ type oauthCore struct {
 	clock    auth.Clock
 	log      *slog.Logger
 	disc     *DiscoveryCache        // nil without an issuer
+	ownDisc  bool                   // disc is the handler\'s own: closed with it
 	verifier *idVerifier            // nil unless ID tokens are verified
 	username atomic.Pointer[string] // from the last verified ID token
 	subject  atomic.Pointer[string] // its "sub"
@@ -194,18 +163,18 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 		if u.v == "" {
 			continue
 		}
-		if err := secureURL(u.v); err != nil {
+		if _, err := netpolicy.CheckURL(u.v); err != nil {
 			return bad("%s: %v", u.name, err)
 		}
 	}
 	style := oauthclient.AuthNone
 	switch cfg.AuthStyle {
 	case AuthStyleDefault:
-		if cfg.ClientSecret != "" {
+		if !cfg.ClientSecret.IsZero() {
 			style = oauthclient.AuthBasic
 		}
 	case AuthStyleBasic, AuthStylePost:
-		if cfg.ClientSecret == "" {
+		if cfg.ClientSecret.IsZero() {
 			return bad("AuthStyle %d needs a ClientSecret", cfg.AuthStyle)
 		}
 		style = oauthclient.AuthBasic
@@ -213,7 +182,7 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 			style = oauthclient.AuthPost
 		}
 	case AuthStyleNone:
-		if cfg.ClientSecret != "" {
+		if !cfg.ClientSecret.IsZero() {
 			return bad("AuthStyleNone sends no ClientSecret; remove it or choose another style")
 		}
 	default:
@@ -239,39 +208,13 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 		c.log = discardLogger
 	}
 	if c.disc == nil && cfg.Issuer != "" {
-		c.disc = &DiscoveryCache{Client: cfg.HTTPClient, Clock: c.clock}
+		c.disc, c.ownDisc = &DiscoveryCache{Client: cfg.HTTPClient, Clock: c.clock}, true
 	}
 	c.client = oauthclient.New(oauthclient.Config{
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthStyle: style,
 		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: oauthclient.RetryPolicy(cfg.Retry), Logger: cfg.Logger,
 	})
 	return nil
-}
-
-// secureURL accepts https URLs and http URLs to loopback addresses.
-func secureURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("%q: credentials go over https only (http is allowed to loopback addresses)", raw)
-	}
-	return fmt.Errorf("%q: scheme must be https", raw)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // endpoints returns the configured endpoints completed by discovery when
@@ -306,7 +249,7 @@ func (c *oauthCore) endpoints(ctx context.Context, needDevice, needJWKS bool) (E
 		if *f.dst != "" || f.v == "" {
 			continue
 		}
-		if err := secureURL(f.v); err != nil {
+		if _, err := netpolicy.CheckURL(f.v); err != nil {
 			return ep, fmt.Errorf("handlers: discovered %s: %w", f.name, err)
 		}
 		*f.dst = f.v
@@ -356,7 +299,7 @@ func (c *oauthCore) refresh(ctx context.Context, current *auth.Token) (*auth.Tok
 	c.log.Debug("handlers: token request", "grant_type", "refresh_token")
 	tok, err := c.client.Token(ctx, ep.TokenURL, url.Values{
 		"grant_type":    {"refresh_token"},
-		"refresh_token": {current.RefreshToken},
+		"refresh_token": {current.RefreshToken.Reveal()},
 	})
 	if err != nil {
 		return nil, err
@@ -411,7 +354,6 @@ func (c *oauthCore) setupVerifier(claim string) {
 		clock:    c.clock,
 		client:   c.httpc,
 	}
-	c.verifier.lifetime, c.verifier.cancel = context.WithCancel(context.Background())
 }
 
 // checkIdentity verifies tok's ID token, if it has one
@@ -422,14 +364,14 @@ func (c *oauthCore) setupVerifier(claim string) {
 // It learns the username. A key set that cannot be fetched is a transient
 // error (auth.IsTransient): the check is worth running again.
 func (c *oauthCore) checkIdentity(ctx context.Context, tok *auth.Token, want string) error {
-	if tok.IDToken == "" || c.verifier == nil {
+	if tok.IDToken.IsZero() || c.verifier == nil {
 		return nil
 	}
 	ep, err := c.endpoints(ctx, false, true)
 	if err != nil {
 		return err
 	}
-	claims, name, err := c.verifier.verify(ctx, ep.JWKSURL, tok.IDToken)
+	claims, name, err := c.verifier.verify(ctx, ep.JWKSURL, tok.IDToken.Reveal())
 	if err != nil {
 		return err
 	}

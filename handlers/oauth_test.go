@@ -142,7 +142,7 @@ func TestBearerCredentialsFollowWire(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig{
-				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "svc", ClientSecret: svcSecret, Clock: clk, Wire: tt.wire,
+				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "svc", ClientSecret: auth.NewSecret(svcSecret), Clock: clk, Wire: tt.wire,
 			}})
 			if err != nil {
 				t.Fatal(err)
@@ -154,15 +154,15 @@ func TestBearerCredentialsFollowWire(t *testing.T) {
 				t.Fatal(err)
 			}
 			at := h.Current().AccessToken
-			if got := hub.Get(tt.hub); got != tt.hubValue(at) || len(hub) != 1 {
+			if got := hub.Get(tt.hub); got != tt.hubValue(at.Reveal()) || len(hub) != 1 {
 				t.Errorf("hub headers %v", hub)
 			}
 			am, _ := h.AccessManagerRequestHeaders(ctx)
-			if got := am.Get("Authorization"); got != "Bearer "+at {
+			if got := am.Get("Authorization"); got != "Bearer "+at.Reveal() {
 				t.Errorf("access manager headers %v", am)
 			}
 			md, _ := h.MessageServiceMetadata(ctx)
-			if got := md[tt.mdKey]; got != tt.mdValue(at) || len(md) != 1 {
+			if got := md[tt.mdKey]; got != tt.mdValue(at.Reveal()) || len(md) != 1 {
 				t.Errorf("metadata %v", md)
 			}
 		})
@@ -170,7 +170,7 @@ func TestBearerCredentialsFollowWire(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	ok := OAuthConfig{Endpoints: Endpoints{TokenURL: "https://idp.example/token"}, ClientID: "svc", ClientSecret: "s"}
+	ok := OAuthConfig{Endpoints: Endpoints{TokenURL: "https://idp.example/token"}, ClientID: "svc", ClientSecret: auth.NewSecret("s")}
 	tests := []struct {
 		name string
 		mod  func(*OAuthConfig)
@@ -179,7 +179,7 @@ func TestConfigValidation(t *testing.T) {
 		{"no endpoint", func(c *OAuthConfig) { c.TokenURL = "" }},
 		{"plain http to a remote host", func(c *OAuthConfig) { c.TokenURL = "http://idp.example/token" }},
 		{"relative URL", func(c *OAuthConfig) { c.TokenURL = "/token" }},
-		{"basic without secret", func(c *OAuthConfig) { c.ClientSecret = ""; c.AuthStyle = AuthStyleBasic }},
+		{"basic without secret", func(c *OAuthConfig) { c.ClientSecret = auth.Secret{}; c.AuthStyle = AuthStyleBasic }},
 		{"none with secret", func(c *OAuthConfig) { c.AuthStyle = AuthStyleNone }},
 		{"unknown style", func(c *OAuthConfig) { c.AuthStyle = 42 }},
 		{"extra overrides grant_type", func(c *OAuthConfig) { c.ExtraParams = url.Values{"grant_type": {"x"}} }},
@@ -205,9 +205,9 @@ func TestConfigValidation(t *testing.T) {
 		h.Close()
 	})
 	t.Run("config prints no secret", func(t *testing.T) {
-		cfg := PasswordConfig{OAuthConfig: ok, Username: "ada", Password: adaPass, TOTPSecret: adaTOTP}
-		for _, s := range []string{cfg.String(), cfg.GoString(), sprintf("%v", cfg), sprintf("%+v", cfg)} {
-			if strings.Contains(s, adaPass) || strings.Contains(s, adaTOTP) || strings.Contains(s, `secret=redacted`) == false {
+		cfg := PasswordConfig{OAuthConfig: ok, Username: "ada", Password: auth.NewSecret(adaPass), TOTPSecret: auth.NewSecret(adaTOTP)}
+		for _, s := range []string{sprintf("%v", cfg), sprintf("%+v", cfg), sprintf("%#v", cfg)} {
+			if strings.Contains(s, adaPass) || strings.Contains(s, adaTOTP) || !strings.Contains(s, "[redacted]") {
 				t.Errorf("printed %s", s)
 			}
 		}
@@ -309,7 +309,7 @@ func TestMalformedProviderAnswer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig{
-				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "svc", ClientSecret: svcSecret, Clock: clk,
+				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "svc", ClientSecret: auth.NewSecret(svcSecret), Clock: clk,
 			}})
 			if err != nil {
 				t.Fatal(err)

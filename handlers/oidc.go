@@ -12,12 +12,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/flight"
+	"github.com/authkit-go/authkit/internal/jwks"
+	"github.com/authkit-go/authkit/internal/netpolicy"
 	"github.com/authkit-go/authkit/internal/oauthclient"
+	"github.com/authkit-go/authkit/internal/redact"
 )
 
 // Endpoints are the addresses of an OAuth 2.0 / OpenID Connect provider.
@@ -100,12 +102,17 @@ var ErrIssuerMismatch = errors.New("handlers: issuer mismatch")
 var ErrInvalidIDToken = errors.New("handlers: invalid ID token")
 
 // Discover fetches issuer's discovery document with client (nil means
-// http.DefaultClient) and checks that it names issuer. It does not cache;
-// a [DiscoveryCache] does.
+// http.DefaultClient) and checks that it names issuer. Redirects that
+// downgrade from https to http are refused (a forged document would name
+// a token endpoint of the forger's). It does not cache; a [DiscoveryCache]
+// does.
 func Discover(ctx context.Context, client *http.Client, issuer string) (*ProviderMetadata, error) {
-	if client == nil {
-		client = http.DefaultClient
+	c := http.Client{Timeout: 30 * time.Second}
+	if client != nil {
+		c = *client
 	}
+	c.CheckRedirect = netpolicy.CheckRedirect
+	client = &c
 	u := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -124,7 +131,7 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Provide
 	bad := func(reason string) error {
 		return fmt.Errorf("handlers: discovery of %s: %w", issuer, &auth.ResponseError{
 			StatusCode: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
-			Excerpt: oauthclient.Excerpt(body), Reason: reason,
+			Excerpt: redact.Excerpt(body, nil), Reason: reason,
 		})
 	}
 	switch {
@@ -151,14 +158,15 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Provide
 // allows. Handlers given the same cache discover once. The zero value is
 // ready to use.
 type DiscoveryCache struct {
-	// Client fetches the documents; nil means http.DefaultClient.
+	// Client fetches the documents; nil means a client with a 30 s
+	// timeout.
 	Client *http.Client
 	// TTL is how long a document is reused; zero means one hour.
 	TTL time.Duration
 	// Clock times the TTL; nil means auth.SystemClock().
 	Clock auth.Clock
 
-	group   singleflight.Group
+	group   flight.Group[string, *ProviderMetadata]
 	mu      sync.Mutex // guards entries
 	entries map[string]cachedMetadata
 }
@@ -184,12 +192,10 @@ func (c *DiscoveryCache) Discover(ctx context.Context, issuer string) (*Provider
 	if ok && clock.Now().Sub(e.at) < ttl {
 		return e.md, nil
 	}
-	ch := c.group.DoChan(issuer, func() (any, error) {
-		// The fetch is shared: it runs on its own bounded lifetime, not on
-		// the ctx of whichever caller started it.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		md, err := Discover(fctx, c.Client, issuer)
+	// The fetch is shared: it runs on the cache's own bounded lifetime,
+	// not on the ctx of whichever caller started it.
+	md, err := c.group.Do(ctx, issuer, func(ctx context.Context) (*ProviderMetadata, error) {
+		md, err := Discover(ctx, c.Client, issuer)
 		if err != nil {
 			return nil, err
 		}
@@ -201,20 +207,19 @@ func (c *DiscoveryCache) Discover(ctx context.Context, issuer string) (*Provider
 		c.mu.Unlock()
 		return md, nil
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*ProviderMetadata), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if errors.Is(err, flight.ErrClosed) {
+		return nil, auth.ErrClosed
 	}
+	return md, err
 }
+
+// close ends the fetches in flight of a cache a handler owns.
+func (c *DiscoveryCache) close() { c.group.Close() }
 
 // idVerifier verifies ID tokens
 // (https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation):
-// signature by a key of the provider's JWKS, iss, aud and exp against the
+// signature by a key of the provider's JWKS (authkit's one verifier, with
+// its allow-list of asymmetric algorithms), iss, aud and exp against the
 // injected clock.
 type idVerifier struct {
 	issuer   string
@@ -222,43 +227,50 @@ type idVerifier struct {
 	claim    string
 	clock    auth.Clock
 	client   *http.Client
-	lifetime context.Context    // ends the key set's refresh goroutine
-	cancel   context.CancelFunc // ends lifetime
 
-	mu      sync.Mutex // guards kf and kfURL
-	kf      keyfunc.Keyfunc
-	kfURL   string
-	methods []string
+	mu       sync.Mutex // guards the fields below; never held during a fetch
+	closed   bool
+	url      string
+	keys     *jwks.KeySet
+	verifier *jwks.Verifier
 }
 
-func (v *idVerifier) keys(jwksURL string) (keyfunc.Keyfunc, error) {
+// forURL returns the verifier of the key set at jwksURL, made on first use
+// (with no I/O: keys are fetched when a token needs them).
+func (v *idVerifier) forURL(jwksURL string) (*jwks.Verifier, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.kf != nil && v.kfURL == jwksURL {
-		return v.kf, nil
+	if v.closed {
+		return nil, auth.ErrClosed
 	}
-	noErr := false
-	kf, err := keyfunc.NewDefaultOverrideCtx(v.lifetime, []string{jwksURL}, keyfunc.Override{
-		Client:                    v.client,
-		HTTPTimeout:               30 * time.Second,
-		NoErrorReturnFirstHTTPReq: &noErr,
-		RefreshErrorHandlerFunc:   func(string) func(context.Context, error) { return func(context.Context, error) {} },
-	})
+	if v.verifier != nil && v.url == jwksURL {
+		return v.verifier, nil
+	}
+	ks, err := jwks.NewKeySet(jwks.Config{URL: jwksURL, HTTPClient: v.client, Now: v.clock.Now})
 	if err != nil {
-		return nil, auth.Transient(fmt.Errorf("handlers: JWKS %s unavailable: %w", jwksURL, err))
+		return nil, err
 	}
-	v.kf, v.kfURL = kf, jwksURL
-	return kf, nil
+	verifier, err := jwks.NewVerifier(jwks.VerifierConfig{KeySet: ks})
+	if err != nil {
+		ks.Close()
+		return nil, err
+	}
+	if v.keys != nil {
+		v.keys.Close()
+	}
+	v.url, v.keys, v.verifier = jwksURL, ks, verifier
+	return verifier, nil
 }
 
-// verify checks raw and returns its claims and the username claim.
+// verify checks raw and returns its claims and the username claim. Keys
+// that cannot be fetched are a transient error.
 func (v *idVerifier) verify(ctx context.Context, jwksURL, raw string) (jwt.MapClaims, string, error) {
-	kf, err := v.keys(jwksURL)
+	verifier, err := v.forURL(jwksURL)
 	if err != nil {
 		return nil, "", err
 	}
-	p := jwt.NewParser(
-		jwt.WithValidMethods([]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}),
+	claims := jwt.MapClaims{}
+	_, err = verifier.Parse(ctx, raw, claims,
 		jwt.WithIssuer(v.issuer),
 		jwt.WithAudience(v.clientID),
 		jwt.WithExpirationRequired(),
@@ -266,10 +278,22 @@ func (v *idVerifier) verify(ctx context.Context, jwksURL, raw string) (jwt.MapCl
 		jwt.WithTimeFunc(v.clock.Now),
 		jwt.WithLeeway(30*time.Second),
 	)
-	claims := jwt.MapClaims{}
-	if _, err := p.ParseWithClaims(raw, claims, kf.KeyfuncCtx(ctx)); err != nil {
+	if errors.Is(err, jwks.ErrKeysUnavailable) {
+		return nil, "", auth.Transient(fmt.Errorf("handlers: the provider's keys are unavailable: %w", err))
+	}
+	if err != nil {
 		return nil, "", fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
 	}
 	name, _ := claims[v.claim].(string)
 	return claims, name, nil
+}
+
+// close ends a key set fetch in flight; later verifications fail.
+func (v *idVerifier) close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.closed = true
+	if v.keys != nil {
+		v.keys.Close()
+	}
 }

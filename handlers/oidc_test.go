@@ -81,7 +81,8 @@ func TestIDTokenVerification(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	v := &idVerifier{issuer: iss, clientID: "cli", claim: DefaultUsernameClaim, clock: clk, lifetime: ctx}
+	v := &idVerifier{issuer: iss, clientID: "cli", claim: DefaultUsernameClaim, clock: clk}
+	defer v.close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, name, err := v.verify(ctx, srv.URL, tt.raw)

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"time"
 
@@ -18,41 +17,20 @@ const DefaultTOTPParam = "totp"
 // credentials grant (https://www.rfc-editor.org/rfc/rfc6749#section-4.3),
 // optionally with a TOTP second factor as Keycloak-style providers accept
 // it. ClientID, TokenURL (or Issuer), Username and Password are required.
-//
-// It never prints its secrets: String, GoString, Format and LogValue show
-// only whether Password, TOTPSecret and ClientSecret are set.
 type PasswordConfig struct {
 	OAuthConfig
 	// Username is the user's login name. Required.
 	Username string
 	// Password is the user's password. Required.
-	Password string
+	Password auth.Secret
 	// TOTPSecret, if set, is the user's base32 RFC 6238 secret: a code is
 	// computed at each login (https://www.rfc-editor.org/rfc/rfc6238).
-	TOTPSecret string
+	TOTPSecret auth.Secret
 	// TOTPCode, if set, supplies a one-time code at each login (it may
 	// ask a person). It is used instead of TOTPSecret.
 	TOTPCode func(ctx context.Context) (string, error)
 	// TOTPParam names the form parameter of the code; empty means "totp".
 	TOTPParam string
-}
-
-// String describes the configuration without secrets.
-func (c PasswordConfig) String() string {
-	return fmt.Sprintf("PasswordConfig{%s user=%q password=%s totp=%s}",
-		c.OAuthConfig.String(), c.Username, secretPresence(c.Password), secretPresence(c.TOTPSecret))
-}
-
-// GoString is String.
-func (c PasswordConfig) GoString() string { return c.String() }
-
-// Format makes every fmt verb print String.
-func (c PasswordConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
-
-// LogValue renders the configuration for log/slog without secrets.
-func (c PasswordConfig) LogValue() slog.Value {
-	return slog.GroupValue(slog.Any("oauth", c.OAuthConfig), slog.String("user", c.Username),
-		slog.String("password", secretPresence(c.Password)))
 }
 
 // Password logs in with a username and password (and TOTP code), keeps the
@@ -62,7 +40,7 @@ func (c PasswordConfig) LogValue() slog.Value {
 // It is safe for concurrent use; Close it when done.
 type Password struct {
 	OAuthHandler
-	pass  string
+	pass  auth.Secret
 	code  func(context.Context) (string, error)
 	param string
 }
@@ -71,11 +49,11 @@ var _ auth.AuthenticationHandler = (*Password)(nil)
 
 // NewPassword validates cfg and returns the handler. It performs no I/O.
 func NewPassword(cfg PasswordConfig) (*Password, error) {
-	if cfg.Username == "" || cfg.Password == "" {
+	if cfg.Username == "" || cfg.Password.IsZero() {
 		return nil, auth.ConfigError("Password: Username and Password are required")
 	}
-	if cfg.TOTPSecret != "" {
-		if _, err := totp.Code(cfg.TOTPSecret, time.Time{}); err != nil {
+	if !cfg.TOTPSecret.IsZero() {
+		if _, err := totp.Code(cfg.TOTPSecret.Reveal(), time.Time{}); err != nil {
 			return nil, auth.ConfigError("Password: TOTPSecret is not a base32 secret")
 		}
 	}
@@ -86,10 +64,10 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 	if h.param == "" {
 		h.param = DefaultTOTPParam
 	}
-	if h.code == nil && cfg.TOTPSecret != "" {
+	if h.code == nil && !cfg.TOTPSecret.IsZero() {
 		secret := cfg.TOTPSecret
 		clock := h.core.clock
-		h.code = func(context.Context) (string, error) { return totp.Code(secret, clock.Now()) }
+		h.code = func(context.Context) (string, error) { return totp.Code(secret.Reveal(), clock.Now()) }
 	}
 	if reservedParams[h.param] {
 		return nil, auth.ConfigError("Password: TOTPParam %q collides with a grant parameter", h.param)
@@ -112,7 +90,7 @@ func (h *Password) fetch(ctx context.Context, current *auth.Token) (*auth.Token,
 		}
 		h.core.log.Info("handlers: refresh token rejected; logging in with the password again", "reason", err)
 	}
-	form := url.Values{"grant_type": {"password"}, "username": {h.user}, "password": {h.pass}}
+	form := url.Values{"grant_type": {"password"}, "username": {h.user}, "password": {h.pass.Reveal()}}
 	if h.code != nil {
 		c, err := h.code(ctx)
 		if err != nil {

@@ -24,8 +24,8 @@ func TestPasswordWireFormat(t *testing.T) {
 		{
 			name: "TOTP from the secret, basic auth, scope and audience",
 			mod: func(c *PasswordConfig) {
-				c.ClientID, c.ClientSecret = "svc", svcSecret
-				c.Username, c.Password, c.TOTPSecret = "ada", adaPass, adaTOTP
+				c.ClientID, c.ClientSecret = "svc", auth.NewSecret(svcSecret)
+				c.Username, c.Password, c.TOTPSecret = "ada", auth.NewSecret(adaPass), auth.NewSecret(adaTOTP)
 				c.Scopes, c.Audience = []string{"openid", "hub"}, "hub-api"
 			},
 			wantForm: func(clk *authtest.Clock) url.Values {
@@ -38,8 +38,8 @@ func TestPasswordWireFormat(t *testing.T) {
 		{
 			name: "TOTP from a code source, post auth",
 			mod: func(c *PasswordConfig) {
-				c.ClientID, c.ClientSecret, c.AuthStyle = "svc", svcSecret, AuthStylePost
-				c.Username, c.Password = "ada", adaPass
+				c.ClientID, c.ClientSecret, c.AuthStyle = "svc", auth.NewSecret(svcSecret), AuthStylePost
+				c.Username, c.Password = "ada", auth.NewSecret(adaPass)
 				c.TOTPCode = func(context.Context) (string, error) { return totp.Code(adaTOTP, c.Clock.Now()) }
 			},
 			wantForm: func(clk *authtest.Clock) url.Values {
@@ -51,7 +51,7 @@ func TestPasswordWireFormat(t *testing.T) {
 		},
 		{
 			name: "public client without TOTP",
-			mod:  func(c *PasswordConfig) { c.ClientID, c.Username, c.Password = "cli", "bob", "bob-pw" },
+			mod:  func(c *PasswordConfig) { c.ClientID, c.Username, c.Password = "cli", "bob", auth.NewSecret("bob-pw") },
 			wantForm: func(*authtest.Clock) url.Values {
 				return url.Values{"grant_type": {"password"}, "username": {"bob"}, "password": {"bob-pw"}, "client_id": {"cli"}}
 			},
@@ -91,7 +91,7 @@ func TestPasswordWrongTOTP(t *testing.T) {
 	clk := authtest.NewClock(time.Time{})
 	p := newProvider(t, clk)
 	h, err := NewPassword(PasswordConfig{OAuthConfig: OAuthConfig{Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli", Clock: clk},
-		Username: "ada", Password: adaPass, TOTPCode: func(context.Context) (string, error) { return "000000", nil }})
+		Username: "ada", Password: auth.NewSecret(adaPass), TOTPCode: func(context.Context) (string, error) { return "000000", nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestPasswordRefreshFallback(t *testing.T) {
 			store := &auth.MemoryStore{}
 			h, err := NewPassword(PasswordConfig{OAuthConfig: OAuthConfig{
 				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli", Clock: clk, Store: store,
-			}, Username: "ada", Password: adaPass, TOTPSecret: adaTOTP})
+			}, Username: "ada", Password: auth.NewSecret(adaPass), TOTPSecret: auth.NewSecret(adaTOTP)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +144,7 @@ func TestPasswordRefreshFallback(t *testing.T) {
 			}
 			if err == nil {
 				saved, _ := store.Load(ctx, h.core.storeKey("ada"))
-				if saved == nil || saved.RefreshToken == first.RefreshToken || saved.RefreshToken != h.Current().RefreshToken {
+				if saved == nil || saved.RefreshToken.Reveal() == first.RefreshToken.Reveal() || saved.RefreshToken.Reveal() != h.Current().RefreshToken.Reveal() {
 					t.Error("the new refresh token was not persisted")
 				}
 			}

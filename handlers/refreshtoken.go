@@ -16,7 +16,7 @@ type RefreshTokenConfig struct {
 	OAuthConfig
 	// RefreshToken is the token to start from. Required. It is spent on
 	// first use; a rotated successor is kept (and saved to Store).
-	RefreshToken string
+	RefreshToken auth.Secret
 	// Username, if set, is the expected user: an ID token naming another
 	// user is refused with an error wrapping auth.ErrUserMismatch.
 	Username string
@@ -24,17 +24,6 @@ type RefreshTokenConfig struct {
 	// means "preferred_username".
 	UsernameClaim string
 }
-
-// String describes the configuration without secrets.
-func (c RefreshTokenConfig) String() string {
-	return fmt.Sprintf("RefreshTokenConfig{%s refresh=%s user=%q}", c.OAuthConfig.String(), secretPresence(c.RefreshToken), c.Username)
-}
-
-// GoString is String.
-func (c RefreshTokenConfig) GoString() string { return c.String() }
-
-// Format makes every fmt verb print String.
-func (c RefreshTokenConfig) Format(f fmt.State, verb rune) { formatAsString(f, verb, c.String()) }
 
 // RefreshToken keeps a session alive with a refresh token obtained
 // elsewhere. When the provider finally rejects the refresh token, the
@@ -44,15 +33,15 @@ func (c RefreshTokenConfig) Format(f fmt.State, verb rune) { formatAsString(f, v
 type RefreshToken struct {
 	OAuthHandler
 
-	mu      sync.Mutex // guards initial
-	initial string     // the configured refresh token, until it is spent
+	mu      sync.Mutex  // guards initial
+	initial auth.Secret // the configured refresh token, until it is spent
 }
 
 var _ auth.AuthenticationHandler = (*RefreshToken)(nil)
 
 // NewRefreshToken validates cfg and returns the handler. It performs no I/O.
 func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
-	if cfg.RefreshToken == "" {
+	if cfg.RefreshToken.IsZero() {
 		return nil, auth.ConfigError("RefreshToken: RefreshToken is required")
 	}
 	h := &RefreshToken{OAuthHandler: OAuthHandler{kind: "RefreshToken", user: cfg.Username}, initial: cfg.RefreshToken}
@@ -82,7 +71,7 @@ func (h *RefreshToken) fetch(ctx context.Context, current *auth.Token) (*auth.To
 		h.mu.Lock()
 		rt := h.initial
 		h.mu.Unlock()
-		if rt == "" {
+		if rt.IsZero() {
 			return nil, fmt.Errorf("%w: the refresh token was spent or rejected", auth.ErrLoginRequired)
 		}
 		current, fromConfig = &auth.Token{RefreshToken: rt}, true
@@ -90,7 +79,7 @@ func (h *RefreshToken) fetch(ctx context.Context, current *auth.Token) (*auth.To
 	tok, err := h.core.refresh(ctx, current)
 	if err == nil || errors.Is(err, auth.ErrInvalidGrant) || !fromConfig {
 		h.mu.Lock()
-		h.initial = "" // spent, rejected, or superseded by a newer one
+		h.initial = auth.Secret{} // spent, rejected, or superseded by a newer one
 		h.mu.Unlock()
 	}
 	if err != nil {

@@ -18,7 +18,7 @@ func TestRefreshToken(t *testing.T) {
 		t.Helper()
 		h, err := NewRefreshToken(RefreshTokenConfig{OAuthConfig: OAuthConfig{
 			Endpoints: Endpoints{Issuer: p.Issuer()}, ClientID: "cli", Clock: clk, Store: store, Scopes: scopes,
-		}, RefreshToken: rt})
+		}, RefreshToken: auth.NewSecret(rt)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,11 +35,11 @@ func TestRefreshToken(t *testing.T) {
 			t.Fatal(err)
 		}
 		cur := h.Current()
-		if cur.RefreshToken == rt || h.Username() != "ada" {
+		if cur.RefreshToken.Reveal() == rt || h.Username() != "ada" {
 			t.Errorf("refresh token not rotated or user %q", h.Username())
 		}
 		saved, _ := store.Load(ctx, h.core.storeKey(""))
-		if saved == nil || saved.RefreshToken != cur.RefreshToken {
+		if saved == nil || saved.RefreshToken.Reveal() != cur.RefreshToken.Reveal() {
 			t.Error("rotated refresh token not persisted")
 		}
 	})

@@ -57,7 +57,7 @@ func TestOIDCClientCredentials(t *testing.T) {
 			h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
 				Endpoints:    handlers.Endpoints{Issuer: iss},
 				ClientID:     tt.id,
-				ClientSecret: tt.secret,
+				ClientSecret: auth.NewSecret(tt.secret),
 				AuthStyle:    tt.style,
 				Scopes:       []string{"api:read"},
 			}})
@@ -100,7 +100,7 @@ func TestOIDCClientCredentialsWrongSecret(t *testing.T) {
 	h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
 		Endpoints:    handlers.Endpoints{Issuer: iss},
 		ClientID:     oidcCCID,
-		ClientSecret: "wrong",
+		ClientSecret: auth.NewSecret("wrong"),
 	}})
 	mustf(t, err, "NewClientCredentials")
 	t.Cleanup(func() { _ = h.Close() })

@@ -43,10 +43,10 @@ func dexRefresh(t testing.TB, d discovery, rt string) tokenAnswer {
 func currentRefresh(t testing.TB, h interface{ Current() *auth.Token }) string {
 	t.Helper()
 	tok := h.Current()
-	if tok == nil || tok.RefreshToken == "" {
+	if tok == nil || tok.RefreshToken.Reveal() == "" {
 		t.Fatalf("handler holds no refresh token")
 	}
-	return tok.RefreshToken
+	return tok.RefreshToken.Reveal()
 }
 
 func isJWT(s string) bool { return strings.Count(s, ".") == 2 }
@@ -57,13 +57,13 @@ func newDexPassword(t testing.TB, iss string, rec *recorder) *handlers.Password 
 		OAuthConfig: handlers.OAuthConfig{
 			Endpoints:    handlers.Endpoints{Issuer: iss},
 			ClientID:     dexConfidentialID,
-			ClientSecret: dexConfidentialSecret,
+			ClientSecret: auth.NewSecret(dexConfidentialSecret),
 			Scopes:       dexScopes,
 			HTTPClient:   rec.client(),
 		},
 		// Dex's local connector logs in with the email, not the username.
 		Username: userEmail,
-		Password: userPassword,
+		Password: auth.NewSecret(userPassword),
 	})
 	mustf(t, err, "NewPassword")
 	t.Cleanup(func() { _ = h.Close() })
@@ -140,10 +140,10 @@ func newDexRefreshToken(t testing.TB, iss, rt, user string, rec *recorder) *hand
 		OAuthConfig: handlers.OAuthConfig{
 			Endpoints:    handlers.Endpoints{Issuer: iss},
 			ClientID:     dexConfidentialID,
-			ClientSecret: dexConfidentialSecret,
+			ClientSecret: auth.NewSecret(dexConfidentialSecret),
 			HTTPClient:   rec.client(),
 		},
-		RefreshToken:  rt,
+		RefreshToken:  auth.NewSecret(rt),
 		Username:      user,
 		UsernameClaim: dexUsernameClaim,
 	})
@@ -245,7 +245,7 @@ func TestDexDeviceCode(t *testing.T) {
 				OAuthConfig: handlers.OAuthConfig{
 					Endpoints:    handlers.Endpoints{Issuer: iss},
 					ClientID:     tt.id,
-					ClientSecret: tt.secret,
+					ClientSecret: auth.NewSecret(tt.secret),
 					AuthStyle:    tt.style,
 					Scopes:       dexScopes,
 					HTTPClient:   rec.client(),

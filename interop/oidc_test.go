@@ -22,7 +22,7 @@ func newOIDCDevice(t *testing.T, iss, id, secret, user string, rec *recorder) (*
 		OAuthConfig: handlers.OAuthConfig{
 			Endpoints:    handlers.Endpoints{Issuer: iss},
 			ClientID:     id,
-			ClientSecret: secret,
+			ClientSecret: auth.NewSecret(secret),
 			HTTPClient:   rec.client(),
 			// Scopes: the default, openid profile offline_access.
 		},
@@ -84,7 +84,7 @@ func TestOIDCDeviceCode(t *testing.T) {
 				t.Errorf("exchanges = %v, want authorization_pending ... then 200", x)
 			}
 			tok := bearer(t, h)
-			if cur := h.Current(); cur == nil || cur.RefreshToken == "" {
+			if cur := h.Current(); cur == nil || cur.RefreshToken.Reveal() == "" {
 				t.Errorf("no refresh token from the device flow")
 			}
 			in := introspect(t, iss, tok, oidcCCID, oidcCCSecret)

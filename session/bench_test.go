@@ -24,7 +24,7 @@ const benchURL = "https://hub.example.com/api/v1/things?limit=10"
 func benchHandler(b *testing.B) auth.AuthenticationHandler {
 	e, err := auth.NewEngine(auth.EngineConfig{
 		Fetch: func(context.Context, *auth.Token) (*auth.Token, error) { return nil, nil },
-		Initial: &auth.Token{AccessToken: "bench-access-token", TokenType: "Bearer",
+		Initial: &auth.Token{AccessToken: auth.NewSecret("bench-access-token"), TokenType: "Bearer",
 			Expiry: time.Now().Add(24 * time.Hour)},
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/handlers"
 	"github.com/authkit-go/authkit/session"
@@ -28,7 +29,7 @@ func ExampleNew() {
 	defer plat.Close()
 
 	h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
-		Endpoints: handlers.Endpoints{TokenURL: prov.TokenURL()}, ClientID: "reporting", ClientSecret: "s3cret",
+		Endpoints: handlers.Endpoints{TokenURL: prov.TokenURL()}, ClientID: "reporting", ClientSecret: auth.NewSecret("s3cret"),
 	}})
 	if err != nil {
 		fmt.Println(err)

@@ -251,7 +251,7 @@ func newEngineHandler(t testing.TB, fetchErr error) *engineHandler {
 			if fetchErr != nil {
 				return nil, fetchErr
 			}
-			return &auth.Token{AccessToken: h.token(int(n)), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}, nil
+			return &auth.Token{AccessToken: auth.NewSecret(h.token(int(n))), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}, nil
 		},
 	})
 	if err != nil {

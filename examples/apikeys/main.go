@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/grpcauth"
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "platform: hub %s, access manager %s, message service %s\n",
 		plat.HubURL(), plat.AccessManagerURL(), plat.MessageServiceAddr())
 
-	h, err := handlers.NewAPIKeys(handlers.APIKeysConfig{KeyID: keyID, Key: keySecret, Username: keyOwner})
+	h, err := handlers.NewAPIKeys(handlers.APIKeysConfig{KeyID: keyID, Key: auth.NewSecret(keySecret), Username: keyOwner})
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "message service: WhoAmI -> %s (user %s, by %s)\n", me.Subject, me.Username, me.Method)
 
 	// A key the platform does not know is refused everywhere.
-	wrong, err := handlers.NewAPIKeys(handlers.APIKeysConfig{KeyID: keyID, Key: "ak_live_not-the-right-secret", Username: keyOwner})
+	wrong, err := handlers.NewAPIKeys(handlers.APIKeysConfig{KeyID: keyID, Key: auth.NewSecret("ak_live_not-the-right-secret"), Username: keyOwner})
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/handlers"
@@ -81,7 +82,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		OAuthConfig: handlers.OAuthConfig{
 			Endpoints:    handlers.Endpoints{Issuer: *issuer}, // the rest is discovered
 			ClientID:     *clientID,
-			ClientSecret: *clientSecret,
+			ClientSecret: auth.NewSecret(*clientSecret),
 			Scopes:       strings.Fields(*scopes),
 			Audience:     *audience,
 		},
@@ -98,7 +99,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	tok := h.Current()
 	out.Printf("\nLogged in as %s. Access token %s, valid until %s; refresh token %s.\n",
-		orUnknown(h.Username()), demo.Value("Bearer "+tok.AccessToken), tok.Expiry.Format(time.TimeOnly), presence(tok.RefreshToken))
+		orUnknown(h.Username()), demo.Value("Bearer "+tok.AccessToken.Reveal()), tok.Expiry.Format(time.TimeOnly), presence(tok.RefreshToken.Reveal()))
 
 	if *hub == "" {
 		return nil

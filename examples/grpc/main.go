@@ -30,6 +30,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/grpcauth"
@@ -88,7 +89,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
 			Endpoints:    handlers.Endpoints{TokenURL: idp.TokenURL()},
 			ClientID:     tt.client,
-			ClientSecret: tt.secret,
+			ClientSecret: auth.NewSecret(tt.secret),
 			Scopes:       tt.scopes,
 		}})
 		if err != nil {
@@ -103,7 +104,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	// An API key the service knows.
-	key, err := handlers.NewAPIKeys(handlers.APIKeysConfig{KeyID: "ops", Key: "ops-key-0c4e1b77a9", Username: "ops-team"})
+	key, err := handlers.NewAPIKeys(handlers.APIKeysConfig{KeyID: "ops", Key: auth.NewSecret("ops-key-0c4e1b77a9"), Username: "ops-team"})
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func serve(idp *authtest.Provider, out *demo.Out) (addr string, stop func(), err
 	keys, err := grpcauth.NewAPIKeyValidator(grpcauth.APIKeyConfig{
 		Lookup: func(_ context.Context, id string) (*grpcauth.APIKey, error) {
 			if subtle.ConstantTimeCompare([]byte(id), []byte("ops")) == 1 {
-				return &grpcauth.APIKey{Secret: "ops-key-0c4e1b77a9", Username: "ops-team"}, nil
+				return &grpcauth.APIKey{Secret: auth.NewSecret("ops-key-0c4e1b77a9"), Username: "ops-team"}, nil
 			}
 			return nil, nil // unknown key
 		},

@@ -226,7 +226,7 @@ func (w *world) oauth(tag, clientID, secret string) (handlers.OAuthConfig, *atom
 			JWKSURL:                w.prov.JWKSURL(),
 		},
 		ClientID:     clientID,
-		ClientSecret: secret,
+		ClientSecret: auth.NewSecret(secret),
 		HTTPClient:   &http.Client{Transport: &tokenCounter{n: n, out: w.out, tag: tag, verbose: w.verbose}},
 	}, n
 }
@@ -235,7 +235,7 @@ func (w *world) oauth(tag, clientID, secret string) (handlers.OAuthConfig, *atom
 func (w *world) flows() []flow {
 	return []flow{
 		{"API keys", func() (auth.AuthenticationHandler, *atomic.Int64, error) {
-			h, err := handlers.NewAPIKeys(handlers.APIKeysConfig{KeyID: apiKeyID, Key: apiKeySecret, Username: "ci-bot"})
+			h, err := handlers.NewAPIKeys(handlers.APIKeysConfig{KeyID: apiKeyID, Key: auth.NewSecret(apiKeySecret), Username: "ci-bot"})
 			return h, nil, err
 		}},
 		{"externally managed JWT", func() (auth.AuthenticationHandler, *atomic.Int64, error) {
@@ -286,8 +286,8 @@ func (w *world) flows() []flow {
 			h, err := handlers.NewPassword(handlers.PasswordConfig{
 				OAuthConfig: cfg,
 				Username:    "linus",
-				Password:    linusPassword,
-				TOTPSecret:  totpSecret, // a code is computed at each login
+				Password:    auth.NewSecret(linusPassword),
+				TOTPSecret:  auth.NewSecret(totpSecret), // a code is computed at each login
 			})
 			return h, n, err
 		}},
@@ -295,7 +295,7 @@ func (w *world) flows() []flow {
 			cfg, n := w.oauth("[refresh token]", publicClient, "")
 			// A refresh token margaret obtained earlier, e.g. in another program.
 			rt := w.prov.IssueRefreshToken("margaret", publicClient, []string{"openid", "profile"})
-			h, err := handlers.NewRefreshToken(handlers.RefreshTokenConfig{OAuthConfig: cfg, RefreshToken: rt})
+			h, err := handlers.NewRefreshToken(handlers.RefreshTokenConfig{OAuthConfig: cfg, RefreshToken: auth.NewSecret(rt)})
 			return h, n, err
 		}},
 	}
@@ -379,7 +379,7 @@ func (w *world) runFlow(ctx context.Context, f flow) (r row) {
 			return fail(fmt.Errorf("waiting for the token to expire: %w", err))
 		}
 		w.expired.Add(1)
-		if err := w.refused(ctx, first.AccessToken); err != nil {
+		if err := w.refused(ctx, first.AccessToken.Reveal()); err != nil {
 			return fail(err)
 		}
 		if w.verbose {

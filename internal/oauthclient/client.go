@@ -24,6 +24,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/backoff"
+	"github.com/authkit-go/authkit/internal/redact"
 )
 
 // AuthStyle says how the client authenticates to the token endpoint
@@ -63,7 +64,7 @@ type Config struct {
 	// ClientID identifies the client. Required.
 	ClientID string
 	// ClientSecret authenticates a confidential client.
-	ClientSecret string
+	ClientSecret auth.Secret
 	// AuthStyle says where ClientID and ClientSecret go.
 	AuthStyle AuthStyle
 	// HTTPClient sends the requests; nil means http.DefaultClient. The
@@ -80,13 +81,14 @@ type Config struct {
 
 // Client posts forms to OAuth endpoints. It is safe for concurrent use.
 type Client struct {
-	clientID, secret string
-	style            AuthStyle
-	rt               http.RoundTripper
-	timeout          time.Duration // the HTTPClient's Timeout, per request
-	clock            auth.Clock
-	retry            RetryPolicy
-	log              *slog.Logger
+	clientID string
+	secret   auth.Secret
+	style    AuthStyle
+	rt       http.RoundTripper
+	timeout  time.Duration // the HTTPClient's Timeout, per request
+	clock    auth.Clock
+	retry    RetryPolicy
+	log      *slog.Logger
 }
 
 // discardLogger is the logger of clients given none.
@@ -135,11 +137,12 @@ type Response struct {
 func (c *Client) Token(ctx context.Context, tokenURL string, form url.Values) (*auth.Token, error) {
 	form = c.authenticate(form)
 	sent := c.clock.Now()
-	resp, err := c.once(ctx, tokenURL, form.Encode())
+	scrub := c.scrubber(form)
+	resp, err := c.once(ctx, tokenURL, form.Encode(), scrub)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, sent)
+	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, sent, scrub)
 	return tok, c.withRetryAfter(err, resp)
 }
 
@@ -153,8 +156,9 @@ func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*R
 	form = c.authenticate(form)
 	body := form.Encode()
 	grant := form.Get("grant_type")
+	scrub := c.scrubber(form)
 	for attempt := 1; ; attempt++ {
-		resp, err := c.once(ctx, endpoint, body)
+		resp, err := c.once(ctx, endpoint, body, scrub)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err
@@ -165,7 +169,7 @@ func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*R
 			}
 		} else if !retryableStatus(resp.StatusCode) {
 			return resp, nil
-		} else if oe := ParseError(resp.StatusCode, resp.Body); oe != nil && !retryableCode(oe.Code) {
+		} else if oe := ParseError(resp.StatusCode, resp.Body, scrub); oe != nil && !retryableCode(oe.Code) {
 			return nil, c.withRetryAfter(oe, resp)
 		}
 		status, wait := 0, time.Duration(0)
@@ -215,14 +219,42 @@ func (c *Client) authenticate(form url.Values) url.Values {
 	switch c.style {
 	case AuthPost:
 		f.Set("client_id", c.clientID)
-		f.Set("client_secret", c.secret)
+		f.Set("client_secret", c.secret.Reveal())
 	case AuthNone:
 		f.Set("client_id", c.clientID)
 	}
 	return f
 }
 
-func (c *Client) once(ctx context.Context, endpoint, body string) (*Response, error) {
+// publicParams are form parameters that carry no secret: left in the
+// provider's error texts, which are clearer with them.
+var publicParams = map[string]bool{
+	"grant_type": true, "scope": true, "client_id": true, "username": true, "audience": true,
+	"resource": true, "redirect_uri": true, "code_challenge_method": true,
+}
+
+// scrubber removes, from what the provider answers, every value of form
+// but the public ones, and the client's credentials in every form they
+// were sent in, so that a provider that echoes the request cannot make an
+// error or a log record carry a secret.
+func (c *Client) scrubber(form url.Values) *redact.Scrubber {
+	s := &redact.Scrubber{}
+	for k, vv := range form {
+		if publicParams[k] {
+			continue
+		}
+		for _, v := range vv {
+			s.Add(v)
+		}
+	}
+	if secret := c.secret.Reveal(); secret != "" {
+		s.Add(secret)
+		s.Add(url.QueryEscape(c.clientID) + ":" + url.QueryEscape(secret)) // the Basic header's value, and its base64
+	}
+	return s
+}
+
+func (c *Client) once(ctx context.Context, endpoint, body string, scrub *redact.Scrubber) (*Response, error) {
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -235,7 +267,7 @@ func (c *Client) once(ctx context.Context, endpoint, body string) (*Response, er
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	if c.style == AuthBasic {
-		cred := url.QueryEscape(c.clientID) + ":" + url.QueryEscape(c.secret)
+		cred := url.QueryEscape(c.clientID) + ":" + url.QueryEscape(c.secret.Reveal())
 		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
 	}
 	resp, err := c.rt.RoundTrip(req)
@@ -256,7 +288,7 @@ func (c *Client) once(ctx context.Context, endpoint, body string) (*Response, er
 		return nil, &auth.ResponseError{
 			StatusCode:  resp.StatusCode,
 			ContentType: resp.Header.Get("Content-Type"),
-			Excerpt:     Excerpt(data),
+			Excerpt:     redact.Excerpt(data, scrub),
 			Reason:      fmt.Sprintf("body exceeds %d bytes", MaxBodySize),
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/internal/redact"
 )
 
 const secret = "s3cr3t-client-secret-value"
@@ -103,12 +105,12 @@ func TestPostWireFormat(t *testing.T) {
 			}))
 			defer srv.Close()
 			clk := authtest.NewClock(time.Time{})
-			c := New(Config{ClientID: tt.clientID, ClientSecret: tt.secretVal, AuthStyle: tt.style, Clock: clk})
+			c := New(Config{ClientID: tt.clientID, ClientSecret: auth.NewSecret(tt.secretVal), AuthStyle: tt.style, Clock: clk})
 			tok, err := c.Token(context.Background(), srv.URL, url.Values{"grant_type": {"client_credentials"}, "scope": {"a b"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tok.AccessToken != "at" || !tok.Expiry.Equal(clk.Now().Add(time.Minute)) {
+			if tok.AccessToken.Reveal() != "at" || !tok.Expiry.Equal(clk.Now().Add(time.Minute)) {
 				t.Errorf("token = %v", tok)
 			}
 			if n := requests.Load(); n != 1 {
@@ -124,7 +126,7 @@ func postToken(c *Client, ctx context.Context, endpoint string, form url.Values)
 	if err != nil {
 		return nil, err
 	}
-	return ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now())
+	return ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now(), nil)
 }
 
 func TestPostRetries(t *testing.T) {
@@ -312,7 +314,7 @@ func TestPostNetworkErrorRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.AccessToken != "at" || n.Load() != 2 {
+	if tok.AccessToken.Reveal() != "at" || n.Load() != 2 {
 		t.Errorf("token %v after %d requests", tok, n.Load())
 	}
 }
@@ -371,7 +373,7 @@ func TestPostNoRedirects(t *testing.T) {
 		http.Redirect(w, r, evil.URL, http.StatusTemporaryRedirect)
 	}))
 	defer srv.Close()
-	c := New(Config{ClientID: "c", ClientSecret: secret, AuthStyle: AuthPost})
+	c := New(Config{ClientID: "c", ClientSecret: auth.NewSecret(secret), AuthStyle: AuthPost})
 	_, err := c.Token(context.Background(), srv.URL, url.Values{"grant_type": {"client_credentials"}})
 	var re *auth.ResponseError
 	if !errors.As(err, &re) || re.StatusCode != http.StatusTemporaryRedirect {
@@ -412,7 +414,7 @@ func TestMalformedAnswers(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			c := New(Config{ClientID: "c", ClientSecret: secret, AuthStyle: AuthPost, Retry: NoRetry})
+			c := New(Config{ClientID: "c", ClientSecret: auth.NewSecret(secret), AuthStyle: AuthPost, Retry: NoRetry})
 			_, err := c.Token(context.Background(), srv.URL, url.Values{"grant_type": {"password"}, "password": {"hunter2-password"}})
 			var re *auth.ResponseError
 			if !errors.As(err, &re) {
@@ -421,7 +423,7 @@ func TestMalformedAnswers(t *testing.T) {
 			if re.StatusCode != tt.status || !strings.Contains(re.Reason, tt.wantReason) {
 				t.Errorf("err = %+v, want status %d reason %q", re, tt.status, tt.wantReason)
 			}
-			if len(re.Excerpt) > 4*ExcerptSize || strings.Contains(err.Error(), "AAAAAAAAAAAAAAAAAAAA") {
+			if len(re.Excerpt) > 4*redact.ExcerptSize || strings.Contains(err.Error(), "AAAAAAAAAAAAAAAAAAAA") {
 				t.Errorf("excerpt too long or carries the token: %q", re.Excerpt)
 			}
 			for _, s := range []string{secret, "hunter2-password"} {
@@ -443,20 +445,20 @@ func TestParseTokenResponse(t *testing.T) {
 		body string
 		want *auth.Token
 	}{
-		{"minimal", `{"access_token":"a"}`, &auth.Token{AccessToken: "a"}},
+		{"minimal", `{"access_token":"a"}`, &auth.Token{AccessToken: auth.NewSecret("a")}},
 		{"full", `{"access_token":"a","token_type":"Bearer","refresh_token":"r","id_token":"i","scope":"x y","expires_in":300,"refresh_expires_in":1800}`,
-			&auth.Token{AccessToken: "a", TokenType: "Bearer", RefreshToken: "r", IDToken: "i", Scope: "x y", Expiry: now.Add(5 * time.Minute), RefreshExpiry: now.Add(30 * time.Minute)}},
-		{"expires_in string", `{"access_token":"a","expires_in":"3600"}`, &auth.Token{AccessToken: "a", Expiry: now.Add(time.Hour)}},
-		{"expires_in float", `{"access_token":"a","expires_in":1.5}`, &auth.Token{AccessToken: "a", Expiry: now.Add(1500 * time.Millisecond)}},
-		{"expires_in null", `{"access_token":"a","expires_in":null}`, &auth.Token{AccessToken: "a"}},
-		{"refresh_expires_in 0 means none", `{"access_token":"a","refresh_token":"r","refresh_expires_in":0}`, &auth.Token{AccessToken: "a", RefreshToken: "r"}},
-		{"huge expires_in capped", `{"access_token":"a","expires_in":1e300}`, &auth.Token{AccessToken: "a", Expiry: now.Add(maxLifetime)}},
-		{"scope list", `{"access_token":"a","scope":["x","y"]}`, &auth.Token{AccessToken: "a", Scope: "x y"}},
-		{"extra kept", `{"access_token":"a","session_state":"s","not-before-policy":0}`, &auth.Token{AccessToken: "a", Extra: map[string]any{"session_state": "s", "not-before-policy": jsonNumber("0")}}},
+			&auth.Token{AccessToken: auth.NewSecret("a"), TokenType: "Bearer", RefreshToken: auth.NewSecret("r"), IDToken: auth.NewSecret("i"), Scope: "x y", Expiry: now.Add(5 * time.Minute), RefreshExpiry: now.Add(30 * time.Minute)}},
+		{"expires_in string", `{"access_token":"a","expires_in":"3600"}`, &auth.Token{AccessToken: auth.NewSecret("a"), Expiry: now.Add(time.Hour)}},
+		{"expires_in float", `{"access_token":"a","expires_in":1.5}`, &auth.Token{AccessToken: auth.NewSecret("a"), Expiry: now.Add(1500 * time.Millisecond)}},
+		{"expires_in null", `{"access_token":"a","expires_in":null}`, &auth.Token{AccessToken: auth.NewSecret("a")}},
+		{"refresh_expires_in 0 means none", `{"access_token":"a","refresh_token":"r","refresh_expires_in":0}`, &auth.Token{AccessToken: auth.NewSecret("a"), RefreshToken: auth.NewSecret("r")}},
+		{"huge expires_in capped", `{"access_token":"a","expires_in":1e300}`, &auth.Token{AccessToken: auth.NewSecret("a"), Expiry: now.Add(maxLifetime)}},
+		{"scope list", `{"access_token":"a","scope":["x","y"]}`, &auth.Token{AccessToken: auth.NewSecret("a"), Scope: "x y"}},
+		{"extra kept", `{"access_token":"a","session_state":"s","not-before-policy":0}`, &auth.Token{AccessToken: auth.NewSecret("a"), Extra: map[string]auth.Secret{"session_state": auth.NewSecret("s"), "not-before-policy": auth.NewSecret("0")}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseTokenResponse(200, http.Header{}, []byte(tt.body), now)
+			got, err := ParseTokenResponse(200, http.Header{}, []byte(tt.body), now, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -480,7 +482,7 @@ func TestParseOAuthErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseTokenResponse(tt.status, nil, []byte(tt.body), time.Now())
+			_, err := ParseTokenResponse(tt.status, nil, []byte(tt.body), time.Now(), nil)
 			var oe *auth.OAuthError
 			if !errors.As(err, &oe) {
 				t.Fatalf("err = %v", err)
@@ -494,20 +496,20 @@ func TestParseOAuthErrors(t *testing.T) {
 
 func TestRefreshedKeepsOldRefreshToken(t *testing.T) {
 	exp := time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC)
-	old := &auth.Token{AccessToken: "a1", RefreshToken: "r1", RefreshExpiry: exp}
+	old := &auth.Token{AccessToken: auth.NewSecret("a1"), RefreshToken: auth.NewSecret("r1"), RefreshExpiry: exp}
 	tests := []struct {
 		name     string
 		fresh    *auth.Token
 		wantRT   string
 		wantRExp time.Time
 	}{
-		{"omitted", &auth.Token{AccessToken: "a2"}, "r1", exp},
-		{"rotated", &auth.Token{AccessToken: "a2", RefreshToken: "r2"}, "r2", time.Time{}},
+		{"omitted", &auth.Token{AccessToken: auth.NewSecret("a2")}, "r1", exp},
+		{"rotated", &auth.Token{AccessToken: auth.NewSecret("a2"), RefreshToken: auth.NewSecret("r2")}, "r2", time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Refreshed(old, tt.fresh)
-			if got.RefreshToken != tt.wantRT || !got.RefreshExpiry.Equal(tt.wantRExp) {
+			if got.RefreshToken.Reveal() != tt.wantRT || !got.RefreshExpiry.Equal(tt.wantRExp) {
 				t.Errorf("got %q %v", got.RefreshToken, got.RefreshExpiry)
 			}
 		})
@@ -516,7 +518,7 @@ func TestRefreshedKeepsOldRefreshToken(t *testing.T) {
 
 func TestExcerptRedacts(t *testing.T) {
 	body := []byte("<html>\n<b>error</b> access_token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc refresh=8xLOxBtZp8Q2Rm1lYm9n</html>")
-	got := Excerpt(body)
+	got := redact.Excerpt(body, nil)
 	if strings.Contains(got, "eyJ") || strings.Contains(got, "8xLOxBtZp8Q2") || strings.ContainsAny(got, "\n\r") {
 		t.Errorf("excerpt = %q", got)
 	}
@@ -534,16 +536,16 @@ func TestParseDeviceAuthResponse(t *testing.T) {
 		wantErr string
 	}{
 		{"full", `{"device_code":"dc","user_code":"ABCD-EFGH","verification_uri":"https://v","verification_uri_complete":"https://v?c=ABCD-EFGH","expires_in":600,"interval":7}`,
-			&DeviceAuth{DeviceCode: "dc", UserCode: "ABCD-EFGH", VerificationURI: "https://v", VerificationURIComplete: "https://v?c=ABCD-EFGH", Expiry: now.Add(10 * time.Minute), Interval: 7 * time.Second}, ""},
+			&DeviceAuth{DeviceCode: auth.NewSecret("dc"), UserCode: "ABCD-EFGH", VerificationURI: "https://v", VerificationURIComplete: "https://v?c=ABCD-EFGH", Expiry: now.Add(10 * time.Minute), Interval: 7 * time.Second}, ""},
 		{"google spelling, string numbers", `{"device_code":"dc","user_code":"U","verification_url":"https://v","expires_in":"600"}`,
-			&DeviceAuth{DeviceCode: "dc", UserCode: "U", VerificationURI: "https://v", Expiry: now.Add(10 * time.Minute)}, ""},
+			&DeviceAuth{DeviceCode: auth.NewSecret("dc"), UserCode: "U", VerificationURI: "https://v", Expiry: now.Add(10 * time.Minute)}, ""},
 		{"no device code", `{"user_code":"U","verification_uri":"https://v","expires_in":600}`, nil, "no device_code"},
 		{"no expires_in", `{"device_code":"dc","user_code":"U","verification_uri":"https://v"}`, nil, "no expires_in"},
 		{"interval abc", `{"device_code":"dc","user_code":"U","verification_uri":"https://v","expires_in":600,"interval":"abc"}`, nil, "interval is not a number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseDeviceAuthResponse(200, http.Header{}, []byte(tt.body), now)
+			got, err := ParseDeviceAuthResponse(200, http.Header{}, []byte(tt.body), now, nil)
 			if tt.wantErr != "" {
 				var re *auth.ResponseError
 				if !errors.As(err, &re) || !strings.Contains(re.Reason, tt.wantErr) {
@@ -557,8 +559,8 @@ func TestParseDeviceAuthResponse(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %#v", got)
 			}
-			if strings.Contains(got.String(), "dc") {
-				t.Errorf("String shows the device code: %s", got)
+			if s := fmt.Sprintf("%+v %#v", got, got); strings.Contains(s, `"dc"`) || strings.Contains(s, ":dc") {
+				t.Errorf("printing shows the device code: %s", s)
 			}
 		})
 	}
@@ -579,7 +581,7 @@ func FuzzParseTokenResponse(f *testing.F) {
 	}
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		tok, err := ParseTokenResponse(status, http.Header{}, body, now)
+		tok, err := ParseTokenResponse(status, http.Header{}, body, now, nil)
 		if (tok == nil) == (err == nil) {
 			t.Fatalf("token %v and error %v", tok, err)
 		}
@@ -589,12 +591,12 @@ func FuzzParseTokenResponse(f *testing.F) {
 			if !errors.As(err, &re) && !errors.As(err, &oe) {
 				t.Fatalf("untyped error %T: %v", err, err)
 			}
-			if re != nil && len(re.Excerpt) > 4*ExcerptSize {
+			if re != nil && len(re.Excerpt) > 4*redact.ExcerptSize {
 				t.Fatalf("excerpt of %d bytes", len(re.Excerpt))
 			}
 			return
 		}
-		if tok.AccessToken == "" {
+		if tok.AccessToken.Reveal() == "" {
 			t.Fatal("token without access token")
 		}
 		if !tok.Expiry.IsZero() && (tok.Expiry.Before(now) || tok.Expiry.After(now.Add(maxLifetime))) {

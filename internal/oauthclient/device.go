@@ -6,13 +6,15 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/redact"
 )
 
 // DeviceAuth is a device authorization answer
-// (https://www.rfc-editor.org/rfc/rfc8628#section-3.2). DeviceCode is a
-// secret; String never shows it.
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3.2).
 type DeviceAuth struct {
-	DeviceCode              string
+	DeviceCode              auth.Secret
 	UserCode                string
 	VerificationURI         string
 	VerificationURIComplete string
@@ -22,11 +24,6 @@ type DeviceAuth struct {
 	Interval time.Duration
 }
 
-// String describes the answer without the device code.
-func (d *DeviceAuth) String() string {
-	return fmt.Sprintf("DeviceAuth{user_code=%s uri=%s expiry=%s}", d.UserCode, d.VerificationURI, d.Expiry.UTC().Format(time.RFC3339))
-}
-
 // DeviceAuthorization posts form (client_id added, scope as given) to the
 // device authorization endpoint and parses the answer.
 func (c *Client) DeviceAuthorization(ctx context.Context, endpoint string, form url.Values) (*DeviceAuth, error) {
@@ -34,32 +31,33 @@ func (c *Client) DeviceAuthorization(ctx context.Context, endpoint string, form 
 	if err != nil {
 		return nil, err
 	}
-	return ParseDeviceAuthResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now())
+	return ParseDeviceAuthResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now(), c.scrubber(form))
 }
 
 // ParseDeviceAuthResponse parses a device authorization answer, as
 // tolerantly as ParseTokenResponse; "verification_url" (Google's spelling)
 // is accepted for verification_uri.
-func ParseDeviceAuthResponse(status int, header http.Header, body []byte, now time.Time) (*DeviceAuth, error) {
-	obj, rerr := decodeObject(status, header, body)
-	if oe := oauthError(status, obj); oe != nil {
+func ParseDeviceAuthResponse(status int, header http.Header, body []byte, now time.Time, scrub *redact.Scrubber) (*DeviceAuth, error) {
+	obj, rerr := decodeObject(status, header, body, scrub)
+	if oe := oauthError(status, obj, scrub); oe != nil {
 		return nil, oe
 	}
 	if rerr != nil {
 		return nil, rerr
 	}
 	bad := func(reason string, args ...any) error {
-		return responseError(status, header, body, fmt.Sprintf(reason, args...))
+		return responseError(status, header, body, fmt.Sprintf(reason, args...), scrub)
 	}
 	if status < 200 || status > 299 {
 		return nil, bad("HTTP status %d without an OAuth error", status)
 	}
 	d := &DeviceAuth{}
+	var code string
 	for _, f := range []struct {
 		keys []string
 		dst  *string
 	}{
-		{[]string{"device_code"}, &d.DeviceCode},
+		{[]string{"device_code"}, &code},
 		{[]string{"user_code"}, &d.UserCode},
 		{[]string{"verification_uri", "verification_url"}, &d.VerificationURI},
 		{[]string{"verification_uri_complete", "verification_url_complete"}, &d.VerificationURIComplete},
@@ -77,8 +75,9 @@ func ParseDeviceAuthResponse(status int, header http.Header, body []byte, now ti
 			break
 		}
 	}
+	d.DeviceCode = auth.NewSecret(code)
 	switch {
-	case d.DeviceCode == "":
+	case code == "":
 		return nil, bad("no device_code")
 	case d.UserCode == "":
 		return nil, bad("no user_code")

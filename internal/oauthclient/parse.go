@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/redact"
 )
 
 // maxLifetime caps expires_in values, so that absurd numbers neither
@@ -25,22 +24,26 @@ const maxLifetime = 10 * 365 * 24 * time.Hour
 // *auth.OAuthError (https://www.rfc-editor.org/rfc/rfc6749#section-5.2).
 // Anything else — not JSON, empty, a field of the wrong type, no
 // access_token — is an *auth.ResponseError. Expiries count from now.
-func ParseTokenResponse(status int, header http.Header, body []byte, now time.Time) (*auth.Token, error) {
-	obj, rerr := decodeObject(status, header, body)
-	if oe := oauthError(status, obj); oe != nil {
+//
+// scrub removes the values the request sent from every text of an error
+// (providers echo requests); nil removes only token-like runs.
+func ParseTokenResponse(status int, header http.Header, body []byte, now time.Time, scrub *redact.Scrubber) (*auth.Token, error) {
+	obj, rerr := decodeObject(status, header, body, scrub)
+	if oe := oauthError(status, obj, scrub); oe != nil {
 		return nil, oe
 	}
 	if rerr != nil {
 		return nil, rerr
 	}
 	bad := func(reason string, args ...any) error {
-		return responseError(status, header, body, fmt.Sprintf(reason, args...))
+		return responseError(status, header, body, fmt.Sprintf(reason, args...), scrub)
 	}
 	if status < 200 || status > 299 {
 		return nil, bad("HTTP status %d without an OAuth error", status)
 	}
 	tok := &auth.Token{}
 	var err error
+	var access, refresh, id string
 	str := func(key string, dst *string) {
 		if err != nil {
 			return
@@ -56,7 +59,7 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 		}
 		*dst = s
 	}
-	str("access_token", &tok.AccessToken)
+	str("access_token", &access)
 	str("token_type", &tok.TokenType)
 	switch tok.TokenType { // held by every token: share the usual spellings
 	case "Bearer":
@@ -64,14 +67,15 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 	case "bearer":
 		tok.TokenType = "bearer"
 	}
-	str("refresh_token", &tok.RefreshToken)
-	str("id_token", &tok.IDToken)
+	str("refresh_token", &refresh)
+	str("id_token", &id)
 	if err != nil {
 		return nil, err
 	}
-	if tok.AccessToken == "" {
+	if access == "" {
 		return nil, bad("no access_token")
 	}
+	tok.AccessToken, tok.RefreshToken, tok.IDToken = auth.NewSecret(access), auth.NewSecret(refresh), auth.NewSecret(id)
 	switch v := obj["scope"].(type) {
 	case nil:
 	case string:
@@ -106,63 +110,65 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 			continue
 		}
 		if tok.Extra == nil {
-			tok.Extra = make(map[string]any)
+			tok.Extra = make(map[string]auth.Secret)
 		}
-		tok.Extra[k] = v
+		tok.Extra[k] = auth.NewSecret(extraText(v))
 	}
 	return tok, nil
 }
 
+// extraText is how a JSON value of the answer is kept in Token.Extra: a
+// string as itself, any other value as its JSON text.
+func extraText(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
 // ParseError returns the OAuth error that body carries, or nil when it is
 // not a JSON object with a string "error" field.
-func ParseError(status int, body []byte) *auth.OAuthError {
-	obj, err := decodeObject(status, nil, body)
+func ParseError(status int, body []byte, scrub *redact.Scrubber) *auth.OAuthError {
+	obj, err := decodeObject(status, nil, body, scrub)
 	if err != nil {
 		return nil
 	}
-	return oauthError(status, obj)
+	return oauthError(status, obj, scrub)
 }
 
-func oauthError(status int, obj map[string]any) *auth.OAuthError {
+func oauthError(status int, obj map[string]any, scrub *redact.Scrubber) *auth.OAuthError {
 	code, ok := obj["error"].(string)
 	if !ok || code == "" {
 		return nil
 	}
-	e := &auth.OAuthError{Code: clean(code, 100), StatusCode: status}
+	e := &auth.OAuthError{Code: redact.Text(code, 100, scrub), StatusCode: status}
 	if s, ok := obj["error_description"].(string); ok {
-		e.Description = clean(s, 300)
+		e.Description = redact.Text(s, 300, scrub)
 	}
 	if s, ok := obj["error_uri"].(string); ok {
-		e.URI = clean(s, 300)
+		e.URI = redact.Text(s, 300, scrub)
 	}
 	return e
 }
 
-// clean bounds a provider-supplied text and removes token-like runs from it.
-func clean(s string, n int) string {
-	if len(s) > n {
-		s = s[:n]
-	}
-	return sanitize(s)
-}
-
-func decodeObject(status int, header http.Header, body []byte) (map[string]any, error) {
+func decodeObject(status int, header http.Header, body []byte, scrub *redact.Scrubber) (map[string]any, error) {
 	trimmed := bytesTrim(body)
 	if len(trimmed) == 0 {
-		return nil, responseError(status, header, body, "empty body")
+		return nil, responseError(status, header, body, "empty body", scrub)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(trimmed)))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, responseError(status, header, body, "body is not JSON")
+		return nil, responseError(status, header, body, "body is not JSON", scrub)
 	}
 	if dec.More() {
-		return nil, responseError(status, header, body, "trailing data after the JSON object")
+		return nil, responseError(status, header, body, "trailing data after the JSON object", scrub)
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, responseError(status, header, body, fmt.Sprintf("body is %s, want a JSON object", typeName(v)))
+		return nil, responseError(status, header, body, fmt.Sprintf("body is %s, want a JSON object", typeName(v)), scrub)
 	}
 	return obj, nil
 }
@@ -217,62 +223,20 @@ func typeName(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-func responseError(status int, header http.Header, body []byte, reason string) *auth.ResponseError {
+func responseError(status int, header http.Header, body []byte, reason string, scrub *redact.Scrubber) *auth.ResponseError {
 	return &auth.ResponseError{
 		StatusCode:  status,
-		ContentType: clean(header.Get("Content-Type"), 100),
-		Excerpt:     Excerpt(body),
+		ContentType: redact.Text(header.Get("Content-Type"), 100, nil),
+		Excerpt:     redact.Excerpt(body, scrub),
 		Reason:      reason,
 	}
-}
-
-// ExcerptSize is the longest excerpt of a body kept in an error.
-const ExcerptSize = 160
-
-var tokenLike = regexp.MustCompile(`[A-Za-z0-9+/_=.~-]{20,}`)
-
-// Excerpt returns a short, printable prefix of body with every token-like
-// run (20 or more base64url, base64 or JWT characters with a digit or
-// mixed case, or any such run of 40 or more) replaced by
-// "[redacted]", so that a misbehaving server cannot make an error carry a
-// secret.
-func Excerpt(body []byte) string {
-	b := body
-	if len(b) > 4*ExcerptSize {
-		b = b[:4*ExcerptSize]
-	}
-	s := strings.ToValidUTF8(string(b), "")
-	s = sanitize(s)
-	if utf8.RuneCountInString(s) > ExcerptSize {
-		r := []rune(s)
-		s = string(r[:ExcerptSize]) + "…"
-	}
-	return s
-}
-
-func sanitize(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	s = tokenLike.ReplaceAllStringFunc(s, func(run string) string {
-		// Words such as "authorization_pending" stay; runs with digits or
-		// mixed case are what tokens, codes and secrets look like.
-		if len(run) >= 40 || strings.ContainsAny(run, "0123456789") || strings.ToLower(run) != run && strings.ToUpper(run) != run {
-			return "[redacted]"
-		}
-		return run
-	})
-	return strings.Join(strings.Fields(s), " ")
 }
 
 // Refreshed completes the answer to a refresh request: when the provider
 // sent no new refresh token, the old one stays in use
 // (https://www.rfc-editor.org/rfc/rfc6749#section-6), with its expiry.
 func Refreshed(old, fresh *auth.Token) *auth.Token {
-	if fresh == nil || old == nil || fresh.RefreshToken != "" {
+	if fresh == nil || old == nil || !fresh.RefreshToken.IsZero() {
 		return fresh
 	}
 	fresh.RefreshToken = old.RefreshToken

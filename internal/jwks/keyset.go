@@ -1,0 +1,211 @@
+// Package jwks verifies JWTs with keys from a remote JWK Set
+// (https://www.rfc-editor.org/rfc/rfc7517#section-5) and/or static keys.
+//
+// A [KeySet] fetches on demand, one fetch at a time, like go-oidc's
+// RemoteKeySet: the fetch runs on the KeySet's own lifetime, each caller
+// waits for it only as long as its own ctx allows, and the lock is never held
+// during I/O. A [Verifier] checks a token's signature with those keys,
+// accepting only allow-listed algorithms whose key type matches.
+package jwks
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/authkit-go/authkit/auth"
+)
+
+// Config configures a [KeySet]. URL is required; the zero value of every
+// other field is a documented default.
+type Config struct {
+	// URL is the JWK Set's address. The caller has already checked that it
+	// is https, or http to a loopback address.
+	URL string
+	// HTTPClient fetches the set; nil means a client of its own with a 30 s
+	// timeout. Whatever the client, redirects from https to another scheme
+	// are refused and at most 10 redirects are followed. A client without
+	// a timeout gets one of 30 s per fetch.
+	HTTPClient *http.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// TTL is how long a fetched set is used before a use refetches it;
+	// zero means 1 hour. The stale set keeps serving the kids it has while
+	// the refetch runs, and after it fails.
+	TTL time.Duration
+	// MinRefresh is the least time between two fetches, whether a TTL
+	// expiry or a token naming an unknown kid asks for it; zero means 1
+	// minute. Before any set was fetched, a failed fetch is retried after
+	// min(MinRefresh, 1 s).
+	MinRefresh time.Duration
+	// Logger receives the failures of fetches (status and reason, never
+	// the body); nil means silent.
+	Logger *slog.Logger
+}
+
+// fetchTimeout bounds a fetch when the HTTP client has no timeout.
+const fetchTimeout = 30 * time.Second
+
+// KeySet is a remote JWK Set (https://www.rfc-editor.org/rfc/rfc7517#section-5)
+// fetched on demand and cached. It is safe for concurrent use. Close it to
+// end a fetch in flight.
+type KeySet struct {
+	url       string // as configured
+	safeURL   string // for errors: no user information, query or fragment
+	client    *http.Client
+	ownClient bool // client was made here; Close closes its idle connections
+	now       func() time.Time
+	ttl       time.Duration
+	minGap    time.Duration
+	log       *slog.Logger
+
+	lifetime context.Context // the KeySet's own, never a caller's: fetches run on it; Close cancels it
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // counts fetch goroutines
+
+	mu          sync.Mutex    // guards the fields below
+	cur         *keys         // newest set fetched, nil before the first
+	inflight    chan struct{} // closed when the fetch in flight ends; nil when none
+	lastAttempt time.Time     // start of the latest fetch
+	lastErr     error         // error of the latest fetch, nil if it succeeded
+	closed      bool
+}
+
+// NewKeySet validates cfg and returns a KeySet. It does no I/O and starts
+// no goroutine: the first lookup fetches.
+func NewKeySet(cfg Config) (*KeySet, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, auth.ConfigError("jwks: URL %q is not an absolute http(s) URL", cfg.URL)
+	}
+	if cfg.TTL < 0 || cfg.MinRefresh < 0 {
+		return nil, auth.ConfigError("jwks: TTL and MinRefresh must not be negative")
+	}
+	safe := *u
+	safe.User, safe.RawQuery, safe.Fragment, safe.RawFragment = nil, "", "", ""
+	s := &KeySet{url: cfg.URL, safeURL: safe.String(), now: cfg.Now, ttl: cfg.TTL, minGap: cfg.MinRefresh, log: cfg.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.ttl = cmp.Or(s.ttl, time.Hour)
+	s.minGap = cmp.Or(s.minGap, time.Minute)
+	if cfg.HTTPClient == nil {
+		s.client = &http.Client{Timeout: fetchTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		s.ownClient = true
+	} else {
+		c := *cfg.HTTPClient
+		s.client = &c
+	}
+	s.client.CheckRedirect = noDowngrade(s.client.CheckRedirect)
+	// A context derived from Background starts no goroutine.
+	s.lifetime, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Close cancels the fetch in flight and waits for it to return; afterwards
+// lookups fail with [ErrClosed]. Calling Close again does nothing.
+func (s *KeySet) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	if s.ownClient {
+		s.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// lookup returns the keys for kid (every key of the set when kid is empty),
+// fetching the set when there is none yet, when it is older than the TTL,
+// or when it lacks kid (see dueLocked). A set that has kid serves it at
+// once, even while a refetch runs. Otherwise the caller waits for the fetch
+// in flight, as long as ctx allows.
+func (s *KeySet) lookup(ctx context.Context, kid string) ([]jwk, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	found, ok := s.cur.find(kid)
+	if now := s.now(); s.inflight == nil && s.dueLocked(now, ok) {
+		s.startLocked(now)
+	}
+	done := s.inflight
+	if ok || done == nil {
+		defer s.mu.Unlock()
+		if ok {
+			return found, nil
+		}
+		return nil, s.missingLocked(kid)
+	}
+	s.mu.Unlock()
+
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: stopped waiting for %s: %w", ErrKeysUnavailable, s.safeURL, context.Cause(ctx))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if found, ok := s.cur.find(kid); ok {
+		return found, nil
+	}
+	return nil, s.missingLocked(kid)
+}
+
+// dueLocked reports whether a fetch should start now: when the set lacks
+// the kid asked for (found is false) or is older than the TTL, and the
+// latest fetch started MinRefresh ago or more; with no set yet, 1 s ago
+// suffices.
+func (s *KeySet) dueLocked(now time.Time, found bool) bool {
+	gap := s.minGap
+	switch {
+	case s.cur == nil:
+		gap = min(gap, time.Second)
+	case found && now.Sub(s.cur.fetched) < s.ttl:
+		return false
+	}
+	return now.Sub(s.lastAttempt) >= gap
+}
+
+// missingLocked is the error for a kid the cached set lacks: the latest
+// fetch's failure if it failed, else ErrUnknownKey.
+func (s *KeySet) missingLocked(kid string) error {
+	if s.lastErr != nil {
+		return fmt.Errorf("%w: %s: %w", ErrKeysUnavailable, s.safeURL, s.lastErr)
+	}
+	return fmt.Errorf("%w: %s has no key %.64q", ErrUnknownKey, s.safeURL, kid)
+}
+
+// startLocked starts a fetch; s.inflight is closed when it ends.
+func (s *KeySet) startLocked(now time.Time) {
+	done := make(chan struct{})
+	s.inflight, s.lastAttempt = done, now
+	s.wg.Go(func() {
+		set, err := s.fetch(s.lifetime)
+		if err != nil && s.lifetime.Err() == nil {
+			s.log.Warn("jwks: fetching the JWK Set failed", "url", s.safeURL, "error", err)
+		}
+		s.mu.Lock()
+		if err == nil {
+			set.fetched = now
+			s.cur = set
+		}
+		s.lastErr = err
+		s.inflight = nil
+		s.mu.Unlock()
+		close(done)
+	})
+}
