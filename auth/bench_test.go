@@ -108,6 +108,19 @@ func BenchmarkOAuth2ReuseTokenSourceParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkTokenSource measures auth.TokenSource, an x/oauth2 TokenSource
+// over an engine holding a valid token, beside x/oauth2's ReuseTokenSource
+// (BenchmarkOAuth2ReuseTokenSource) in the same run.
+func BenchmarkTokenSource(b *testing.B) {
+	ts := auth.TokenSource(benchEngine(b))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ts.Token(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkRefreshStorm is a report, not a speed figure: 64 goroutines read
 // headers for 5 s while 1-second tokens come from a fetch that takes 50 ms,
 // once on a quiet machine and once with 2 goroutines spinning beside them

@@ -31,6 +31,10 @@ var (
 	ErrInvalidConfig = errors.New("auth: invalid configuration")
 	// ErrMalformedToken is wrapped when a token or JWT cannot be parsed.
 	ErrMalformedToken = errors.New("auth: malformed token")
+	// ErrUnsupportedTokenType means the provider issued a token of a type
+	// other than Bearer, which a client must not use without understanding
+	// it (https://www.rfc-editor.org/rfc/rfc6749#section-7.1).
+	ErrUnsupportedTokenType = errors.New("auth: unsupported token type")
 	// ErrUserMismatch means the login belongs to another user than the one
 	// the handler was configured for.
 	ErrUserMismatch = errors.New("auth: logged-in user differs from the configured user")

@@ -104,6 +104,9 @@ func NewFileStore(cfg FileStoreConfig) (*FileStore, error) {
 	if !fi.IsDir() {
 		return nil, configError("token directory %q is not a directory", dir)
 	}
+	if err := checkOwner(dir, fi); err != nil {
+		return nil, err
+	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("auth: token directory %q has mode %04o and cannot be restricted to 0700 (%w); fix its permissions or choose another directory",
@@ -423,7 +426,7 @@ func (s *FileStore) Lock(ctx context.Context, key StoreKey) (func(), error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	fl := flock.New(path, flock.SetPermissions(0o600))
+	fl := flock.New(path, flock.SetPermissions(0o600), flock.SetFlag(lockFlag))
 	ok, err := fl.TryLockContext(ctx, lockRetryDelay)
 	if err != nil || !ok {
 		<-sem

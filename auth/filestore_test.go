@@ -829,3 +829,45 @@ func TestFileStoreRecoversInterruptedSave(t *testing.T) {
 		})
 	}
 }
+
+// A lock file planted as a symbolic link is not followed: the lock fails
+// rather than open or create a file elsewhere.
+func TestFileStoreLockDoesNotFollowSymlinks(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix semantics")
+	}
+	dir := t.TempDir()
+	s := newFileStore(t, filepath.Join(dir, "tokens"), nil)
+	victim := filepath.Join(dir, "victim")
+	if err := os.Symlink(victim, auth.FileStoreLockPath(s, fsKey())); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	unlock, err := s.Lock(ctx, fsKey())
+	if err == nil {
+		unlock()
+		t.Fatal("Lock followed a symbolic link")
+	}
+	if _, err := os.Lstat(victim); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the link's target was created: %v", err)
+	}
+}
+
+// A token directory owned by another user is refused: its owner could
+// read or replace the tokens whatever the mode says.
+func TestFileStoreRefusesDirectoryOfAnotherUser(t *testing.T) {
+	if runtime.GOOS == "windows" || os.Getuid() != 0 {
+		t.Skip("needs root to give a directory to another user")
+	}
+	dir := filepath.Join(t.TempDir(), "tokens")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.NewFileStore(auth.FileStoreConfig{Dir: dir}); !errors.Is(err, auth.ErrInvalidConfig) {
+		t.Fatalf("NewFileStore = %v, want ErrInvalidConfig", err)
+	}
+}

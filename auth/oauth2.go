@@ -35,16 +35,21 @@ func TokenSource(e *Engine) oauth2.TokenSource {
 
 type engineTokenSource struct{ e *Engine }
 
-// Token returns the engine's current token, converted with ToOAuth2.
+// Token returns the engine's current token, converted with ToOAuth2 once
+// per token and shared: x/oauth2 forbids modifying a returned token.
 func (s engineTokenSource) Token() (*oauth2.Token, error) {
-	tok, err := s.e.Token(context.Background())
+	c, err := s.e.Credentials(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	if tok == nil {
-		return nil, fmt.Errorf("%w: the engine's credentials are not an OAuth token", ErrMalformedToken)
+	if t := c.o2.Load(); t != nil {
+		return t, nil
 	}
-	return ToOAuth2(tok), nil
+	t := ToOAuth2(c.Token)
+	if c.o2.CompareAndSwap(nil, t) {
+		return t, nil
+	}
+	return c.o2.Load(), nil
 }
 
 // FetchFromTokenSource returns a FetchFunc that takes its tokens from ts, so

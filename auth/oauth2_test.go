@@ -339,3 +339,24 @@ func TestOAuth2TokenSourceErrors(t *testing.T) {
 		})
 	}
 }
+
+// auth.TokenSource converts a token once and shares it (x/oauth2 forbids
+// modifying a returned token): at most one allocation per call.
+func TestTokenSourceAllocs(t *testing.T) {
+	e, err := auth.NewEngine(auth.EngineConfig{
+		Fetch:   func(context.Context, *auth.Token) (*auth.Token, error) { return nil, errors.New("no fetch") },
+		Initial: &auth.Token{AccessToken: auth.NewSecret("at"), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ts := auth.TokenSource(e)
+	first, err := ts.Token()
+	if err != nil || first.AccessToken != "at" {
+		t.Fatalf("Token = %v, %v", first, err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { ts.Token() }); allocs > 1 {
+		t.Errorf("%v allocations per Token call, want at most 1", allocs)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/backoff"
+	"github.com/authkit-go/authkit/internal/netpolicy"
 	"github.com/authkit-go/authkit/internal/oauthclient"
 )
 
@@ -347,15 +348,18 @@ func (h *DeviceCode) onDemandLogin(ctx context.Context, err error) bool {
 // it (an error opening the browser is ignored: the text is enough).
 func DefaultPrompt(w io.Writer, open func(uri string) error) func(context.Context, DevicePrompt) error {
 	return func(_ context.Context, p DevicePrompt) error {
+		// The provider's values are printed on a terminal: whatever could
+		// drive it (escape sequences, control and bidi characters) is
+		// neutralised.
 		_, err := fmt.Fprintf(w, "To log in, open %s and enter the code below.\nYour confirmation code is %s (valid for %s).\n",
-			p.VerificationURI, p.UserCode, p.ExpiresIn.Round(time.Second))
+			netpolicy.TerminalSafe(p.VerificationURI), netpolicy.TerminalSafe(p.UserCode), p.ExpiresIn.Round(time.Second))
 		if err != nil {
 			return err
 		}
 		target := p.VerificationURI
 		if p.VerificationURIComplete != "" {
 			target = p.VerificationURIComplete
-			fmt.Fprintf(w, "Or open %s, which carries the code.\n", p.VerificationURIComplete)
+			fmt.Fprintf(w, "Or open %s, which carries the code.\n", netpolicy.TerminalSafe(p.VerificationURIComplete))
 		}
 		if open != nil {
 			if u, err := url.Parse(target); err == nil && (u.Scheme == "https" || u.Scheme == "http") {

@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +51,51 @@ func TestRefreshKeepsRotatedTokenWhenIDTokenCheckFails(t *testing.T) {
 	}
 	if h.Username() != "ada" {
 		t.Errorf("Username() = %q, want ada", h.Username())
+	}
+}
+
+// A pinned username needs a verified ID token: a login whose answer has
+// none is refused, not taken on trust.
+func TestPinnedUsernameNeedsAnIDToken(t *testing.T) {
+	p := newProvider(t, nil)
+	noOpenID := []string{"offline_access"} // the provider then issues no ID token
+	h, err := NewRefreshToken(RefreshTokenConfig{OAuthConfig: OAuthConfig{
+		Endpoints: Endpoints{Issuer: p.Issuer()}, ClientID: "cli", Scopes: noOpenID,
+	}, RefreshToken: auth.NewSecret(p.IssueRefreshToken("ada", "cli", noOpenID)), Username: "ada"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Authenticate(ctx); !errors.Is(err, ErrInvalidIDToken) {
+		t.Fatalf("Authenticate = %v, want ErrInvalidIDToken: nothing proves the user is ada", err)
+	}
+	if h.Valid() {
+		t.Error("the unverified login is served")
+	}
+}
+
+// The device prompt prints what the provider sent on a terminal: escape
+// sequences, control and bidi characters in it are neutralised.
+func TestDefaultPromptNeutralisesTerminalControls(t *testing.T) {
+	var out strings.Builder
+	prompt := DefaultPrompt(&out, nil)
+	err := prompt(context.Background(), DevicePrompt{
+		VerificationURI:         "https://idp.example/device\x1b]8;;https://evil.example\x07",
+		VerificationURIComplete: "https://idp.example/device?code=ABCD\u202egnp.exe",
+		UserCode:                "ABCD\x1b[2J-EFGH\r",
+		ExpiresIn:               time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"\x1b", "\x07", "\u202e", "\r"} {
+		if strings.Contains(out.String(), bad) {
+			t.Errorf("the prompt prints %q: %q", bad, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "ABCD") {
+		t.Errorf("the prompt lost the code: %q", out.String())
 	}
 }

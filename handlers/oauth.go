@@ -358,13 +358,20 @@ func (c *oauthCore) setupVerifier(claim string) {
 
 // checkIdentity verifies tok's ID token, if it has one
 // (https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation),
-// checks that it names want (when set) and, for a token that comes after
-// an earlier verified one, that it names the same subject
+// checks that it names want (when set; then the first token must carry an
+// ID token) and, for a token that comes after an earlier verified one,
+// that it names the same subject
 // (https://openid.net/specs/openid-connect-core-1_0.html#RefreshTokenResponse).
 // It learns the username. A key set that cannot be fetched is a transient
 // error (auth.IsTransient): the check is worth running again.
 func (c *oauthCore) checkIdentity(ctx context.Context, tok *auth.Token, want string) error {
 	if tok.IDToken.IsZero() || c.verifier == nil {
+		if want != "" && c.subject.Load() == nil {
+			// A pinned username is only as good as the ID token that
+			// proves it: without one, the login is refused.
+			return fmt.Errorf("%w: the provider sent no ID token, so the configured username %q cannot be verified; request the \"openid\" scope",
+				ErrInvalidIDToken, want)
+		}
 		return nil
 	}
 	ep, err := c.endpoints(ctx, false, true)

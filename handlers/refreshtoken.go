@@ -44,6 +44,9 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 	if cfg.RefreshToken.IsZero() {
 		return nil, auth.ConfigError("RefreshToken: RefreshToken is required")
 	}
+	if cfg.Username != "" && cfg.Issuer == "" {
+		return nil, auth.ConfigError("RefreshToken: Username needs Issuer, to verify the ID token that names the user")
+	}
 	h := &RefreshToken{OAuthHandler: OAuthHandler{kind: "RefreshToken", user: cfg.Username}, initial: cfg.RefreshToken}
 	if err := h.core.init("RefreshToken", cfg.OAuthConfig, nil); err != nil {
 		return nil, err

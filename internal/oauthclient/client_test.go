@@ -604,3 +604,18 @@ func FuzzParseTokenResponse(f *testing.F) {
 		}
 	})
 }
+
+// A token of a type other than Bearer is a typed error, not sent as Bearer
+// (https://www.rfc-editor.org/rfc/rfc6749#section-7.1).
+func TestTokenTypeMustBeBearer(t *testing.T) {
+	for _, tt := range []struct {
+		typ string
+		ok  bool
+	}{{"Bearer", true}, {"bearer", true}, {"BEARER", true}, {"", true}, {"mac", false}, {"DPoP", false}, {"N_A", false}} {
+		body := `{"access_token":"a","token_type":"` + tt.typ + `"}`
+		_, err := ParseTokenResponse(200, http.Header{}, []byte(body), time.Now(), nil)
+		if tt.ok != (err == nil) || !tt.ok && !errors.Is(err, auth.ErrUnsupportedTokenType) {
+			t.Errorf("token_type %q: err = %v", tt.typ, err)
+		}
+	}
+}

@@ -66,6 +66,12 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 		tok.TokenType = "Bearer"
 	case "bearer":
 		tok.TokenType = "bearer"
+	case "":
+	default:
+		if !strings.EqualFold(tok.TokenType, "bearer") {
+			return nil, fmt.Errorf("%w: the provider issued a %q token; authkit sends Bearer tokens only",
+				auth.ErrUnsupportedTokenType, redact.Text(tok.TokenType, 40, nil))
+		}
 	}
 	str("refresh_token", &refresh)
 	str("id_token", &id)
