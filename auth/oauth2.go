@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 
 	"golang.org/x/oauth2"
 
@@ -30,26 +31,33 @@ const extraKeysField = "authkit_extra_keys"
 // add a second cache. An engine whose credentials are not a token (API
 // keys) yields an error.
 func TokenSource(e *Engine) oauth2.TokenSource {
-	return engineTokenSource{e: e}
+	return &engineTokenSource{e: e}
 }
 
-type engineTokenSource struct{ e *Engine }
+// engineTokenSource converts each token of its engine once and shares it:
+// x/oauth2 forbids modifying a returned token.
+type engineTokenSource struct {
+	e    *Engine
+	last atomic.Pointer[convertedToken]
+}
 
-// Token returns the engine's current token, converted with ToOAuth2 once
-// per token and shared: x/oauth2 forbids modifying a returned token.
-func (s engineTokenSource) Token() (*oauth2.Token, error) {
+type convertedToken struct {
+	from *Credentials
+	tok  *oauth2.Token
+}
+
+// Token returns the engine's current token, converted with ToOAuth2.
+func (s *engineTokenSource) Token() (*oauth2.Token, error) {
 	c, err := s.e.Credentials(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	if t := c.o2.Load(); t != nil {
-		return t, nil
+	if last := s.last.Load(); last != nil && last.from == c {
+		return last.tok, nil
 	}
 	t := ToOAuth2(c.Token)
-	if c.o2.CompareAndSwap(nil, t) {
-		return t, nil
-	}
-	return c.o2.Load(), nil
+	s.last.Store(&convertedToken{from: c, tok: t})
+	return t, nil
 }
 
 // FetchFromTokenSource returns a FetchFunc that takes its tokens from ts, so

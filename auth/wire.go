@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-
-	"golang.org/x/oauth2"
 )
 
 // Field says how a credential is written: under which header or metadata
@@ -108,7 +106,6 @@ type Credentials struct {
 
 	hub, am atomic.Pointer[http.Header]
 	ms      atomic.Pointer[map[string]string]
-	o2      atomic.Pointer[oauth2.Token] // for TokenSource, made on first use
 }
 
 // Bearer returns the credentials that carry tok's access token as a bearer
