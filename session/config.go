@@ -38,7 +38,7 @@ type Config struct {
 	Transport http.RoundTripper
 	// CheckRedirect is the redirect policy, as in http.Client; nil means
 	// net/http's (at most 10 hops). Credentials are decided again for each
-	// hop whatever the policy.
+	// hop whatever the policy. A retry repeats the whole redirect chain.
 	CheckRedirect func(req *http.Request, via []*http.Request) error
 
 	// MaxRetries is how many times a failed attempt is retried; zero means
@@ -55,10 +55,14 @@ type Config struct {
 	RetryPolicy RetryPolicy
 	// Backoff says how long to wait; nil means DefaultBackoff.
 	Backoff Backoff
-	// AttemptTimeout bounds each attempt, from sending the request to
-	// closing the response body (each hop of a redirect chain gets its
-	// own); zero means DefaultAttemptTimeout (20 s), negative means none.
-	// The request's ctx always applies as well, backoff waits included.
+	// AttemptTimeout bounds each attempt, redirects included, from sending
+	// the request to closing the response body; an attempt that runs out of
+	// time is retried like a network error. Zero means
+	// DefaultAttemptTimeout (20 s), negative means none. The request's ctx
+	// always applies as well, backoff waits included; when its deadline
+	// comes first, it alone bounds the attempt. The bound is AttemptTimeout
+	// plus at most a 64th of it: attempts that start close together share
+	// one timer, so that the timeout costs nothing per request.
 	AttemptTimeout time.Duration
 
 	// UserAgent is sent by requests that carry no User-Agent of their own;

@@ -42,6 +42,12 @@ func TestNewValidatesConfig(t *testing.T) {
 		{name: "plain http to a remote hub", cfg: Config{HubURL: "http://hub.example.com"}, wantErr: ErrInsecureHTTP, insecure: true},
 		{name: "plain http to a remote access manager", cfg: Config{HubURL: "https://hub.example.com", AccessManagerURL: "http://10.0.0.7:8080"}, wantErr: ErrInsecureHTTP, insecure: true},
 		{name: "plain http, explicitly allowed", cfg: Config{HubURL: "http://hub.example.com", DangerousAllowInsecureHTTP: true}},
+		{name: "loopback in capitals", cfg: Config{HubURL: "http://LOCALHOST:3000", AccessManagerURL: "http://am.localhost:3001"}},
+		{name: "a fullwidth name that IDNA maps to localhost", cfg: Config{HubURL: "http://ｌｏｃａｌｈｏｓｔ:3000"}},
+		{name: "a numeric host that is not dotted decimal", cfg: Config{HubURL: "http://127.1:3000"}, wantErr: auth.ErrInvalidConfig},
+		{name: "dot segments in the base path", cfg: Config{HubURL: "https://hub.example.com/api/../admin"}, wantErr: auth.ErrInvalidConfig},
+		{name: "params in the base path", cfg: Config{HubURL: "https://hub.example.com/api;v=1"}, wantErr: auth.ErrInvalidConfig},
+		{name: "same URLs, one in Unicode capitals", cfg: Config{HubURL: "https://x.example.com/api", AccessManagerURL: "https://Ｘ.example.com/api"}, wantErr: auth.ErrInvalidConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +103,20 @@ func TestServiceOf(t *testing.T) {
 		{"https://hub.example.com", serviceNone},
 		{"https://hub.example.com/api/../admin", serviceNone},
 		{"https://hub.example.com/api/%2e%2e/admin", serviceNone},
+		// Paths that some server resolves outside /api (Tomcat's ";params",
+		// IIS's backslashes, a decoded separator) get nothing.
+		{"https://hub.example.com/api/..;/admin", serviceNone},
+		{"https://hub.example.com/api/..%5cadmin", serviceNone},
+		{"https://hub.example.com/api/..%5Cadmin", serviceNone},
+		{`https://hub.example.com/api\..\admin`, serviceNone},
+		{"https://hub.example.com/api/..%2fadmin", serviceNone},
+		{"https://hub.example.com/api/%252e%252e/admin", serviceNone},
+		{"https://hub.example.com/api;x/v1", serviceNone},
+		{"https://hub.example.com/api/v1.2/things", serviceHub},
+		{"https://hub.example.com/api/a%20b", serviceHub},
+		// The host as net/http dials it: case and the root dot do not matter.
+		{"https://hub.example.com./api/v1", serviceHub},
+		{"https://ＨＵＢ.example.com/api/v1", serviceHub},
 		{"https://hub.example.com.evil.test/api", serviceNone},
 		{"https://evil.test/hub.example.com/api", serviceNone},
 		{"https://xhub.example.com/api", serviceNone},
@@ -147,26 +167,49 @@ func TestServiceOfOverlappingPaths(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	tests := []struct {
-		name                 string
-		cfg                  Config
-		wantMin, wantMax     time.Duration
-		wantRetries, wantOne int
-		wantTimeout          time.Duration
+		name             string
+		cfg              Config
+		wantMin, wantMax time.Duration
+		wantRetries      int
+		wantTimeout      time.Duration
 	}{
-		{"zero", Config{}, DefaultRetryWaitMin, DefaultRetryWaitMax, 3, 0, DefaultAttemptTimeout},
-		{"small max", Config{RetryWaitMax: 2 * time.Millisecond}, 2 * time.Millisecond, 2 * time.Millisecond, 3, 0, DefaultAttemptTimeout},
-		{"large min", Config{RetryWaitMin: time.Minute}, time.Minute, time.Minute, 3, 0, DefaultAttemptTimeout},
-		{"set", Config{RetryWaitMin: time.Second, RetryWaitMax: time.Hour, MaxRetries: 7, AttemptTimeout: -1}, time.Second, time.Hour, 7, 0, -1},
-		{"disabled", Config{MaxRetries: 7, DisableRetries: true}, DefaultRetryWaitMin, DefaultRetryWaitMax, 0, 0, DefaultAttemptTimeout},
+		{"zero", Config{}, DefaultRetryWaitMin, DefaultRetryWaitMax, 3, DefaultAttemptTimeout},
+		{"small max", Config{RetryWaitMax: 2 * time.Millisecond}, 2 * time.Millisecond, 2 * time.Millisecond, 3, DefaultAttemptTimeout},
+		{"large min", Config{RetryWaitMin: time.Minute}, time.Minute, time.Minute, 3, DefaultAttemptTimeout},
+		{"set", Config{RetryWaitMin: time.Second, RetryWaitMax: time.Hour, MaxRetries: 7, AttemptTimeout: -1}, time.Second, time.Hour, 7, -1},
+		{"disabled", Config{MaxRetries: 7, DisableRetries: true}, DefaultRetryWaitMin, DefaultRetryWaitMax, 0, DefaultAttemptTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.HubURL = "https://hub.example.com"
 			s := newSession(t, &staticHandler{}, tt.cfg)
-			if s.do.RetryWaitMin != tt.wantMin || s.do.RetryWaitMax != tt.wantMax || s.do.RetryMax != tt.wantRetries ||
-				s.hop.RetryMax != tt.wantRetries || s.once.RetryMax != tt.wantOne || s.hopOnce.RetryMax != tt.wantOne || s.timeout != tt.wantTimeout {
-				t.Errorf("wait %v..%v, retries %d/%d, once %d, timeout %v", s.do.RetryWaitMin, s.do.RetryWaitMax, s.do.RetryMax, s.hop.RetryMax, s.once.RetryMax, s.timeout)
+			if s.rc.RetryWaitMin != tt.wantMin || s.rc.RetryWaitMax != tt.wantMax || s.rc.RetryMax != tt.wantRetries || s.timeout != tt.wantTimeout {
+				t.Errorf("wait %v..%v, retries %d, timeout %v", s.rc.RetryWaitMin, s.rc.RetryWaitMax, s.rc.RetryMax, s.timeout)
 			}
 		})
+	}
+}
+
+// TestServiceOfInternationalHost checks that hosts are compared in the form
+// net/http dials: "strasse" is not "straße", whatever Unicode case folding
+// says.
+func TestServiceOfInternationalHost(t *testing.T) {
+	s := newSession(t, &staticHandler{}, Config{HubURL: "https://straße.example/api"})
+	for _, tt := range []struct {
+		url  string
+		want service
+	}{
+		{"https://straße.example/api/x", serviceHub},
+		{"https://xn--strae-oqa.example/api/x", serviceHub},
+		{"https://STRASSE.example/api/x", serviceNone},
+		{"https://strasse.example/api/x", serviceNone},
+	} {
+		u, err := url.Parse(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.serviceOf(u); got != tt.want {
+			t.Errorf("serviceOf(%s) = %v, want %v", tt.url, got, tt.want)
+		}
 	}
 }

@@ -17,10 +17,12 @@
 //
 // # Retries
 //
-// Requests run on github.com/hashicorp/go-retryablehttp. Network errors and
-// the statuses 408, 429, 500, 502, 503 and 504 are retried (see
-// [DefaultRetryPolicy]) with exponential backoff and jitter, honouring
-// Retry-After up to [Config.RetryWaitMax] (see [DefaultBackoff]). Only
+// Requests run on one github.com/hashicorp/go-retryablehttp client, for
+// [Session.Do] and [Session.HTTPClient] alike. Network errors, attempts
+// that exceed [Config.AttemptTimeout] and the statuses 408, 429, 500, 502,
+// 503 and 504 are retried (see [DefaultRetryPolicy]) with exponential
+// backoff and jitter, honouring Retry-After up to [Config.RetryWaitMax]
+// (see [DefaultBackoff]); a retry repeats the whole redirect chain. Only
 // idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE) and requests marked
 // with [Retryable] or an Idempotency-Key header are retried, and only when
 // their body can be rewound (http.Request.GetBody). Credentials are obtained

@@ -11,9 +11,11 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 )
 
-// checkRetry is retryablehttp's CheckRetry: the caller's ctx and
-// credential errors first, then the policy.
+// checkRetry is retryablehttp's CheckRetry: the caller's ctx, credential
+// errors and requests that may be sent only once first, then the policy.
+// ctx is the context of the attempt that just ended.
 func (s *Session) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	a := ctx.(*attempt)
 	if err != nil && s.log != nil {
 		attrs := []any{"error", stripURL(err).Error()}
 		var ue *url.Error
@@ -25,21 +27,25 @@ func (s *Session) checkRetry(ctx context.Context, resp *http.Response, err error
 		}
 		s.log.Debug("session: attempt failed", attrs...)
 	}
-	if err != nil && permanent(err) {
-		return false, nil
-	}
-	if !s.policy(resp, err) {
-		return false, nil
-	}
-	if cerr := ctx.Err(); cerr != nil {
+	if cerr := a.c.ctx.Err(); cerr != nil {
 		return false, cerr
 	}
+	if err != nil && permanent(err) || !s.policy(resp, err) {
+		return false, nil
+	}
+	if a.c.once {
+		if resp != nil {
+			return false, errSentOnce // giveUp turns the status into a *StatusError
+		}
+		return false, nil
+	}
+	a.over.Store(true) // the wait before the next attempt is bounded by the caller's ctx only
 	return true, nil
 }
 
 // wait is retryablehttp's Backoff: the configured Backoff, capped.
 func (s *Session) wait(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
-	d := clamp(s.backoff(min, max, attempt, resp), s.waitMax)
+	d := clampWait(s.backoff(min, max, attempt, resp), s.waitMax)
 	s.stats.retries.Add(1)
 	if s.log != nil {
 		attrs := []any{"attempt", attempt + 2, "wait", d}

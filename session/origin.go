@@ -1,12 +1,11 @@
 package session
 
 import (
-	"net/netip"
 	"net/url"
-	"path"
 	"strings"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/netpolicy"
 )
 
 // service names a service of the platform that receives credentials.
@@ -41,10 +40,10 @@ func (s service) auth() auth.Service {
 // with exactly this scheme, host and port whose path lies under path.
 type origin struct {
 	svc    service
-	scheme string // lower case
-	host   string // lower case, without brackets
+	scheme string // "https" or "http"
+	host   string // netpolicy.CanonicalHost form
 	port   string // explicit or the scheme's default
-	path   string // cleaned, without a trailing slash; "" for the root
+	path   string // escaped as sent, without a trailing slash; "" for the root
 }
 
 // parseOrigin parses a configured base URL. field names the Config field in
@@ -55,8 +54,7 @@ func parseOrigin(raw string, svc service, field string, allowInsecure bool) (ori
 	if err != nil {
 		return origin{}, configError("%s is not a URL", field)
 	}
-	scheme := strings.ToLower(u.Scheme)
-	if scheme != "https" && scheme != "http" {
+	if u.Scheme != "https" && u.Scheme != "http" {
 		return origin{}, configError("%s must be an absolute https:// URL, got scheme %q", field, u.Scheme)
 	}
 	if u.Opaque != "" || u.Hostname() == "" {
@@ -68,52 +66,45 @@ func parseOrigin(raw string, svc service, field string, allowInsecure bool) (ori
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return origin{}, configError("%s must not have a query or a fragment", field)
 	}
+	host, err := netpolicy.CanonicalHost(u.Hostname())
+	if err != nil {
+		return origin{}, configError("%s: %v", field, err)
+	}
 	port := u.Port()
 	if port == "" {
-		port = defaultPort(scheme)
+		port = defaultPort(u.Scheme)
 	} else if !validPort(port) {
 		return origin{}, configError("%s has an invalid port", field)
 	}
-	o := origin{svc: svc, scheme: scheme, host: strings.ToLower(u.Hostname()), port: port, path: cleanPath(u.Path)}
-	if scheme == "http" && !isLoopback(o.host) && !allowInsecure {
+	base := strings.TrimSuffix(u.EscapedPath(), "/")
+	// A base path is accepted only in the clean form that request paths
+	// are compared with: no "." or ".." segments, "//", ';' or '\'.
+	if !netpolicy.UnderPath(base, base) {
+		return origin{}, configError("%s: the path must be clean: no \".\" or \"..\" segments, \"//\", ';' or '\\'", field)
+	}
+	if u.Scheme == "http" && !netpolicy.Loopback(host) && !allowInsecure {
 		return origin{}, insecureError(field)
 	}
-	return o, nil
+	return origin{svc: svc, scheme: u.Scheme, host: host, port: port, path: base}, nil
 }
 
-// matches reports whether u is addressed to o. It does not allocate.
+// matches reports whether u is addressed to o. For the usual request URL
+// (the configured host as written, a plain path) it does not allocate.
 func (o *origin) matches(u *url.URL) bool {
-	if !strings.EqualFold(u.Scheme, o.scheme) || !strings.EqualFold(u.Hostname(), o.host) {
+	if u.Scheme != o.scheme && !strings.EqualFold(u.Scheme, o.scheme) {
 		return false
+	}
+	if h := u.Hostname(); h != o.host {
+		c, err := netpolicy.CanonicalHost(h)
+		if err != nil || c != o.host {
+			return false
+		}
 	}
 	port := u.Port()
 	if port == "" {
 		port = defaultPort(o.scheme)
 	}
-	if port != o.port {
-		return false
-	}
-	if o.path == "" {
-		return true
-	}
-	p := u.Path
-	if p == "" {
-		p = "/"
-	}
-	p = path.Clean(p) // "/api/../admin" is not under "/api"
-	return p == o.path || strings.HasPrefix(p, o.path) && p[len(o.path)] == '/'
-}
-
-// cleanPath normalises a base path: "", "/" -> ""; "/api/" -> "/api".
-func cleanPath(p string) string {
-	if p == "" {
-		return ""
-	}
-	p = path.Clean("/" + p)
-	if p == "/" {
-		return ""
-	}
-	return p
+	return port == o.port && netpolicy.UnderPath(u.EscapedPath(), o.path)
 }
 
 func defaultPort(scheme string) string {
@@ -135,14 +126,4 @@ func validPort(p string) bool {
 		n = n*10 + int(p[i]-'0')
 	}
 	return n > 0 && n < 65536
-}
-
-// isLoopback reports whether host (without brackets) is "localhost" or a
-// loopback IP address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
 }

@@ -3,12 +3,10 @@ package session
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/authkit-go/authkit/internal/backoff"
 	"github.com/hashicorp/go-retryablehttp"
 )
 
@@ -51,63 +49,23 @@ func DefaultRetryPolicy(resp *http.Response, err error) bool {
 }
 
 // DefaultBackoff waits as the response's Retry-After header says (delay in
-// seconds or an HTTP date, https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3),
-// capped at max. Otherwise it waits min·2^attempt, capped at max, drawn at
-// random from the upper half of that span (jitter), so that clients that
-// failed together do not retry together.
+// seconds or an HTTP date, https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3,
+// a date measured against the response's Date header), capped at max.
+// Otherwise it waits min·2^attempt, capped at max, drawn at random from the
+// upper half of that span (jitter), so that clients that failed together
+// do not retry together.
 func DefaultBackoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil {
-		if d, ok := retryAfter(resp.Header); ok {
-			return clamp(d, max)
+		if d, ok := backoff.RetryAfter(resp.Header.Get("Retry-After"), resp.Header.Get("Date"), time.Now(), max); ok {
+			return d
 		}
 	}
-	d := min
-	for i := 0; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	d = clamp(d, max)
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + rand.N(d/2+1)
+	return backoff.Delay(attempt+1, min, max)
 }
 
-func clamp(d, max time.Duration) time.Duration {
-	if d < 0 {
-		return 0
-	}
-	if d > max {
-		return max
-	}
-	return d
-}
-
-// retryAfter parses Retry-After. An HTTP date is measured against the
-// response's Date header when there is one (so that a skewed local clock
-// does not matter), else against the local clock.
-func retryAfter(h http.Header) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		if n > int64(365*24*time.Hour/time.Second) {
-			n = int64(365 * 24 * time.Hour / time.Second)
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	at, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	now := time.Now()
-	if d, err := http.ParseTime(h.Get("Date")); err == nil {
-		now = d
-	}
-	return max(at.Sub(now), 0), true
+// clampWait keeps a wait that a Backoff returned within [0, max].
+func clampWait(d, limit time.Duration) time.Duration {
+	return min(max(d, 0), limit)
 }
 
 // idempotent reports whether a request may be retried by its method

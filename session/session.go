@@ -31,13 +31,11 @@ type Session struct {
 	backoff  Backoff
 	waitMax  time.Duration
 
-	// do runs Session.Do: its http.Client follows redirects, so retries
-	// repeat the whole chain. once is the same without retries.
-	do, once *retryablehttp.Client
-	// hop and hopOnce serve HTTPClient's transport: their http.Client
-	// returns redirects to the outer client, so retries repeat one hop.
-	hop, hopOnce *retryablehttp.Client
-	rt           *transport
+	// rc is the one retrying client of the session. Its http.Client
+	// follows redirects through rt, so a retry repeats the whole chain.
+	rc    *retryablehttp.Client
+	rt    *transport
+	slots *slots // attempt deadlines
 
 	stats struct {
 		requests, attempts, retries, reauths atomic.Int64
@@ -46,7 +44,7 @@ type Session struct {
 
 // Stats counts what a session did.
 type Stats struct {
-	// Requests counts calls of Do, and hops sent through HTTPClient.
+	// Requests counts requests: calls of Do, directly or through HTTPClient.
 	Requests int64
 	// Attempts counts requests handed to the transport: every hop of every
 	// attempt, 401 replays included.
@@ -139,34 +137,22 @@ func New(h auth.AuthenticationHandler, cfg Config) (*Session, error) {
 		s.backoff = DefaultBackoff
 	}
 	s.rt = &transport{s: s}
-
-	follow := &http.Client{Transport: s.rt, CheckRedirect: cfg.CheckRedirect}
-	single := &http.Client{Transport: s.rt, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}
-	s.do = s.retryClient(follow, waitMin, waitMax, retries)
-	s.once = s.retryClient(follow, waitMin, waitMax, 0)
-	s.hop = s.retryClient(single, waitMin, waitMax, retries)
-	s.hopOnce = s.retryClient(single, waitMin, waitMax, 0)
-	return s, nil
-}
-
-func (s *Session) retryClient(c *http.Client, waitMin, waitMax time.Duration, retries int) *retryablehttp.Client {
-	rc := &retryablehttp.Client{
-		HTTPClient:   c,
+	s.slots = newSlots(s.timeout)
+	s.rc = &retryablehttp.Client{
+		HTTPClient:   &http.Client{Transport: s.rt, CheckRedirect: cfg.CheckRedirect},
 		RetryWaitMin: waitMin,
 		RetryWaitMax: waitMax,
 		RetryMax:     retries,
 		CheckRetry:   s.checkRetry,
 		Backoff:      s.wait,
 		ErrorHandler: s.giveUp,
-		PrepareRetry: rewind,
+		PrepareRetry: s.retry,
 	}
 	if s.log != nil {
-		rc.RequestLogHook = s.logAttempt
-		rc.ResponseLogHook = s.logResponse
+		s.rc.RequestLogHook = s.logAttempt
+		s.rc.ResponseLogHook = s.logResponse
 	}
-	return rc
+	return s, nil
 }
 
 // Do sends req with the credentials of its service, retrying and
@@ -176,38 +162,44 @@ func (s *Session) retryClient(c *http.Client, waitMin, waitMax time.Duration, re
 // [*RequestError] (errors.Is sees the cause, e.g. context.Canceled or
 // auth.ErrLoginRequired). As with http.Client, the caller closes the body.
 func (s *Session) Do(req *http.Request) (*http.Response, error) {
-	rc := s.do
-	if !idempotent(req) || !rewindable(req) {
-		rc = s.once
-	}
-	return s.run(rc, req)
-}
-
-// run sends req through rc. retryablehttp never writes to the request of
-// the first attempt when it does not manage the body itself, and copies the
-// request before every retry, so req stays untouched.
-func (s *Session) run(rc *retryablehttp.Client, req *http.Request) (*http.Response, error) {
 	if req == nil || req.URL == nil {
 		return nil, &RequestError{Err: errors.New("nil request or URL")}
 	}
 	s.stats.requests.Add(1)
-	resp, err := rc.Do(&retryablehttp.Request{Request: req})
+	c := s.newCall(req)
+	resp, err := s.rc.Do(&c.rr)
 	if err != nil {
+		c.cur.release()
 		return nil, s.describe(req, err)
+	}
+	if c.cur.cancel != nil {
+		resp.Body = &releaseBody{ReadCloser: resp.Body, cancel: c.cur.cancel}
 	}
 	return resp, nil
 }
 
-// HTTPClient returns a plain *http.Client whose transport applies the same
-// rules as Do: credentials per service decided for every hop (the client
-// follows redirects as cfg.CheckRedirect says), retries of each hop,
-// re-authentication after a 401, the per-attempt timeout. Set its Timeout
-// to bound whole requests. As with any http.Client, its errors are
-// *url.Error values that carry the request URL as net/http prints it —
-// with its query — so do not put secrets in the query of such requests.
+// HTTPClient returns a plain *http.Client that sends every request through
+// [Session.Do]: the same credentials per service (decided for every hop),
+// retries, re-authentication and attempt timeout. Redirects are followed
+// inside, as [Config.CheckRedirect] says; the returned client's own
+// CheckRedirect sees only a redirect that policy chose not to follow
+// (and by default hands it back). Set its Timeout to bound whole
+// requests. As with any http.Client, its errors are *url.Error values that
+// carry the request URL as net/http prints it — with its query — so do not
+// put secrets in the query of such requests.
 func (s *Session) HTTPClient() *http.Client {
-	return &http.Client{Transport: (*hopTransport)(s), CheckRedirect: s.do.HTTPClient.CheckRedirect}
+	return &http.Client{Transport: (*roundTripper)(s), CheckRedirect: lastResponse}
 }
+
+// roundTripper is the RoundTripper of HTTPClient.
+type roundTripper Session
+
+// RoundTrip sends req through the session.
+func (t *roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	return (*Session)(t).Do(req)
+}
+
+func lastResponse(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Stats returns what the session did so far.
 func (s *Session) Stats() Stats {
@@ -231,19 +223,6 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// hopTransport is the RoundTripper of HTTPClient: one hop, with retries.
-type hopTransport Session
-
-// RoundTrip sends one hop through the session's retrying client.
-func (t *hopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	s := (*Session)(t)
-	rc := s.hop
-	if !idempotent(req) || !rewindable(req) {
-		rc = s.hopOnce
-	}
-	return s.run(rc, req)
-}
-
 // serviceOf returns the service u is addressed to. It does not allocate.
 func (s *Session) serviceOf(u *url.URL) service {
 	for i := range s.origins {
@@ -254,25 +233,15 @@ func (s *Session) serviceOf(u *url.URL) service {
 	return serviceNone
 }
 
-// rewind gives a retry a fresh body. retryablehttp calls it with its own
-// copy of the request.
-func rewind(req *http.Request) error {
-	if req.GetBody == nil {
-		return nil // no body, or http.NoBody
-	}
-	body, err := req.GetBody()
-	if err != nil {
-		return err
-	}
-	req.Body = body
-	return nil
-}
+// errSentOnce tells giveUp that the last status was worth retrying but the
+// request may be sent only once.
+var errSentOnce = errors.New("session: the request may be sent only once")
 
 // giveUp is retryablehttp's ErrorHandler: it turns the last attempt into
 // an error that carries the status, a redacted excerpt and no URL query.
 func (s *Session) giveUp(resp *http.Response, err error, attempts int) (*http.Response, error) {
 	if resp != nil {
-		if err == nil {
+		if err == nil || err == errSentOnce {
 			se := &StatusError{StatusCode: resp.StatusCode, Attempts: attempts}
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, excerptRead))
 			var sent http.Header

@@ -1,16 +1,13 @@
 package session
 
 import (
-	"context"
 	"io"
 	"net/http"
-	"time"
 )
 
-// transport is the RoundTripper under the retrying clients: for every hop
-// it decides the service, copies the request with the service's
-// credentials and the User-Agent, bounds the attempt, and replays once
-// after a 401.
+// transport is the RoundTripper under the retrying client: for every hop
+// of every attempt it decides the service, sets the service's credentials
+// and sends the request, and replays it once after a 401.
 type transport struct{ s *Session }
 
 // RoundTrip sends one hop of one attempt.
@@ -27,7 +24,20 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		creds = h
 	}
-	resp, err := s.send(req, req.Body, creds)
+	var (
+		resp *http.Response
+		err  error
+	)
+	if a, ok := req.Context().(*attempt); ok && a.out == req {
+		// The attempt's own copy of the caller's request: its header map
+		// is the session's.
+		a.out = nil
+		a.fill(req.Header, creds)
+		resp, err = s.base.RoundTrip(req)
+	} else {
+		// A redirect hop that http.Client made: copy it.
+		resp, err = s.send(req, req.Body, creds)
+	}
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || len(creds) == 0 || s.inv == nil {
 		return resp, err
 	}
@@ -88,81 +98,20 @@ func (s *Session) reauthenticate(req *http.Request, svc service, creds http.Head
 	return s.send(req, body, fresh)
 }
 
-// send sends a copy of req with body and creds, under the attempt timeout.
+// send sends a copy of req with body and creds.
 func (s *Session) send(req *http.Request, body io.ReadCloser, creds http.Header) (*http.Response, error) {
-	ctx := req.Context()
-	if s.timeout > 0 {
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > s.timeout {
-			return s.sendTimed(req, body, creds)
-		}
-	}
-	_, hasUA := req.Header["User-Agent"]
-	if len(creds) == 0 && hasUA && body == req.Body {
-		return s.base.RoundTrip(req)
-	}
 	// One allocation holds the copy of the request and its header values.
 	o := new(outgoing)
-	o.req = *req // the same ctx: no need for WithContext
+	o.req = *req
 	o.req.Body = body
-	o.req.Header = o.header(req.Header, creds, s.ua, hasUA)
+	o.req.Header = o.header(req.Header, creds, s.ua)
 	return s.base.RoundTrip(&o.req)
-}
-
-// sendTimed is send with a deadline for this attempt, released when the
-// response body is closed.
-func (s *Session) sendTimed(req *http.Request, body io.ReadCloser, creds http.Header) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), s.timeout)
-	out := req.WithContext(ctx)
-	out.Body = body
-	_, hasUA := req.Header["User-Agent"]
-	a := &timedBody{cancel: cancel}
-	out.Header = a.header(req.Header, creds, s.ua, hasUA)
-	resp, err := s.base.RoundTrip(out)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	a.ReadCloser = resp.Body
-	resp.Body = a
-	return resp, nil
 }
 
 // outgoing is a request copy with room for its header values.
 type outgoing struct {
 	req http.Request
 	headerValues
-}
-
-// headerValues is room for the header values of a request copy, so that a
-// typical request needs no allocation for them.
-type headerValues struct {
-	vals [6]string
-}
-
-// header returns a new header map holding copies of src's values, the
-// credentials (which replace same-named values of src) and, unless src
-// has one, the User-Agent. src and creds are not modified.
-func (hv *headerValues) header(src, creds http.Header, ua []string, hasUA bool) http.Header {
-	// Each map is walked once; vals outgrows the inline room only for
-	// requests with many header values (sub-slices already taken stay valid).
-	vals := hv.vals[:0:len(hv.vals)]
-	h := make(http.Header, len(src)+len(creds)+1)
-	for k, vv := range src {
-		if _, ok := creds[k]; ok {
-			continue // the credential replaces the caller's value
-		}
-		vals = append(vals, vv...)
-		h[k] = vals[len(vals)-len(vv) : len(vals) : len(vals)]
-	}
-	for k, vv := range creds {
-		vals = append(vals, vv...)
-		h[http.CanonicalHeaderKey(k)] = vals[len(vals)-len(vv) : len(vals) : len(vals)]
-	}
-	if !hasUA {
-		vals = append(vals, ua...)
-		h["User-Agent"] = vals[len(vals)-len(ua) : len(vals) : len(vals)]
-	}
-	return h
 }
 
 // sameHeaders reports whether a and b hold the same values.
@@ -182,21 +131,6 @@ func sameHeaders(a, b http.Header) bool {
 		}
 	}
 	return true
-}
-
-// timedBody ends an attempt's deadline when its response body is closed.
-// It also holds the attempt's header values.
-type timedBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-	headerValues
-}
-
-// Close closes the body and releases the attempt's timer.
-func (b *timedBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
 }
 
 // drain reads a little of a body that is thrown away, so that its

@@ -1,7 +1,6 @@
 package netpolicy
 
 import (
-	"path"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -40,8 +39,11 @@ func UnderPath(escapedPath, base string) bool {
 	if p == "" {
 		p = "/"
 	}
-	if p != base && !strings.HasPrefix(p, base+"/") {
+	if !strings.HasPrefix(p, base) || len(p) > len(base) && p[len(base)] != '/' {
 		return false
+	}
+	if plain(p[len(base):]) {
+		return true // nothing to decode, no dot segment, no separator but '/'
 	}
 	rest, ok := decode(p[len(base):])
 	if !ok || !utf8.ValidString(rest) {
@@ -55,6 +57,26 @@ func UnderPath(escapedPath, base string) bool {
 	}
 	return true
 }
+
+// plain reports whether s holds only printable ASCII other than '%', '.',
+// '\', ';', '?' and '#': such a path means the same to every server, and
+// UnderPath accepts it without decoding (and without allocating).
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !plainByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainByte holds the bytes plain accepts.
+var plainByte = func() (t [256]bool) {
+	for c := 0x21; c < 0x7f; c++ {
+		t[c] = strings.IndexByte(`%.\;?#`, byte(c)) < 0
+	}
+	return t
+}()
 
 // decode percent-decodes s once. It fails on '?' or '#' (not part of a
 // path), a malformed escape, a control character, and a double-encoded '.',
@@ -96,8 +118,25 @@ func unescape(s string) (byte, bool) {
 }
 
 // cleanBase reports whether base (without its trailing slash) is "" or an
-// absolute clean path without '\', ';', '?', '#' or control characters.
+// absolute clean path (no empty, "." or ".." segment) without '\', ';',
+// '?', '#' or control characters. It runs for every request and does not
+// allocate.
 func cleanBase(base string) bool {
-	return base == "" || strings.HasPrefix(base, "/") && path.Clean(base) == base &&
-		!strings.ContainsFunc(base, func(r rune) bool { return r < 0x20 || r == 0x7f || strings.ContainsRune(`\;?#`, r) })
+	if base == "" {
+		return true
+	}
+	if base[0] != '/' {
+		return false
+	}
+	for seg := range strings.SplitSeq(base[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	for i := 0; i < len(base); i++ {
+		if c := base[i]; c < 0x20 || c == 0x7f || strings.IndexByte(`\;?#`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,237 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type ctxKey struct{}
+
+// valueTransport records the value of ctxKey in the context of every
+// request it sends.
+type valueTransport struct {
+	base http.RoundTripper
+	seen atomic.Value
+}
+
+func (t *valueTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if v, ok := req.Context().Value(ctxKey{}).(string); ok {
+		t.seen.Store(v)
+	}
+	return t.base.RoundTrip(req)
+}
+
+// TestAttemptTimeoutPerCallerContext: whatever the caller's context — never
+// cancelled, carrying values, cancellable, with a distant deadline — a hung
+// attempt is abandoned after AttemptTimeout and the retry succeeds, with
+// the caller's values visible to the transport on every attempt. A
+// caller's deadline sooner than AttemptTimeout wins and is not retried.
+func TestAttemptTimeoutPerCallerContext(t *testing.T) {
+	const attemptTimeout = 50 * time.Millisecond
+	tests := []struct {
+		name      string
+		ctx       func(t *testing.T) context.Context
+		wantErr   error // nil: the retry succeeds
+		wantTries int64
+	}{
+		{"background", func(*testing.T) context.Context { return context.Background() }, nil, 2},
+		{"values", func(*testing.T) context.Context { return context.WithValue(context.Background(), ctxKey{}, "v") }, nil, 2},
+		{"cancellable", func(t *testing.T) context.Context {
+			ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "v"))
+			t.Cleanup(cancel)
+			return ctx
+		}, nil, 2},
+		{"distant deadline", func(t *testing.T) context.Context {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			t.Cleanup(cancel)
+			return ctx
+		}, nil, 2},
+		{"sooner deadline", func(t *testing.T) context.Context {
+			ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout/2)
+			t.Cleanup(cancel)
+			return ctx
+		}, context.DeadlineExceeded, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) == 1 {
+					<-r.Context().Done() // hang until the client gives up on this attempt
+					return
+				}
+				io.WriteString(w, "ok")
+			}))
+			defer srv.Close()
+			vt := &valueTransport{base: http.DefaultTransport}
+			cfg := fastRetries(srv.URL)
+			cfg.AttemptTimeout = attemptTimeout
+			cfg.Transport = vt
+			s := newSession(t, &staticHandler{hub: http.Header{}}, cfg)
+			ctx := tt.ctx(t)
+			resp, body, err := do(t, s, newReq(t, "GET", srv.URL, nil).WithContext(ctx))
+			if tries := n.Load(); tries != tt.wantTries {
+				t.Errorf("%d attempts, want %d", tries, tt.wantTries)
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("got %v %q", err, body)
+			}
+			if want := ctx.Value(ctxKey{}); want != nil && vt.seen.Load() != want {
+				t.Errorf("the transport saw value %v, want %v", vt.seen.Load(), want)
+			}
+		})
+	}
+}
+
+// TestAttemptTimeoutCoversBody: the attempt lasts until the response body
+// is closed, so a body that stalls is cut after AttemptTimeout, whatever
+// the caller's context.
+func TestAttemptTimeoutCoversBody(t *testing.T) {
+	for _, cancellable := range []bool{false, true} {
+		t.Run(map[bool]string{false: "background", true: "cancellable"}[cancellable], func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "partial")
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+			}))
+			defer srv.Close()
+			cfg := fastRetries(srv.URL)
+			cfg.AttemptTimeout = 50 * time.Millisecond
+			s := newSession(t, &staticHandler{hub: http.Header{}}, cfg)
+			ctx := context.Background()
+			if cancellable {
+				c, cancel := context.WithCancel(ctx)
+				defer cancel()
+				ctx = c
+			}
+			resp, err := s.Do(newReq(t, "GET", srv.URL, nil).WithContext(ctx))
+			if err != nil {
+				t.Fatal(noteErr(err))
+			}
+			defer resp.Body.Close()
+			_, err = io.ReadAll(resp.Body)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("reading a stalled body: err = %v, want context.DeadlineExceeded", err)
+			}
+		})
+	}
+}
+
+// ctxTransport records the context of the last request it sent.
+type ctxTransport struct {
+	base http.RoundTripper
+	last atomic.Value
+}
+
+func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.last.Store(req.Context())
+	return t.base.RoundTrip(req)
+}
+
+// TestAttemptContextReleased: an attempt with its own deadline releases it
+// (and its timer) when Do fails, or when the response body is closed.
+func TestAttemptContextReleased(t *testing.T) {
+	srv, _ := scripted(t, 503)
+	ct := &ctxTransport{base: http.DefaultTransport}
+	cfg := fastRetries(srv.URL)
+	cfg.DisableRetries = true
+	cfg.Transport = ct
+	s := newSession(t, &staticHandler{hub: http.Header{}}, cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	derived := func() *attempt {
+		t.Helper()
+		a, ok := ct.last.Load().(*attempt)
+		if !ok || a.cancel == nil {
+			t.Fatalf("the request's context is %T without a deadline of its own", ct.last.Load())
+		}
+		return a
+	}
+
+	_, _, err := do(t, s, newReq(t, "GET", srv.URL, nil).WithContext(ctx))
+	var se *StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v, want a StatusError", err)
+	}
+	if err := derived().ctx.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("after a failed Do the attempt's context err = %v, want context.Canceled", err)
+	}
+
+	resp, err := s.Do(newReq(t, "GET", srv.URL, nil).WithContext(ctx))
+	if err != nil {
+		t.Fatal(noteErr(err))
+	}
+	a := derived()
+	if err := a.ctx.Err(); err != nil {
+		t.Fatalf("the attempt's context ended before the body was closed: %v", err)
+	}
+	resp.Body.Close()
+	if err := a.ctx.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("after Close the attempt's context err = %v, want context.Canceled", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("releasing the attempt cancelled the caller's context")
+	}
+}
+
+// TestSharedAttemptDeadline: for a caller's context that is never
+// cancelled, attempts share one timer context per slot of time; contexts
+// derived from an attempt (as net/http derives one per request) are
+// cancelled with the slot, without a goroutine each.
+func TestSharedAttemptDeadline(t *testing.T) {
+	const timeout = time.Hour
+	s := newSession(t, &staticHandler{hub: http.Header{}}, Config{HubURL: "https://hub.example.com", AttemptTimeout: timeout})
+	before := time.Now()
+	c1 := s.newCall(newReq(t, "GET", "https://hub.example.com/x", nil))
+	c2 := s.newCall(newReq(t, "GET", "https://hub.example.com/y", nil))
+	a := &c1.first
+	if a.slot == nil {
+		t.Fatal("an attempt of a never-cancelled context has no shared slot")
+	}
+	if c2.first.slot != a.slot {
+		t.Error("two attempts started together do not share their slot")
+	}
+	dl, ok := a.Deadline()
+	if !ok || dl.Before(before.Add(timeout)) || dl.After(time.Now().Add(timeout+timeout/64)) {
+		t.Errorf("deadline %v, want between %v and a 64th of the timeout later", dl, before.Add(timeout))
+	}
+
+	g := runtime.NumGoroutine()
+	var children []context.Context
+	for range 100 {
+		ctx, cancel := context.WithCancelCause(a)
+		defer cancel(nil)
+		children = append(children, ctx)
+	}
+	if d := runtime.NumGoroutine() - g; d > 0 {
+		t.Errorf("deriving 100 contexts from an attempt started %d goroutines", d)
+	}
+	a.slot.cancel() // what the slot's timer does at its deadline
+	for _, ctx := range children {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("a derived context was not cancelled with its slot")
+		}
+	}
+	if !errors.Is(a.Err(), context.Canceled) {
+		t.Errorf("attempt err = %v after its slot ended", a.Err())
+	}
+	a.over.Store(true)
+	if a.Err() != nil || a.Done() != nil {
+		t.Error("an attempt that is over still reports its slot's end, which would cut the backoff wait")
+	}
+}
