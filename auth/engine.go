@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/authkit-go/authkit/internal/backoff"
 	"github.com/authkit-go/authkit/internal/jwtclaims"
 )
 
@@ -720,7 +721,7 @@ func (e *Engine) run(ctx context.Context, call *fetchCall) {
 		}
 		wait := e.backoff.delay(attempt, retryAfter(err))
 		e.log.Debug("auth: transient failure; retrying", "error", err, "attempt", attempt, "retry_in", wait)
-		if err := e.sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, e.clock.AfterFunc, wait); err != nil {
 			e.finish(call, nil, nil, 0, e.ended(ctx, call, err))
 			return
 		}
@@ -740,19 +741,6 @@ func (e *Engine) ended(ctx context.Context, call *fetchCall, err error) error {
 		return fmt.Errorf("auth: no token within FetchTimeout (%s): %w", e.timeout, last)
 	}
 	return fmt.Errorf("auth: no token within FetchTimeout (%s): %w", e.timeout, err)
-}
-
-// sleep waits d on the engine's clock, or until ctx ends.
-func (e *Engine) sleep(ctx context.Context, d time.Duration) error {
-	done := make(chan struct{})
-	t := e.clock.AfterFunc(d, func() { close(done) })
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		t.Stop()
-		return ctx.Err()
-	}
 }
 
 // attempt runs one attempt: re-check a held token, or obtain a new one

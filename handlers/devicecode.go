@@ -16,7 +16,6 @@ import (
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/backoff"
 	"github.com/authkit-go/authkit/internal/netpolicy"
-	"github.com/authkit-go/authkit/internal/oauthclient"
 )
 
 // Defaults of [DeviceCodeConfig].
@@ -248,7 +247,7 @@ func (h *DeviceCode) deviceLogin(ctx context.Context) error {
 	for {
 		// https://www.rfc-editor.org/rfc/rfc8628#section-3.5: wait the
 		// interval before every poll; stop when the code expired.
-		if err := oauthclient.Sleep(ctx, c.clock, interval); err != nil {
+		if err := backoff.Sleep(ctx, c.clock.AfterFunc, interval); err != nil {
 			return fmt.Errorf("handlers: device login: %w", err)
 		}
 		if !c.clock.Now().Before(da.Expiry) {
@@ -297,7 +296,7 @@ func retryTransient(ctx context.Context, clock auth.Clock, f func() error) error
 		if err == nil || !auth.IsTransient(err) {
 			return err
 		}
-		if serr := oauthclient.Sleep(ctx, clock, backoff.Delay(attempt, 250*time.Millisecond, 10*time.Second)); serr != nil {
+		if serr := backoff.Sleep(ctx, clock.AfterFunc, backoff.Delay(attempt, 250*time.Millisecond, 10*time.Second)); serr != nil {
 			return fmt.Errorf("%w (the last attempt failed: %w)", serr, err)
 		}
 	}

@@ -49,6 +49,29 @@ func benchRequest(b *testing.B) *http.Request {
 	return req
 }
 
+// retrying returns the Do of a go-retryablehttp client (default settings,
+// no logger) that sends through rt.
+func retrying(rt http.RoundTripper) func(*http.Request) (*http.Response, error) {
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = &http.Client{Transport: rt}
+	rc.Logger = nil
+	return func(r *http.Request) (*http.Response, error) {
+		rr, err := retryablehttp.FromRequest(r)
+		if err != nil {
+			return nil, err
+		}
+		return rc.Do(rr)
+	}
+}
+
+// oauth2Transport is golang.org/x/oauth2's Transport over a reused static
+// token, on base.
+func oauth2Transport(base http.RoundTripper) http.RoundTripper {
+	src := oauth2.ReuseTokenSource(nil, oauth2.StaticTokenSource(&oauth2.Token{
+		AccessToken: "bench-access-token", TokenType: "Bearer", Expiry: time.Now().Add(24 * time.Hour)}))
+	return &oauth2.Transport{Source: src, Base: base}
+}
+
 func runBench(b *testing.B, do func(*http.Request) (*http.Response, error)) {
 	req := benchRequest(b)
 	b.ReportAllocs()
@@ -112,32 +135,8 @@ func BenchmarkRequest(b *testing.B) {
 			resp.Body.Close()
 		}
 	})
-	b.Run("retryablehttp", func(b *testing.B) {
-		rc := retryablehttp.NewClient()
-		rc.HTTPClient = &http.Client{Transport: noop{}}
-		rc.Logger = nil
-		runBench(b, func(r *http.Request) (*http.Response, error) {
-			rr, err := retryablehttp.FromRequest(r)
-			if err != nil {
-				return nil, err
-			}
-			return rc.Do(rr)
-		})
-	})
-	b.Run("retryablehttp+oauth2", func(b *testing.B) {
-		rc := retryablehttp.NewClient()
-		src := oauth2.ReuseTokenSource(nil, oauth2.StaticTokenSource(&oauth2.Token{
-			AccessToken: "bench-access-token", TokenType: "Bearer", Expiry: time.Now().Add(24 * time.Hour)}))
-		rc.HTTPClient = &http.Client{Transport: &oauth2.Transport{Source: src, Base: noop{}}}
-		rc.Logger = nil
-		runBench(b, func(r *http.Request) (*http.Response, error) {
-			rr, err := retryablehttp.FromRequest(r)
-			if err != nil {
-				return nil, err
-			}
-			return rc.Do(rr)
-		})
-	})
+	b.Run("retryablehttp", func(b *testing.B) { runBench(b, retrying(noop{})) })
+	b.Run("retryablehttp-oauth2", func(b *testing.B) { runBench(b, retrying(oauth2Transport(noop{}))) })
 }
 
 // BenchmarkLoopback compares the same authenticated GET over loopback HTTP
@@ -230,16 +229,7 @@ func BenchmarkLoopback(b *testing.B) {
 	})
 	b.Run("retryablehttp", func(b *testing.B) {
 		srv, base := newServer(b)
-		rc := retryablehttp.NewClient()
-		rc.HTTPClient = &http.Client{Transport: base}
-		rc.Logger = nil
-		run(b, srv.URL, func(r *http.Request) (*http.Response, error) {
-			rr, err := retryablehttp.FromRequest(r)
-			if err != nil {
-				return nil, err
-			}
-			return rc.Do(rr)
-		}, true)
+		run(b, srv.URL, retrying(base), true)
 	})
 	b.Run("retryablehttp-roundtripper", func(b *testing.B) {
 		// go-retryablehttp as an http.Client's transport: what HTTPClient compares with.
@@ -249,19 +239,8 @@ func BenchmarkLoopback(b *testing.B) {
 		rc.Logger = nil
 		run(b, srv.URL, (&http.Client{Transport: &retryablehttp.RoundTripper{Client: rc}}).Do, true)
 	})
-	b.Run("retryablehttp+oauth2", func(b *testing.B) {
+	b.Run("retryablehttp-oauth2", func(b *testing.B) {
 		srv, base := newServer(b)
-		rc := retryablehttp.NewClient()
-		src := oauth2.ReuseTokenSource(nil, oauth2.StaticTokenSource(&oauth2.Token{
-			AccessToken: "bench-access-token", TokenType: "Bearer", Expiry: time.Now().Add(24 * time.Hour)}))
-		rc.HTTPClient = &http.Client{Transport: &oauth2.Transport{Source: src, Base: base}}
-		rc.Logger = nil
-		run(b, srv.URL, func(r *http.Request) (*http.Response, error) {
-			rr, err := retryablehttp.FromRequest(r)
-			if err != nil {
-				return nil, err
-			}
-			return rc.Do(rr)
-		}, false)
+		run(b, srv.URL, retrying(oauth2Transport(base)), false)
 	})
 }

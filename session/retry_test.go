@@ -345,30 +345,6 @@ func TestCancelNeverAnswering(t *testing.T) {
 	}
 }
 
-// TestAttemptTimeout: an attempt that hangs is abandoned after
-// AttemptTimeout and retried; the caller's ctx is not involved.
-func TestAttemptTimeout(t *testing.T) {
-	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) == 1 {
-			<-r.Context().Done() // hang until the client gives up on this attempt
-			return
-		}
-		io.WriteString(w, "ok")
-	}))
-	defer srv.Close()
-	cfg := fastRetries(srv.URL)
-	cfg.AttemptTimeout = 50 * time.Millisecond
-	s := newSession(t, &staticHandler{hub: http.Header{}}, cfg)
-	resp, body, err := do(t, s, newReq(t, "GET", srv.URL, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 || body != "ok" || n.Load() != 2 {
-		t.Fatalf("got %d %q after %d attempts", resp.StatusCode, body, n.Load())
-	}
-}
-
 func TestDisableRetries(t *testing.T) {
 	srv, sn := scripted(t, 503)
 	cfg := fastRetries(srv.URL)

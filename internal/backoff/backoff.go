@@ -1,11 +1,13 @@
 // Package backoff is authkit's one retry spacing policy: capped exponential
-// backoff with jitter, and the one parser of Retry-After
+// backoff with jitter, the one wait on an injected clock, and the one
+// parser of Retry-After
 // (https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3). The token engine,
 // the token-endpoint client, the session and the gRPC interceptors all wait
 // this way.
 package backoff
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -57,4 +59,21 @@ func RetryAfter(v, date string, now time.Time, limit time.Duration) (d time.Dura
 		now = d
 	}
 	return min(max(at.Sub(now), 0), limit), true
+}
+
+// Sleep waits d on a clock (its AfterFunc, such as auth.Clock's), or until
+// ctx ends, and then returns ctx.Err(). A d of zero or less does not wait.
+func Sleep[T interface{ Stop() bool }](ctx context.Context, afterFunc func(time.Duration, func()) T, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	done := make(chan struct{})
+	t := afterFunc(d, func() { close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	}
 }

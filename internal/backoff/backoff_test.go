@@ -1,7 +1,10 @@
 package backoff
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -58,4 +61,49 @@ func TestRetryAfter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeTimer is a timer that fires only when told.
+type fakeTimer struct {
+	d       time.Duration
+	f       func()
+	stopped atomic.Bool
+}
+
+func (t *fakeTimer) Stop() bool { return !t.stopped.Swap(true) }
+
+func TestSleep(t *testing.T) {
+	started := make(chan *fakeTimer, 1)
+	afterFunc := func(d time.Duration, f func()) *fakeTimer {
+		ft := &fakeTimer{d: d, f: f}
+		started <- ft
+		return ft
+	}
+	t.Run("fires", func(t *testing.T) {
+		errc := make(chan error, 1)
+		go func() { errc <- Sleep(context.Background(), afterFunc, time.Hour) }()
+		ft := <-started
+		if ft.d != time.Hour {
+			t.Errorf("timer set for %v, want 1h", ft.d)
+		}
+		ft.f()
+		if err := <-errc; err != nil {
+			t.Fatalf("Sleep = %v after its timer fired", err)
+		}
+	})
+	t.Run("ctx ends", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := Sleep(ctx, afterFunc, time.Hour); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Sleep = %v, want context.Canceled", err)
+		}
+		if ft := <-started; !ft.stopped.Load() {
+			t.Error("the timer was not stopped when ctx ended")
+		}
+	})
+	t.Run("no wait", func(t *testing.T) {
+		if err := Sleep(context.Background(), afterFunc, 0); err != nil || len(started) != 0 {
+			t.Fatalf("Sleep(0) = %v, timer started: %v", err, len(started) != 0)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -93,4 +94,61 @@ func (g *Group[K, V]) inFlight() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return len(g.calls)
+}
+
+// TestStartAndWait: Start runs one call per key without waiting; Wait joins
+// the call in flight, or says at once that there is none.
+func TestStartAndWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var g Group[string, int]
+		defer g.Close()
+		if _, _, inFlight := g.Wait(context.Background(), "k"); inFlight {
+			t.Fatal("Wait found a call before any started")
+		}
+		release := make(chan struct{})
+		var calls atomic.Int32
+		fn := func(context.Context) (int, error) {
+			calls.Add(1)
+			<-release
+			return 7, nil
+		}
+		g.Start("k", fn)
+		g.Start("k", fn) // joins: one call per key
+		got := make(chan int, 1)
+		go func() {
+			v, err, inFlight := g.Wait(context.Background(), "k")
+			if err != nil || !inFlight {
+				t.Errorf("Wait = %v, in flight %v", err, inFlight)
+			}
+			got <- v
+		}()
+		synctest.Wait() // the waiter is blocked on the call
+		close(release)
+		if v := <-got; v != 7 {
+			t.Errorf("Wait = %d, want 7", v)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("%d calls, want 1", n)
+		}
+	})
+}
+
+// TestCloseWaitsForCalls: when Close returns, every call has returned.
+func TestCloseWaitsForCalls(t *testing.T) {
+	var g Group[string, int]
+	var returned atomic.Bool
+	started := make(chan struct{})
+	g.Start("k", func(ctx context.Context) (int, error) {
+		close(started)
+		<-ctx.Done()
+		time.Sleep(10 * time.Millisecond) // a slow return after cancellation
+		returned.Store(true)
+		return 0, ctx.Err()
+	})
+	<-started
+	g.Close()
+	if !returned.Load() {
+		t.Fatal("Close returned before the call did")
+	}
+	g.Start("k", func(context.Context) (int, error) { t.Error("a call started after Close"); return 0, nil })
 }

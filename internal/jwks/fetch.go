@@ -50,11 +50,6 @@ func (k *keys) find(kid string) ([]jwk, bool) {
 // fetch gets and parses the set. Its errors carry the status and a reason,
 // never the body.
 func (s *KeySet) fetch(ctx context.Context) (*keys, error) {
-	if s.client.Timeout <= 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, fetchTimeout)
-		defer cancel()
-	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return nil, err

@@ -2,9 +2,9 @@
 // (https://www.rfc-editor.org/rfc/rfc7517#section-5) and/or static keys.
 //
 // A [KeySet] fetches on demand, one fetch at a time, like go-oidc's
-// RemoteKeySet: the fetch runs on the KeySet's own lifetime, each caller
-// waits for it only as long as its own ctx allows, and the lock is never held
-// during I/O. A [Verifier] checks a token's signature with those keys,
+// RemoteKeySet: the fetch runs on the KeySet's own lifetime (an
+// internal/flight Group), each caller waits for it only as long as its own
+// ctx allows, and the lock is never held during I/O. A [Verifier] checks a token's signature with those keys,
 // accepting only allow-listed algorithms whose key type matches.
 package jwks
 
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/flight"
 )
 
 // Config configures a [KeySet]. URL is required; the zero value of every
@@ -64,15 +65,13 @@ type KeySet struct {
 	minGap    time.Duration
 	log       *slog.Logger
 
-	lifetime context.Context // the KeySet's own, never a caller's: fetches run on it; Close cancels it
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup // counts fetch goroutines
+	group flight.Group[struct{}, struct{}] // the fetch in flight; Close ends it
 
-	mu          sync.Mutex    // guards the fields below
-	cur         *keys         // newest set fetched, nil before the first
-	inflight    chan struct{} // closed when the fetch in flight ends; nil when none
-	lastAttempt time.Time     // start of the latest fetch
-	lastErr     error         // error of the latest fetch, nil if it succeeded
+	mu          sync.Mutex // guards the fields below
+	cur         *keys      // newest set fetched, nil before the first
+	fetching    bool       // a fetch is in flight
+	lastAttempt time.Time  // start of the latest fetch
+	lastErr     error      // error of the latest fetch, nil if it succeeded
 	closed      bool
 }
 
@@ -105,8 +104,10 @@ func NewKeySet(cfg Config) (*KeySet, error) {
 		s.client = &c
 	}
 	s.client.CheckRedirect = noDowngrade(s.client.CheckRedirect)
-	// A context derived from Background starts no goroutine.
-	s.lifetime, s.cancel = context.WithCancel(context.Background())
+	s.group.Timeout = fetchTimeout
+	if s.client.Timeout > 0 {
+		s.group.Timeout = s.client.Timeout
+	}
 	return s, nil
 }
 
@@ -116,8 +117,7 @@ func (s *KeySet) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.cancel()
-	s.wg.Wait()
+	s.group.Close()
 	if s.ownClient {
 		s.client.CloseIdleConnections()
 	}
@@ -136,11 +136,10 @@ func (s *KeySet) lookup(ctx context.Context, kid string) ([]jwk, error) {
 		return nil, ErrClosed
 	}
 	found, ok := s.cur.find(kid)
-	if now := s.now(); s.inflight == nil && s.dueLocked(now, ok) {
+	if now := s.now(); !s.fetching && s.dueLocked(now, ok) {
 		s.startLocked(now)
 	}
-	done := s.inflight
-	if ok || done == nil {
+	if ok || !s.fetching {
 		defer s.mu.Unlock()
 		if ok {
 			return found, nil
@@ -149,9 +148,7 @@ func (s *KeySet) lookup(ctx context.Context, kid string) ([]jwk, error) {
 	}
 	s.mu.Unlock()
 
-	select {
-	case <-done:
-	case <-ctx.Done():
+	if _, err, _ := s.group.Wait(ctx, struct{}{}); err != nil {
 		return nil, fmt.Errorf("%w: stopped waiting for %s: %w", ErrKeysUnavailable, s.safeURL, context.Cause(ctx))
 	}
 	s.mu.Lock()
@@ -189,23 +186,22 @@ func (s *KeySet) missingLocked(kid string) error {
 	return fmt.Errorf("%w: %s has no key %.64q", ErrUnknownKey, s.safeURL, kid)
 }
 
-// startLocked starts a fetch; s.inflight is closed when it ends.
+// startLocked starts a fetch in the group; fetching is true until it ends.
 func (s *KeySet) startLocked(now time.Time) {
-	done := make(chan struct{})
-	s.inflight, s.lastAttempt = done, now
-	s.wg.Go(func() {
-		set, err := s.fetch(s.lifetime)
-		if err != nil && s.lifetime.Err() == nil {
+	s.fetching, s.lastAttempt = true, now
+	s.group.Start(struct{}{}, func(ctx context.Context) (struct{}, error) {
+		set, err := s.fetch(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.log.Warn("jwks: fetching the JWK Set failed", "url", s.safeURL, "error", err)
 		}
 		s.mu.Lock()
+		defer s.mu.Unlock()
 		if err == nil {
 			set.fetched = now
 			s.cur = set
 		}
 		s.lastErr = err
-		s.inflight = nil
-		s.mu.Unlock()
-		close(done)
+		s.fetching = false
+		return struct{}{}, nil // the result is in s.cur and s.lastErr
 	})
 }

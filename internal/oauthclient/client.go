@@ -185,7 +185,7 @@ func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*R
 			return resp, nil
 		}
 		c.log.Debug("oauthclient: retrying", "endpoint", redactURL(endpoint), "grant_type", grant, "attempt", attempt, "status", status, "wait", wait)
-		if err := Sleep(ctx, c.clock, wait); err != nil {
+		if err := backoff.Sleep(ctx, c.clock.AfterFunc, wait); err != nil {
 			return nil, err
 		}
 	}
@@ -304,22 +304,6 @@ func retryableStatus(code int) bool {
 // authorization_pending, invalid_grant...) is an answer for the caller.
 func retryableCode(code string) bool {
 	return code == "server_error" || code == "temporarily_unavailable"
-}
-
-// Sleep waits d on clock, or until ctx is done.
-func Sleep(ctx context.Context, clock auth.Clock, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	done := make(chan struct{})
-	t := clock.AfterFunc(d, func() { close(done) })
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		t.Stop()
-		return ctx.Err()
-	}
 }
 
 // redactURL drops the query and fragment of u, which may carry secrets.
