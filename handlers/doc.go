@@ -6,9 +6,9 @@
 //   - [APIKeys] sends a fixed key id and key; nothing expires, nothing is fetched.
 //   - [ExternallyManagedJWT] serves a JWT that the application obtains itself
 //     (it owns the login) and hands in through a callback.
-//   - The OAuth 2.0 grants (device code, client credentials, password,
-//     refresh token, authorization code with PKCE) and the OIDC discovery
-//     helpers live beside them, one file each.
+//   - The OAuth 2.0 grants (device code, client credentials, password with
+//     an optional TOTP code, refresh token) and the OIDC discovery helpers
+//     live beside them, one file each.
 //
 // Handlers that manage an expiring token embed *[auth.Engine], which supplies
 // HubRequestHeaders, AccessManagerRequestHeaders, MessageServiceMetadata,
@@ -17,10 +17,11 @@
 // ask, and a valid token is one atomic load away. Such handlers must be
 // closed when no longer needed.
 //
-// Every handler is safe for concurrent use and never prints a secret: its
-// String, Format (every fmt verb) and LogValue, and those of its
-// configuration, show only whether a secret is set. The header maps and
-// metadata returned by the getters are shared and read-only.
+// Every handler is safe for concurrent use and never prints a secret: every
+// secret in a handler and its configuration is an [auth.Secret], which
+// prints as "[redacted]" however it is printed, logged or encoded. The
+// header maps and metadata returned by the getters are shared and
+// read-only.
 //
 // Handlers know nothing about sessions or gRPC; package session and package
 // grpcauth consume them.
