@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/handlers"
@@ -129,9 +130,18 @@ func TestOIDCRefreshReuseDetection(t *testing.T) {
 		t.Errorf("access token still active after the grant was revoked: %v", in)
 	}
 
-	// The handler's own, newest refresh token died with the grant.
-	h.Invalidate(auth.ServiceHub, "Bearer "+tok2)
-	_, err := h.HubRequestHeaders(ctx)
+	// The handler's own, newest refresh token died with the grant. A
+	// rejection that follows the last one within the engine's rejection
+	// backoff is deferred (a service that rejects every token must not cost
+	// a fetch per request), so the service keeps rejecting tok2 until the
+	// engine tries its refresh token.
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		h.Invalidate(auth.ServiceHub, "Bearer "+tok2)
+		if _, err = h.HubRequestHeaders(ctx); err != nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if !errors.Is(err, auth.ErrLoginRequired) || !errors.Is(err, auth.ErrInvalidGrant) {
 		t.Fatalf("HubRequestHeaders after the grant was revoked = %v, want auth.ErrLoginRequired wrapping invalid_grant", err)
 	}
