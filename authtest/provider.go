@@ -38,8 +38,9 @@ const (
 	EndpointDevice = "/device"
 	// EndpointRevoke is the revocation endpoint (https://www.rfc-editor.org/rfc/rfc7009).
 	EndpointRevoke = "/revoke"
-	// EndpointAuthorize is the authorization endpoint named in discovery. The
-	// browser flow is not served yet: it answers 501 Not Implemented.
+	// EndpointAuthorize is the authorization endpoint
+	// (https://www.rfc-editor.org/rfc/rfc6749#section-3.1): an HTML login
+	// form that a browser, or a [Browser], submits.
 	EndpointAuthorize = "/authorize"
 )
 
@@ -90,13 +91,19 @@ type Client struct {
 	AuthMethods []string
 	// Grants lists the grant types the client may use; nil means all.
 	Grants []string
+	// RedirectURIs are the redirect URIs of the authorization code grant,
+	// matched exactly, except that a loopback http URI matches any port
+	// (https://www.rfc-editor.org/rfc/rfc8252#section-7.3). Nil means
+	// http://127.0.0.1/callback, http://[::1]/callback and
+	// http://localhost/callback.
+	RedirectURIs []string
 }
 
 // User is a resource owner known to a [Provider].
 type User struct {
 	// Username is the login name and the "sub" and "preferred_username" claims.
 	Username string
-	// Password is checked by the password grant.
+	// Password is checked by the password grant and the login form.
 	Password string
 	// TOTPSecret, if set, is a base32 RFC 6238 secret: the password grant
 	// then also requires a valid code in the form parameter named by
@@ -174,20 +181,22 @@ type Provider struct {
 	done chan struct{}
 	once sync.Once
 
-	mu       sync.Mutex   // guards everything below
-	keys     []signingKey // keys[0] signs; the others are only published
-	clients  map[string]Client
-	users    map[string]User
-	devices  map[string]*deviceGrant // by device code
-	userCode map[string]*deviceGrant // by normalized user code
-	refresh  map[string]*refreshRecord
-	sessions []*session
-	onDevice func(userCode string)
-	auto     *autoApproval
-	faults   faults
-	counts   Counts
-	last     map[string]*RecordedRequest
-	reused   int // logins revoked by refresh token reuse detection
+	mu           sync.Mutex   // guards everything below
+	keys         []signingKey // keys[0] signs; the others are only published
+	clients      map[string]Client
+	users        map[string]User
+	devices      map[string]*deviceGrant // by device code
+	userCode     map[string]*deviceGrant // by normalized user code
+	authRequests map[string]*authRequest // login forms shown, by request id
+	authCodes    map[string]*authCode    // issued authorization codes
+	refresh      map[string]*refreshRecord
+	sessions     []*session
+	onDevice     func(userCode string)
+	auto         *autoApproval
+	faults       faults
+	counts       Counts
+	last         map[string]*RecordedRequest
+	reused       int // logins revoked by refresh token reuse detection
 }
 
 // NewProvider starts a provider; stop it with Close. It panics only if no
@@ -223,16 +232,18 @@ func NewProvider(cfg ProviderConfig) *Provider {
 		}
 	}
 	p := &Provider{
-		cfg:      cfg,
-		done:     make(chan struct{}),
-		keys:     []signingKey{{key: key, kid: thumbprint(&key.PublicKey)}},
-		clients:  make(map[string]Client),
-		users:    make(map[string]User),
-		devices:  make(map[string]*deviceGrant),
-		userCode: make(map[string]*deviceGrant),
-		refresh:  make(map[string]*refreshRecord),
-		counts:   Counts{Endpoints: map[string]int{}, Grants: map[string]int{}},
-		last:     make(map[string]*RecordedRequest),
+		cfg:          cfg,
+		done:         make(chan struct{}),
+		keys:         []signingKey{{key: key, kid: thumbprint(&key.PublicKey)}},
+		clients:      make(map[string]Client),
+		users:        make(map[string]User),
+		devices:      make(map[string]*deviceGrant),
+		userCode:     make(map[string]*deviceGrant),
+		authRequests: make(map[string]*authRequest),
+		authCodes:    make(map[string]*authCode),
+		refresh:      make(map[string]*refreshRecord),
+		counts:       Counts{Endpoints: map[string]int{}, Grants: map[string]int{}},
+		last:         make(map[string]*RecordedRequest),
 	}
 	for _, c := range cfg.Clients {
 		p.clients[c.ID] = c
@@ -443,7 +454,7 @@ func (p *Provider) instrument(next http.Handler) http.Handler {
 type Discovery struct {
 	// Issuer is "issuer".
 	Issuer string `json:"issuer"`
-	// AuthorizationEndpoint is "authorization_endpoint" (not served yet).
+	// AuthorizationEndpoint is "authorization_endpoint".
 	AuthorizationEndpoint string `json:"authorization_endpoint"`
 	// TokenEndpoint is "token_endpoint".
 	TokenEndpoint string `json:"token_endpoint"`
@@ -467,6 +478,9 @@ type Discovery struct {
 	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported"`
 	// IDTokenSigningAlgValuesSupported is "id_token_signing_alg_values_supported".
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
+	// CodeChallengeMethodsSupported is "code_challenge_methods_supported"
+	// (https://www.rfc-editor.org/rfc/rfc8414#section-2).
+	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
 }
 
 // Discovery returns the document served at [EndpointDiscovery].
@@ -479,13 +493,14 @@ func (p *Provider) Discovery() Discovery {
 		DeviceAuthorizationEndpoint:            p.DeviceAuthorizationURL(),
 		RevocationEndpoint:                     p.RevocationURL(),
 		JWKSURI:                                p.JWKSURL(),
-		GrantTypesSupported:                    []string{GrantDeviceCode, GrantClientCredentials, GrantPassword, GrantRefreshToken},
+		GrantTypesSupported:                    []string{GrantAuthorizationCode, GrantDeviceCode, GrantClientCredentials, GrantPassword, GrantRefreshToken},
 		ResponseTypesSupported:                 []string{"code"},
 		SubjectTypesSupported:                  []string{"public"},
 		ScopesSupported:                        []string{"openid", "profile", "email", "offline_access"},
 		TokenEndpointAuthMethodsSupported:      methods,
 		RevocationEndpointAuthMethodsSupported: methods,
 		IDTokenSigningAlgValuesSupported:       []string{"RS256"},
+		CodeChallengeMethodsSupported:          []string{"S256"},
 	}
 }
 
@@ -509,10 +524,6 @@ func (p *Provider) serveKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, p.Keys())
-}
-
-func (p *Provider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "authtest: the authorization endpoint is not served yet", http.StatusNotImplemented)
 }
 
 func (p *Provider) serveDevicePage(w http.ResponseWriter, r *http.Request) {

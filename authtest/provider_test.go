@@ -214,7 +214,8 @@ func TestDiscovery(t *testing.T) {
 		}
 	}
 	lists := map[string][]string{
-		"grant_types_supported":                 {GrantDeviceCode, "client_credentials", "password", "refresh_token"},
+		"grant_types_supported":                 {"authorization_code", GrantDeviceCode, "client_credentials", "password", "refresh_token"},
+		"code_challenge_methods_supported":      {"S256"},
 		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "none"},
 		"id_token_signing_alg_values_supported": {"RS256"},
 	}
@@ -329,7 +330,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 	p, _ := newTestProvider(t, nil)
 	a := post(t, p, EndpointToken, form("client_id", "cli"))
 	wantError(t, a, 400, "invalid_request", "missing grant_type")
-	a = post(t, p, EndpointToken, form("client_id", "cli", "grant_type", "authorization_code"))
+	a = post(t, p, EndpointToken, form("client_id", "cli", "grant_type", "implicit"))
 	wantError(t, a, 400, "unsupported_grant_type", "")
 	a = post(t, p, EndpointToken, form("client_id", "cc-only", "client_secret", "x", "grant_type", "password", "username", "ada", "password", "lovelace"))
 	wantError(t, a, 400, "unauthorized_client", "")

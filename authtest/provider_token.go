@@ -104,7 +104,7 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		badRequest("invalid_request", "missing grant_type").write(w)
 		return
 	}
-	if !slices.Contains([]string{GrantDeviceCode, GrantClientCredentials, GrantPassword, GrantRefreshToken}, grant) {
+	if !slices.Contains([]string{GrantAuthorizationCode, GrantDeviceCode, GrantClientCredentials, GrantPassword, GrantRefreshToken}, grant) {
 		badRequest("unsupported_grant_type", "unsupported grant_type "+grant).write(w)
 		return
 	}
@@ -125,6 +125,8 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		resp, e = p.refreshGrant(r, client)
 	case GrantDeviceCode:
 		resp, e = p.deviceGrant(r, client)
+	case GrantAuthorizationCode:
+		resp, e = p.codeGrant(r, client)
 	}
 	if e != nil {
 		e.write(w)
@@ -301,12 +303,19 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oau
 		resp.RefreshExpiresIn = seconds(p.cfg.RefreshTokenLifetime)
 	}
 	p.mu.Unlock()
-	p.signUserTokens(resp, now, sess.username, c.ID, sess.audience, scope)
+	p.signUserTokens(resp, now, sess.username, c.ID, sess.audience, scope, "")
 	return resp, nil
 }
 
 // login starts a session for a user who just authenticated and answers tokens.
 func (p *Provider) login(username, clientID, scope, aud string) *TokenResponse {
+	resp, _ := p.loginSession(username, clientID, scope, aud, "")
+	return resp
+}
+
+// loginSession is login that also returns the session, and puts nonce (when
+// not empty) in the ID token.
+func (p *Provider) loginSession(username, clientID, scope, aud, nonce string) (*TokenResponse, *session) {
 	now := p.now()
 	resp := &TokenResponse{TokenType: p.tokenType(), ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
 	p.mu.Lock()
@@ -317,14 +326,14 @@ func (p *Provider) login(username, clientID, scope, aud string) *TokenResponse {
 		resp.RefreshExpiresIn = seconds(p.cfg.RefreshTokenLifetime)
 	}
 	p.mu.Unlock()
-	p.signUserTokens(resp, now, username, clientID, aud, scope)
-	return resp
+	p.signUserTokens(resp, now, username, clientID, aud, scope, nonce)
+	return resp, sess
 }
 
-func (p *Provider) signUserTokens(resp *TokenResponse, now time.Time, username, clientID, aud, scope string) {
+func (p *Provider) signUserTokens(resp *TokenResponse, now time.Time, username, clientID, aud, scope, nonce string) {
 	resp.AccessToken = p.accessToken(now, username, clientID, aud, scope, p.cfg.AccessTokenLifetime)
 	if hasScope(scope, "openid") {
-		resp.IDToken = p.idToken(now, username, clientID)
+		resp.IDToken = p.idToken(now, username, clientID, nonce)
 	}
 }
 
@@ -391,7 +400,7 @@ func (p *Provider) accessToken(now time.Time, username, clientID, aud, scope str
 	return p.sign(claims)
 }
 
-func (p *Provider) idToken(now time.Time, username, clientID string) string {
+func (p *Provider) idToken(now time.Time, username, clientID, nonce string) string {
 	claims := jwt.MapClaims{}
 	p.userClaims(claims, username)
 	claims["iss"] = p.Issuer()
@@ -402,6 +411,9 @@ func (p *Provider) idToken(now time.Time, username, clientID string) string {
 	claims["nbf"] = now.Unix()
 	claims["exp"] = now.Add(p.cfg.IDTokenLifetime).Unix()
 	claims["jti"] = randomString(16)
+	if nonce != "" {
+		claims["nonce"] = nonce
+	}
 	return p.sign(claims)
 }
 
@@ -433,7 +445,7 @@ func (p *Provider) IssueAccessToken(username, clientID string, scopes []string, 
 
 // IssueIDToken signs an ID token for username and clientID without a flow.
 func (p *Provider) IssueIDToken(username, clientID string) string {
-	return p.idToken(p.now(), username, clientID)
+	return p.idToken(p.now(), username, clientID, "")
 }
 
 // IssueRefreshToken starts a session for username and clientID without a

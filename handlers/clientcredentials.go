@@ -32,7 +32,7 @@ func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, erro
 	if cfg.ClientSecret.IsZero() {
 		return nil, auth.ConfigError("ClientCredentials: ClientSecret is required")
 	}
-	h := &ClientCredentials{OAuthHandler{kind: "ClientCredentials"}}
+	h := &ClientCredentials{OAuthHandler{}}
 	if err := h.core.init("ClientCredentials", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
@@ -87,17 +85,8 @@ type DeviceCodeConfig struct {
 // in the store. Before any new login a stored refresh token is tried. It is
 // safe for concurrent use; Close it when done.
 type DeviceCode struct {
-	OAuthHandler
-	onDemand bool
-	prompt   func(context.Context, DevicePrompt) error
-
-	mu    sync.Mutex // guards login
-	login *loginCall // the interactive login in flight, if any
-}
-
-type loginCall struct {
-	done chan struct{}
-	err  error
+	personLogin
+	prompt func(context.Context, DevicePrompt) error
 }
 
 var _ auth.AuthenticationHandler = (*DeviceCode)(nil)
@@ -110,7 +99,8 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 	if cfg.Username != "" && cfg.Issuer == "" {
 		return nil, auth.ConfigError("DeviceCode: Username needs Issuer, to verify the ID token that names the user")
 	}
-	h := &DeviceCode{OAuthHandler: OAuthHandler{kind: "DeviceCode", user: cfg.Username}, onDemand: cfg.LoginOnDemand, prompt: cfg.Prompt}
+	h := &DeviceCode{prompt: cfg.Prompt}
+	h.personLogin = personLogin{OAuthHandler: OAuthHandler{user: cfg.Username}, onDemand: cfg.LoginOnDemand, login: h.deviceLogin}
 	if err := h.core.init("DeviceCode", cfg.OAuthConfig, []string{"openid", "profile", "offline_access"}); err != nil {
 		return nil, err
 	}
@@ -138,106 +128,38 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 	return h, nil
 }
 
-// fetch is the engine's silent path: refresh, or ErrLoginRequired.
-func (h *DeviceCode) fetch(ctx context.Context, current *auth.Token) (*auth.Token, error) {
-	if !h.core.canRefresh(current) {
-		return nil, fmt.Errorf("%w: no usable refresh token", auth.ErrLoginRequired)
-	}
-	tok, err := h.core.refresh(ctx, current)
-	if err != nil {
-		return nil, fmt.Errorf("handlers: refresh: %w", loginRequired(err))
-	}
-	return tok, nil
-}
-
-// check verifies the ID token of a refreshed token, after the engine saved it.
-func (h *DeviceCode) check(ctx context.Context, tok *auth.Token) error {
-	return h.core.checkIdentity(ctx, tok, h.user)
-}
-
-// Authenticate makes the credentials valid: it returns at once when they
-// are, then tries the held or stored refresh token, and only when that is
-// missing or rejected runs the device login, with ctx: cancelling ctx stops
-// the polling at once. Concurrent calls share one login.
-func (h *DeviceCode) Authenticate(ctx context.Context) error {
-	if h.Valid() {
-		return nil
-	}
-	_, err := h.Credentials(ctx)
-	if err == nil {
-		h.learnUsername(ctx)
-		return nil
-	}
-	if !errors.Is(err, auth.ErrLoginRequired) {
-		return err
-	}
-	return h.interactive(ctx)
-}
-
-// learnUsername reads the username of a token that came from the store.
-func (h *DeviceCode) learnUsername(ctx context.Context) {
-	if h.core.username.Load() != nil {
-		return
-	}
-	if tok := h.Current(); tok != nil {
-		_ = h.core.checkIdentity(ctx, tok, "")
-	}
-}
-
-// interactive runs one device login at a time; callers that find one in
-// flight wait for it as long as their own ctx allows, and start their own
-// if it ended because its caller gave up.
-func (h *DeviceCode) interactive(ctx context.Context) error {
-	for {
-		h.mu.Lock()
-		call := h.login
-		if call == nil {
-			call = &loginCall{done: make(chan struct{})}
-			h.login = call
-			h.mu.Unlock()
-			call.err = h.deviceLogin(ctx)
-			h.mu.Lock()
-			h.login = nil
-			h.mu.Unlock()
-			close(call.done)
-			return call.err
-		}
-		h.mu.Unlock()
-		select {
-		case <-call.done:
-			if call.err != nil && ctx.Err() == nil && (errors.Is(call.err, context.Canceled) || errors.Is(call.err, context.DeadlineExceeded)) {
-				continue // its caller gave up, we have not
-			}
-			return call.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // deviceLogin runs the device authorization grant
 // (https://www.rfc-editor.org/rfc/rfc8628#section-3) and installs the token.
 func (h *DeviceCode) deviceLogin(ctx context.Context) error {
-	c := &h.core
-	ep, err := c.endpoints(ctx, true, false)
+	tok, err := h.core.deviceLogin(ctx, h.prompt, h.user)
 	if err != nil {
 		return err
+	}
+	return h.Set(ctx, tok)
+}
+
+// deviceLogin runs the device authorization grant with prompt and returns
+// the token, its ID token verified to name want (when set).
+func (c *oauthCore) deviceLogin(ctx context.Context, prompt func(context.Context, DevicePrompt) error, want string) (*auth.Token, error) {
+	ep, err := c.endpoints(ctx, needDevice)
+	if err != nil {
+		return nil, err
 	}
 	form := url.Values{}
 	c.addCommon(form)
 	da, err := c.client.DeviceAuthorization(ctx, ep.DeviceAuthorizationURL, form)
 	if err != nil {
-		return fmt.Errorf("handlers: device authorization: %w", err)
+		return nil, fmt.Errorf("handlers: device authorization: %w", err)
 	}
 	now := c.clock.Now()
-	if err := h.prompt(ctx, DevicePrompt{
+	if err := prompt(ctx, DevicePrompt{
 		VerificationURI:         da.VerificationURI,
 		VerificationURIComplete: da.VerificationURIComplete,
 		UserCode:                da.UserCode,
 		Expiry:                  da.Expiry,
 		ExpiresIn:               da.Expiry.Sub(now),
 	}); err != nil {
-		return fmt.Errorf("handlers: device login prompt: %w", err)
+		return nil, fmt.Errorf("handlers: device login prompt: %w", err)
 	}
 	interval := da.Interval
 	if interval <= 0 {
@@ -248,10 +170,10 @@ func (h *DeviceCode) deviceLogin(ctx context.Context) error {
 		// https://www.rfc-editor.org/rfc/rfc8628#section-3.5: wait the
 		// interval before every poll; stop when the code expired.
 		if err := backoff.Sleep(ctx, c.clock.AfterFunc, interval); err != nil {
-			return fmt.Errorf("handlers: device login: %w", err)
+			return nil, fmt.Errorf("handlers: device login: %w", err)
 		}
 		if !c.clock.Now().Before(da.Expiry) {
-			return fmt.Errorf("%w: log in again and approve within %s", auth.ErrDeviceCodeExpired, da.Expiry.Sub(now).Round(time.Second))
+			return nil, fmt.Errorf("%w: log in again and approve within %s", auth.ErrDeviceCodeExpired, da.Expiry.Sub(now).Round(time.Second))
 		}
 		tok, err = c.client.Token(ctx, ep.TokenURL, url.Values{
 			"grant_type":  {GrantTypeDeviceCode},
@@ -277,15 +199,15 @@ func (h *DeviceCode) deviceLogin(ctx context.Context) error {
 				continue
 			}
 		}
-		return fmt.Errorf("handlers: device login: %w", err)
+		return nil, fmt.Errorf("handlers: device login: %w", err)
 	}
 	// A new login, not a rotation: a token that fails the check is not
 	// saved (the stored login of the configured user stays as it was).
 	// A key set that is briefly unreachable is waited for.
-	if err := retryTransient(ctx, c.clock, func() error { return c.checkIdentity(ctx, tok, h.user) }); err != nil {
-		return err
+	if err := retryTransient(ctx, c.clock, func() error { return c.checkIdentity(ctx, tok, want) }); err != nil {
+		return nil, err
 	}
-	return h.Set(ctx, tok)
+	return tok, nil
 }
 
 // retryTransient runs f until it succeeds, fails for good, or ctx ends,
@@ -300,46 +222,6 @@ func retryTransient(ctx context.Context, clock auth.Clock, f func() error) error
 			return fmt.Errorf("%w (the last attempt failed: %w)", serr, err)
 		}
 	}
-}
-
-// HubRequestHeaders returns the hub's headers; see
-// [auth.AuthenticationHandler]. With LoginOnDemand it may run the device
-// login.
-func (h *DeviceCode) HubRequestHeaders(ctx context.Context) (http.Header, error) {
-	v, err := h.Engine.HubRequestHeaders(ctx)
-	if err != nil && h.onDemandLogin(ctx, err) {
-		return h.Engine.HubRequestHeaders(ctx)
-	}
-	return v, err
-}
-
-// AccessManagerRequestHeaders returns the access manager's headers, as
-// HubRequestHeaders does.
-func (h *DeviceCode) AccessManagerRequestHeaders(ctx context.Context) (http.Header, error) {
-	v, err := h.Engine.AccessManagerRequestHeaders(ctx)
-	if err != nil && h.onDemandLogin(ctx, err) {
-		return h.Engine.AccessManagerRequestHeaders(ctx)
-	}
-	return v, err
-}
-
-// MessageServiceMetadata returns the message service's metadata, as
-// HubRequestHeaders does.
-func (h *DeviceCode) MessageServiceMetadata(ctx context.Context) (map[string]string, error) {
-	v, err := h.Engine.MessageServiceMetadata(ctx)
-	if err != nil && h.onDemandLogin(ctx, err) {
-		return h.Engine.MessageServiceMetadata(ctx)
-	}
-	return v, err
-}
-
-// onDemandLogin runs the login after err if allowed; it reports whether
-// the getter should try again.
-func (h *DeviceCode) onDemandLogin(ctx context.Context, err error) bool {
-	if !h.onDemand || !errors.Is(err, auth.ErrLoginRequired) {
-		return false
-	}
-	return h.interactive(ctx) == nil
 }
 
 // DefaultPrompt returns a prompt that writes the code to w as a person

@@ -93,7 +93,6 @@ type OAuthConfig struct {
 type OAuthHandler struct {
 	*auth.Engine
 	core oauthCore
-	kind string // the handler's type name, for String
 	user string // the configured username, if any
 }
 
@@ -159,6 +158,7 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	for _, u := range []struct{ name, v string }{
 		{"Issuer", cfg.Issuer}, {"TokenURL", cfg.TokenURL},
 		{"DeviceAuthorizationURL", cfg.DeviceAuthorizationURL}, {"JWKSURL", cfg.JWKSURL},
+		{"AuthorizationURL", cfg.AuthorizationURL},
 	} {
 		if u.v == "" {
 			continue
@@ -217,17 +217,41 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	return nil
 }
 
+// need names the endpoints a step needs besides the token endpoint.
+type need uint8
+
+const (
+	needDevice    need = 1 << iota // the device authorization endpoint
+	needJWKS                       // the key set, to verify ID tokens
+	needAuthorize                  // the authorization endpoint
+)
+
 // endpoints returns the configured endpoints completed by discovery when
 // one that is needed is missing.
-func (c *oauthCore) endpoints(ctx context.Context, needDevice, needJWKS bool) (Endpoints, error) {
+func (c *oauthCore) endpoints(ctx context.Context, n need) (Endpoints, error) {
 	ep := c.ep
-	if ep.TokenURL != "" && (!needDevice || ep.DeviceAuthorizationURL != "") && (!needJWKS || ep.JWKSURL != "") {
+	missing := func(e Endpoints) (string, bool) {
+		switch {
+		case e.TokenURL == "":
+			return "token_endpoint", true
+		case n&needDevice != 0 && e.DeviceAuthorizationURL == "":
+			return "device_authorization_endpoint", true
+		case n&needJWKS != 0 && e.JWKSURL == "":
+			return "jwks_uri", true
+		case n&needAuthorize != 0 && e.AuthorizationURL == "":
+			return "authorization_endpoint", true
+		}
+		return "", false
+	}
+	if _, ok := missing(ep); !ok {
 		return ep, nil
 	}
 	if ep.Issuer == "" {
 		switch {
-		case needDevice && ep.DeviceAuthorizationURL == "":
+		case n&needDevice != 0 && ep.DeviceAuthorizationURL == "":
 			return ep, auth.ConfigError("DeviceAuthorizationURL or Issuer is required")
+		case n&needAuthorize != 0 && ep.AuthorizationURL == "":
+			return ep, auth.ConfigError("AuthorizationURL or Issuer is required")
 		default:
 			return ep, auth.ConfigError("JWKSURL or Issuer is required to verify ID tokens")
 		}
@@ -245,6 +269,7 @@ func (c *oauthCore) endpoints(ctx context.Context, needDevice, needJWKS bool) (E
 		{&ep.TokenURL, d.TokenURL, "token_endpoint"},
 		{&ep.DeviceAuthorizationURL, d.DeviceAuthorizationURL, "device_authorization_endpoint"},
 		{&ep.JWKSURL, d.JWKSURL, "jwks_uri"},
+		{&ep.AuthorizationURL, d.AuthorizationURL, "authorization_endpoint"},
 	} {
 		if *f.dst != "" || f.v == "" {
 			continue
@@ -254,11 +279,8 @@ func (c *oauthCore) endpoints(ctx context.Context, needDevice, needJWKS bool) (E
 		}
 		*f.dst = f.v
 	}
-	if needDevice && ep.DeviceAuthorizationURL == "" {
-		return ep, fmt.Errorf("%w: the provider announces no device_authorization_endpoint", auth.ErrInvalidConfig)
-	}
-	if needJWKS && ep.JWKSURL == "" {
-		return ep, fmt.Errorf("%w: the provider announces no jwks_uri", auth.ErrInvalidConfig)
+	if name, ok := missing(ep); ok {
+		return ep, fmt.Errorf("%w: the provider announces no %s", auth.ErrInvalidConfig, name)
 	}
 	return ep, nil
 }
@@ -266,7 +288,7 @@ func (c *oauthCore) endpoints(ctx context.Context, needDevice, needJWKS bool) (E
 // grant runs a grant: form carries grant_type and the grant's own
 // parameters; scope, audience and ExtraParams are added.
 func (c *oauthCore) grant(ctx context.Context, form url.Values) (*auth.Token, error) {
-	ep, err := c.endpoints(ctx, false, false)
+	ep, err := c.endpoints(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +314,7 @@ func (c *oauthCore) addCommon(form url.Values) {
 // the provider grants the original scope. When the answer carries no new
 // refresh token the old one stays in use.
 func (c *oauthCore) refresh(ctx context.Context, current *auth.Token) (*auth.Token, error) {
-	ep, err := c.endpoints(ctx, false, false)
+	ep, err := c.endpoints(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -365,6 +387,13 @@ func (c *oauthCore) setupVerifier(claim string) {
 // It learns the username. A key set that cannot be fetched is a transient
 // error (auth.IsTransient): the check is worth running again.
 func (c *oauthCore) checkIdentity(ctx context.Context, tok *auth.Token, want string) error {
+	return c.checkLogin(ctx, tok, want, "")
+}
+
+// checkLogin is checkIdentity for the answer to a login that sent nonce
+// (when not empty): the ID token must carry it
+// (https://openid.net/specs/openid-connect-core-1_0.html#NonceNotes).
+func (c *oauthCore) checkLogin(ctx context.Context, tok *auth.Token, want, nonce string) error {
 	if tok.IDToken.IsZero() || c.verifier == nil {
 		if want != "" && c.subject.Load() == nil {
 			// A pinned username is only as good as the ID token that
@@ -374,13 +403,16 @@ func (c *oauthCore) checkIdentity(ctx context.Context, tok *auth.Token, want str
 		}
 		return nil
 	}
-	ep, err := c.endpoints(ctx, false, true)
+	ep, err := c.endpoints(ctx, needJWKS)
 	if err != nil {
 		return err
 	}
 	claims, name, err := c.verifier.verify(ctx, ep.JWKSURL, tok.IDToken.Reveal())
 	if err != nil {
 		return err
+	}
+	if got, _ := claims["nonce"].(string); nonce != "" && got != nonce {
+		return fmt.Errorf("%w: its nonce is not the one this login sent (a replayed or injected ID token); log in again", ErrInvalidIDToken)
 	}
 	sub, _ := claims["sub"].(string)
 	if prev := c.subject.Load(); prev != nil && *prev != sub {

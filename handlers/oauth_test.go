@@ -222,12 +222,14 @@ func TestEndpointHelpers(t *testing.T) {
 	}{
 		{"keycloak", KeycloakEndpoints("https://sso.example.com/", "my realm"), Endpoints{
 			Issuer:                 "https://sso.example.com/realms/my%20realm",
+			AuthorizationURL:       "https://sso.example.com/realms/my%20realm/protocol/openid-connect/auth",
 			TokenURL:               "https://sso.example.com/realms/my%20realm/protocol/openid-connect/token",
 			DeviceAuthorizationURL: "https://sso.example.com/realms/my%20realm/protocol/openid-connect/auth/device",
 			JWKSURL:                "https://sso.example.com/realms/my%20realm/protocol/openid-connect/certs",
 		}},
 		{"auth0", Auth0Endpoints("tenant.eu.auth0.com"), Endpoints{
 			Issuer:                 "https://tenant.eu.auth0.com/",
+			AuthorizationURL:       "https://tenant.eu.auth0.com/authorize",
 			TokenURL:               "https://tenant.eu.auth0.com/oauth/token",
 			DeviceAuthorizationURL: "https://tenant.eu.auth0.com/oauth/device/code",
 			JWKSURL:                "https://tenant.eu.auth0.com/.well-known/jwks.json",

@@ -31,6 +31,9 @@ type Endpoints struct {
 	// Issuer is the provider's issuer identifier. It is needed to verify ID
 	// tokens and to discover the fields left empty.
 	Issuer string
+	// AuthorizationURL is the authorization endpoint of the browser login
+	// (https://www.rfc-editor.org/rfc/rfc6749#section-3.1).
+	AuthorizationURL string
 	// TokenURL is the token endpoint
 	// (https://www.rfc-editor.org/rfc/rfc6749#section-3.2).
 	TokenURL string
@@ -49,6 +52,7 @@ func KeycloakEndpoints(server, realm string) Endpoints {
 	oidc := base + "/protocol/openid-connect"
 	return Endpoints{
 		Issuer:                 base,
+		AuthorizationURL:       oidc + "/auth",
 		TokenURL:               oidc + "/token",
 		DeviceAuthorizationURL: oidc + "/auth/device",
 		JWKSURL:                oidc + "/certs",
@@ -61,6 +65,7 @@ func Auth0Endpoints(domain string) Endpoints {
 	base := "https://" + strings.TrimRight(strings.TrimPrefix(domain, "https://"), "/")
 	return Endpoints{
 		Issuer:                 base + "/",
+		AuthorizationURL:       base + "/authorize",
 		TokenURL:               base + "/oauth/token",
 		DeviceAuthorizationURL: base + "/oauth/device/code",
 		JWKSURL:                base + "/.well-known/jwks.json",
@@ -85,6 +90,7 @@ type ProviderMetadata struct {
 func (m *ProviderMetadata) Endpoints() Endpoints {
 	return Endpoints{
 		Issuer:                 m.Issuer,
+		AuthorizationURL:       m.AuthorizationEndpoint,
 		TokenURL:               m.TokenEndpoint,
 		DeviceAuthorizationURL: m.DeviceAuthorizationEndpoint,
 		JWKSURL:                m.JWKSURI,

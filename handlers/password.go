@@ -57,7 +57,7 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 			return nil, auth.ConfigError("Password: TOTPSecret is not a base32 secret")
 		}
 	}
-	h := &Password{OAuthHandler: OAuthHandler{kind: "Password", user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
+	h := &Password{OAuthHandler: OAuthHandler{user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
 	if err := h.core.init("Password", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}

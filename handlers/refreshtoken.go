@@ -47,7 +47,7 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 	if cfg.Username != "" && cfg.Issuer == "" {
 		return nil, auth.ConfigError("RefreshToken: Username needs Issuer, to verify the ID token that names the user")
 	}
-	h := &RefreshToken{OAuthHandler: OAuthHandler{kind: "RefreshToken", user: cfg.Username}, initial: cfg.RefreshToken}
+	h := &RefreshToken{OAuthHandler: OAuthHandler{user: cfg.Username}, initial: cfg.RefreshToken}
 	if err := h.core.init("RefreshToken", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}

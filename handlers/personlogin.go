@@ -1,0 +1,147 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/authkit-go/authkit/auth"
+)
+
+// personLogin is what the handlers that need a person to log in share
+// (DeviceCode, BrowserLogin): the engine refreshes silently with the
+// refresh token; only Authenticate (or a getter, with LoginOnDemand) runs
+// the person's login, one at a time.
+type personLogin struct {
+	OAuthHandler
+	onDemand bool
+	// login runs the person's login and installs its token.
+	login func(ctx context.Context) error
+
+	mu   sync.Mutex // guards call
+	call *loginCall // the login in flight, if any
+}
+
+type loginCall struct {
+	done chan struct{}
+	err  error
+}
+
+// fetch is the engine's silent path: refresh, or ErrLoginRequired.
+func (h *personLogin) fetch(ctx context.Context, current *auth.Token) (*auth.Token, error) {
+	if !h.core.canRefresh(current) {
+		return nil, fmt.Errorf("%w: no usable refresh token", auth.ErrLoginRequired)
+	}
+	tok, err := h.core.refresh(ctx, current)
+	if err != nil {
+		return nil, fmt.Errorf("handlers: refresh: %w", loginRequired(err))
+	}
+	return tok, nil
+}
+
+// check verifies the ID token of a refreshed token, after the engine saved it.
+func (h *personLogin) check(ctx context.Context, tok *auth.Token) error {
+	return h.core.checkIdentity(ctx, tok, h.user)
+}
+
+// Authenticate makes the credentials valid: it returns at once when they
+// are, then tries the held or stored refresh token, and only when that is
+// missing or rejected runs the person's login, with ctx: cancelling ctx
+// stops it at once. Concurrent calls share one login.
+func (h *personLogin) Authenticate(ctx context.Context) error {
+	if h.Valid() {
+		return nil
+	}
+	_, err := h.Credentials(ctx)
+	if err == nil {
+		h.learnUsername(ctx)
+		return nil
+	}
+	if !errors.Is(err, auth.ErrLoginRequired) {
+		return err
+	}
+	return h.interactive(ctx)
+}
+
+// learnUsername reads the username of a token that came from the store.
+func (h *personLogin) learnUsername(ctx context.Context) {
+	if h.core.username.Load() != nil {
+		return
+	}
+	if tok := h.Current(); tok != nil {
+		_ = h.core.checkIdentity(ctx, tok, "")
+	}
+}
+
+// interactive runs one login at a time, on the ctx of the caller who
+// started it: cancelling that ctx stops it. Callers that find one in
+// flight wait for it as long as their own ctx allows, and start their own
+// if it ended because its caller gave up.
+func (h *personLogin) interactive(ctx context.Context) error {
+	for {
+		h.mu.Lock()
+		call := h.call
+		if call == nil {
+			call = &loginCall{done: make(chan struct{})}
+			h.call = call
+			h.mu.Unlock()
+			call.err = h.login(ctx)
+			h.mu.Lock()
+			h.call = nil
+			h.mu.Unlock()
+			close(call.done)
+			return call.err
+		}
+		h.mu.Unlock()
+		select {
+		case <-call.done:
+			if call.err != nil && ctx.Err() == nil && (errors.Is(call.err, context.Canceled) || errors.Is(call.err, context.DeadlineExceeded)) {
+				continue // its caller gave up, we have not
+			}
+			return call.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// HubRequestHeaders returns the hub's headers; see
+// [auth.AuthenticationHandler]. With LoginOnDemand it may run the login.
+func (h *personLogin) HubRequestHeaders(ctx context.Context) (http.Header, error) {
+	v, err := h.Engine.HubRequestHeaders(ctx)
+	if err != nil && h.onDemandLogin(ctx, err) {
+		return h.Engine.HubRequestHeaders(ctx)
+	}
+	return v, err
+}
+
+// AccessManagerRequestHeaders returns the access manager's headers, as
+// HubRequestHeaders does.
+func (h *personLogin) AccessManagerRequestHeaders(ctx context.Context) (http.Header, error) {
+	v, err := h.Engine.AccessManagerRequestHeaders(ctx)
+	if err != nil && h.onDemandLogin(ctx, err) {
+		return h.Engine.AccessManagerRequestHeaders(ctx)
+	}
+	return v, err
+}
+
+// MessageServiceMetadata returns the message service's metadata, as
+// HubRequestHeaders does.
+func (h *personLogin) MessageServiceMetadata(ctx context.Context) (map[string]string, error) {
+	v, err := h.Engine.MessageServiceMetadata(ctx)
+	if err != nil && h.onDemandLogin(ctx, err) {
+		return h.Engine.MessageServiceMetadata(ctx)
+	}
+	return v, err
+}
+
+// onDemandLogin runs the login after err if allowed; it reports whether
+// the getter should try again.
+func (h *personLogin) onDemandLogin(ctx context.Context, err error) bool {
+	if !h.onDemand || !errors.Is(err, auth.ErrLoginRequired) {
+		return false
+	}
+	return h.interactive(ctx) == nil
+}
