@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # interop/run.sh runs authkit's interop tests against real identity providers:
 # Dex v2.45.1 (built from the Go module proxy) and panva oidc-provider 9.13.3
-# (installed from npm). It builds/installs them into interop/.work, starts both
+# (installed from npm), and Chromium from Debian's packages for the real-browser
+# tests. It builds/installs them into interop/.work, starts both
 # on 127.0.0.1 with free ports, waits for their discovery documents, runs
 #
 #   go test -race -count=1 ./interop/... [extra go test flags from "$@"]
 #
-# with AUTHKIT_DEX_ISSUER and AUTHKIT_OIDC_ISSUER set, and stops both by PID on
+# with AUTHKIT_DEX_ISSUER, AUTHKIT_OIDC_ISSUER and AUTHKIT_CHROMIUM set, and stops both by PID on
 # exit, whatever the outcome. The exit status is go test's.
 #
-# Needs: go, node (>= 20) and npm on PATH; network access to the Go module
-# proxy and the npm registry on the first run. Everything it writes stays in
+# Needs: go, node (>= 20) and npm on PATH, and apt-get (as root or with sudo)
+# when chromium is not installed; network access to the Go module proxy, the
+# npm registry and Debian's mirror on the first run. Everything it writes stays in
 # interop/.work (ignored by git and, since it starts with a dot, by ./...).
 set -euo pipefail
 
@@ -45,7 +47,20 @@ if ! cmp -s "$here/oidc/package-lock.json" "$work/oidc/package-lock.json" ||
 fi
 cp "$here/oidc/server.mjs" "$work/oidc/server.mjs"
 
-say "providers ready after $((SECONDS - started))s"
+# Chromium for the real-browser tests: Debian's package (IDP.md), never a
+# browser a tool downloads itself.
+chromium=$(command -v chromium || true)
+if [ -z "$chromium" ]; then
+	say "installing chromium (apt-get)"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq >"$logs/apt.log" 2>&1
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >>"$logs/apt.log" 2>&1 ||
+		{ say "apt-get install chromium failed:"; tail -n 20 "$logs/apt.log" >&2; exit 2; }
+	chromium=$(command -v chromium)
+fi
+
+say "providers and $("$chromium" --version 2>/dev/null | head -n1) ready after $((SECONDS - started))s"
 
 # --- start them ------------------------------------------------------------
 
@@ -144,7 +159,7 @@ cd "$root"
 # In the background, so that a signal to this script is handled at once
 # (bash runs traps only between foreground commands) and the tests and
 # the providers are stopped with it.
-AUTHKIT_DEX_ISSUER="$dex_issuer" AUTHKIT_OIDC_ISSUER="$oidc_issuer" \
+AUTHKIT_DEX_ISSUER="$dex_issuer" AUTHKIT_OIDC_ISSUER="$oidc_issuer" AUTHKIT_CHROMIUM="$chromium" \
 	go test -race -count=1 "$@" ./interop/... </dev/null &
 test_pid=$!
 pids=("$test_pid" "${pids[@]}")

@@ -6,7 +6,8 @@
 // when devInteractions is off: GET /interaction/:uid shows a login form (or
 // grants consent at once, as a first-party provider would), and
 // POST /interaction/:uid/login checks the static user below. Everything is in
-// memory: a restart forgets every token.
+// memory: a restart forgets every token. POST /interaction/:uid/abort is the
+// person refusing (access_denied).
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
 
@@ -80,8 +81,10 @@ const configuration = {
       token_endpoint_auth_method: 'none',
     },
     {
-      // Browser login: authorization code + PKCE on a loopback redirect.
+      // Browser login: authorization code + PKCE on a loopback redirect. A
+      // native client: the loopback redirect matches any port (RFC 8252 7.3).
       client_id: 'authkit-web',
+      application_type: 'native',
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: ['http://127.0.0.1/callback'],
@@ -160,6 +163,9 @@ function loginPage(res, uid, message) {
 <input type="text" name="login" autocomplete="username">
 <input type="password" name="password" autocomplete="current-password">
 <button type="submit">Sign in</button>
+</form>
+<form id="abort" method="post" action="/interaction/${uid}/abort">
+<button type="submit">Cancel</button>
 </form>`);
 }
 
@@ -182,9 +188,17 @@ async function grantConsent(req, res, details) {
 }
 
 async function interaction(req, res, url) {
-  const m = url.pathname.match(/^\/interaction\/([^/]+)(\/login)?$/);
+  const m = url.pathname.match(/^\/interaction\/([^/]+)(\/login|\/abort)?$/);
   if (!m) return html(res, 404, 'not found');
-  const [, uid, login] = m;
+  const [, uid, action] = m;
+  const login = action === '/login';
+  if (action === '/abort' && req.method === 'POST') {
+    // The person refuses: the client gets access_denied.
+    return provider.interactionFinished(req, res, {
+      error: 'access_denied',
+      error_description: 'End-User aborted interaction',
+    }, { mergeWithLastSubmission: false });
+  }
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) return html(res, 400, 'interaction mismatch');
 
