@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -37,6 +38,20 @@ type Page struct {
 	Status int
 	// Body is its text.
 	Body string
+}
+
+// Hidden parts of a page, and its tags, for [Page.Text].
+var (
+	pageHidden = regexp.MustCompile(`(?is)<(head|style|script)\b.*?</(head|style|script)>`)
+	pageTag    = regexp.MustCompile(`<[^>]*>`)
+)
+
+// Text returns the page's visible text: without the head, scripts, styles
+// and tags, entities decoded, whitespace collapsed to single spaces.
+func (p Page) Text() string {
+	s := pageHidden.ReplaceAllString(p.Body, " ")
+	s = pageTag.ReplaceAllString(s, " ")
+	return strings.Join(strings.Fields(html.UnescapeString(s)), " ")
 }
 
 // NewBrowser returns a browser that logs in as username with password. It
@@ -114,6 +129,15 @@ func (b *Browser) get(ctx context.Context, u string) (Page, error) {
 func (b *Browser) do(req *http.Request) (Page, error) {
 	resp, err := b.client.Do(req)
 	if err != nil {
+		// Without the URL's query, which holds a code on the way back to
+		// the application.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			if u, perr := url.Parse(ue.URL); perr == nil {
+				u.RawQuery, u.Fragment = "", ""
+				return Page{}, fmt.Errorf("authtest: browser: loading %s: %w", u, ue.Err)
+			}
+		}
 		return Page{}, fmt.Errorf("authtest: browser: %w", err)
 	}
 	defer resp.Body.Close()

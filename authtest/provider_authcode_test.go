@@ -263,3 +263,21 @@ func TestLoginForm(t *testing.T) {
 		}
 	})
 }
+
+// A browser that cannot reach the application says which page it could not load
+// without the query, which carries the code.
+func TestBrowserErrorHidesTheCode(t *testing.T) {
+	p, _ := newTestProvider(t, nil)
+	a := newApp(t, "/callback")
+	redirect := a.redirectURI()
+	a.srv.Close() // the application is gone
+	b := p.NewBrowser("ada", "lovelace")
+	err := b.Open(context.Background(), authorizeURL(p, "cli", redirect))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	u, _ := url.Parse(redirect)
+	if msg := err.Error(); strings.Contains(msg, "code=") || strings.Contains(msg, "st-1") || !strings.Contains(msg, "loading http://"+u.Host+"/callback: ") {
+		t.Errorf("error = %q, want the method and URL without the query", msg)
+	}
+}

@@ -166,7 +166,7 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 		h.out = os.Stderr
 	}
 	if h.landing == nil {
-		h.landing = defaultLanding
+		h.landing = DefaultLanding
 	}
 	if h.timeout == 0 {
 		h.timeout = DefaultBrowserLoginTimeout
@@ -218,20 +218,30 @@ func (h *BrowserLogin) browserLogin(ctx context.Context) error {
 	}
 	srv := &http.Server{Handler: l, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		_ = srv.Close()
-	}()
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer scancel()
+			_ = srv.Shutdown(sctx)
+			_ = srv.Close()
+		})
+	}
+	defer stop()
 
 	authURL := l.authURL(ep.AuthorizationURL)
-	fmt.Fprintf(h.out, "Opening your browser to log in. If it does not open, visit:\n\n  %s\n\n", netpolicy.TerminalSafe(authURL))
+	safeURL := netpolicy.TerminalSafe(authURL)
 	if err := h.open(ctx, authURL); err != nil {
 		if h.fallback {
+			// Closed first: the abandoned login can neither finish beside
+			// the device login nor be offered to the person.
+			stop()
 			return h.deviceFallback(ctx, "the browser could not be opened: "+err.Error())
 		}
 		c.log.Warn("handlers: browser login: the browser could not be opened; waiting for the URL to be opened by hand", "error", err)
+		fmt.Fprintf(h.out, "Could not open a browser (%s). To log in, visit:\n\n  %s\n\n", netpolicy.TerminalSafe(err.Error()), safeURL)
+	} else {
+		fmt.Fprintf(h.out, "Opened your browser to log in. If it did not open, visit:\n\n  %s\n\n", safeURL)
 	}
 	select {
 	case err := <-l.result:
@@ -243,7 +253,7 @@ func (h *BrowserLogin) browserLogin(ctx context.Context) error {
 
 // deviceFallback runs the device flow in place of the browser login.
 func (h *BrowserLogin) deviceFallback(ctx context.Context, why string) error {
-	fmt.Fprintf(h.out, "Logging in with a code instead (%s).\n", why)
+	fmt.Fprintf(h.out, "Logging in with a code instead (%s).\n", netpolicy.TerminalSafe(why))
 	tok, err := h.core.deviceLogin(ctx, DefaultPrompt(h.out, nil), h.user)
 	if err != nil {
 		return err
@@ -398,10 +408,12 @@ func writePage(w http.ResponseWriter, status int, title, detail string) {
 	_ = pageTemplate.Execute(w, struct{ Title, Detail string }{title, detail})
 }
 
-// defaultLanding is the landing page when none is configured. The error
+// DefaultLanding writes authkit's landing page, used when
+// [BrowserLoginConfig.Landing] is nil; a custom Landing may call it, for
+// instance for failures only. The success page names the user; the error
 // page names the failure without the code, a token or the provider's
 // description (which may echo what the request carried).
-func defaultLanding(w http.ResponseWriter, _ *http.Request, o LoginOutcome) {
+func DefaultLanding(w http.ResponseWriter, _ *http.Request, o LoginOutcome) {
 	if o.Err == nil {
 		detail := "You can close this window and return to the application."
 		if o.Username != "" {

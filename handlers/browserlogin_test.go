@@ -403,18 +403,45 @@ func TestBrowserLoginLandingFailure(t *testing.T) {
 
 // TestBrowserLoginDeviceFallback: when the browser cannot be opened, the
 // device flow runs instead and says so.
+// The loopback server is closed before the device flow starts, so that
+// the abandoned browser login can neither complete beside it nor be
+// offered to the person.
 func TestBrowserLoginDeviceFallback(t *testing.T) {
+	var authURL atomic.Value
 	s := newBrowserSetup(t, func(c *BrowserLoginConfig) {
 		c.DeviceFallback = true
-		c.OpenBrowser = func(context.Context, string) error { return errors.New("no browser here") }
+		c.OpenBrowser = func(_ context.Context, u string) error {
+			authURL.Store(u)
+			return errors.New("no browser here")
+		}
 	}, func(pc *authtest.ProviderConfig) { pc.DeviceInterval = time.Second })
-	s.p.AutoApprove("ada", 0)
+	loopback := make(chan error, 1)
+	s.p.OnDeviceAuthorization(func(code string) {
+		// The person has the device code now: the browser login's
+		// loopback server must be gone.
+		u, _ := url.Parse(authURL.Load().(string))
+		resp, err := http.Get(u.Query().Get("redirect_uri") + "?state=" + u.Query().Get("state") + "&code=late")
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("the loopback server still answers: %s", resp.Status)
+		} else {
+			err = nil
+		}
+		loopback <- err
+		_ = s.p.ApproveDevice(code, "ada")
+	})
 	if err := driven(s.clk, func() error { return s.h.Authenticate(testCtx(t, 30*time.Second)) }, s.h.Authenticated); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-loopback; err != nil {
+		t.Error(err)
 	}
 	out := s.out.String()
 	if !strings.Contains(out, "Logging in with a code instead (the browser could not be opened: no browser here)") || !strings.Contains(out, "Your confirmation code is") {
 		t.Errorf("output = %q", out)
+	}
+	if strings.Contains(out, "/authorize?") {
+		t.Errorf("the abandoned authorization URL was offered: %q", out)
 	}
 	if s.h.Username() != "ada" {
 		t.Errorf("Username() = %q", s.h.Username())

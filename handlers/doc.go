@@ -6,7 +6,8 @@
 //   - [APIKeys] sends a fixed key id and key; nothing expires, nothing is fetched.
 //   - [ExternallyManagedJWT] serves a JWT that the application obtains itself
 //     (it owns the login) and hands in through a callback.
-//   - The OAuth 2.0 grants (device code, client credentials, password with
+//   - The OAuth 2.0 grants (device code, browser login with the
+//     authorization code grant and PKCE, client credentials, password with
 //     an optional TOTP code, refresh token) and the OIDC discovery helpers
 //     live beside them, one file each.
 //

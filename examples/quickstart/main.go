@@ -4,8 +4,8 @@
 // It starts an OAuth 2.0 / OpenID Connect provider and a platform — a hub
 // HTTP API, an access-manager HTTP API and a gRPC message service — from
 // the authtest package, on loopback ports. Then, for each handler (API
-// keys, an externally managed JWT, device code, client credentials,
-// password with TOTP, refresh token) it builds a session and a gRPC channel,
+// keys, an externally managed JWT, device code, browser login, client
+// credentials, password with TOTP, refresh token) it builds a session and a gRPC channel,
 // calls the three services, lets the short-lived access token (3 seconds)
 // expire, calls them again with the token the handler renewed on its own,
 // and prints a table. Nothing to install or configure:
@@ -63,6 +63,7 @@ const (
 	apiKeySecret  = "ak_live_2b9c41f0d6e84a7b93c5e1f2a8d07b64"
 	totpSecret    = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 	linusPassword = "correct horse battery staple"
+	hedyPassword  = "frequency-hopping-1942"
 )
 
 // world is the embedded provider and platform, and what the flows share.
@@ -100,6 +101,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		Users: []authtest.User{
 			{Username: "ada", Password: "unused"},
 			{Username: "linus", Password: linusPassword, TOTPSecret: totpSecret},
+			{Username: "hedy", Password: hedyPassword},
 			{Username: "margaret", Password: "unused"},
 		},
 	})
@@ -223,6 +225,7 @@ func (w *world) oauth(tag, clientID, secret string) (handlers.OAuthConfig, *atom
 			Issuer:                 w.prov.Issuer(),
 			TokenURL:               w.prov.TokenURL(),
 			DeviceAuthorizationURL: w.prov.DeviceAuthorizationURL(),
+			AuthorizationURL:       w.prov.AuthorizationURL(),
 			JWKSURL:                w.prov.JWKSURL(),
 		},
 		ClientID:     clientID,
@@ -276,6 +279,31 @@ func (w *world) flows() []flow {
 			})
 			return h, n, err
 		}},
+		{"browser login", func() (auth.AuthenticationHandler, *atomic.Int64, error) {
+			cfg, n := w.oauth("[browser login]", publicClient, "")
+			// hedy's browser: authtest's Browser loads the authorization
+			// URL, fills the provider's login form as she would, and
+			// follows the redirect to the handler's loopback server.
+			browser := w.prov.NewBrowser("hedy", hedyPassword)
+			h, err := handlers.NewBrowserLogin(handlers.BrowserLoginConfig{
+				OAuthConfig: cfg,
+				OpenBrowser: func(ctx context.Context, authURL string) error {
+					// A real opener returns at once, and the browser lives on
+					// after the login ends (with its landing page).
+					bctx := context.WithoutCancel(ctx)
+					go func() {
+						if err := browser.Open(bctx, authURL); err != nil {
+							w.out.Printf("[browser login] the browser: %v\n", err)
+							return
+						}
+						w.out.Printf("[browser login] hedy logged in in her browser (simulated); it shows %q\n", browser.LastPage().Text())
+					}()
+					return nil
+				},
+				Output: linePrefixer{w.out, "[browser login]"}, // what a person sees on the terminal
+			})
+			return h, n, err
+		}},
 		{"client credentials", func() (auth.AuthenticationHandler, *atomic.Int64, error) {
 			cfg, n := w.oauth("[client credentials]", serviceClient, serviceSecret)
 			h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: cfg})
@@ -299,6 +327,23 @@ func (w *world) flows() []flow {
 			return h, n, err
 		}},
 	}
+}
+
+// linePrefixer writes each non-blank line it gets to out after tag.
+type linePrefixer struct {
+	out *demo.Out
+	tag string
+}
+
+func (p linePrefixer) Write(b []byte) (int, error) {
+	var lines strings.Builder
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			fmt.Fprintf(&lines, "%s %s\n", p.tag, line)
+		}
+	}
+	p.out.Printf("%s", lines.String()) // one piece: not interleaved with other flows
+	return len(b), nil
 }
 
 // engineHandler is a handler with a token lifecycle (every one but API keys).

@@ -12,7 +12,7 @@ var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.`)
 
 // rowPattern is a table row in which the handler reached every service
 // with every call.
-var rowPattern = regexp.MustCompile(`(?m)^(API keys|externally managed JWT|device code|client credentials|password \+ TOTP|refresh token) +(\S+) +ok 4/4 +ok 4/4 +ok 4/4 +(-|\d+) +(-|\d+)$`)
+var rowPattern = regexp.MustCompile(`(?m)^(API keys|externally managed JWT|device code|browser login|client credentials|password \+ TOTP|refresh token) +(\S+) +ok 4/4 +ok 4/4 +ok 4/4 +(-|\d+) +(-|\d+)$`)
 
 func TestRun(t *testing.T) {
 	for _, args := range [][]string{nil, {"-v"}} {
@@ -37,7 +37,7 @@ func TestRun(t *testing.T) {
 				}
 			}
 			want := map[string]string{
-				"API keys": "ci-bot", "externally managed JWT": "grace", "device code": "ada",
+				"API keys": "ci-bot", "externally managed JWT": "grace", "device code": "ada", "browser login": "hedy",
 				"client credentials": "service-account-quickstart-service", "password + TOTP": "linus", "refresh token": "margaret",
 			}
 			for h, u := range want {
@@ -49,8 +49,10 @@ func TestRun(t *testing.T) {
 				"[device code] To log in, open http://127.0.0.1:",
 				"[device code] Your confirmation code is ",
 				"[provider]    ada approved code ",
+				"[browser login] Opened your browser to log in. If it did not open, visit:\n[browser login] http://127.0.0.1:",
+				"[browser login] hedy logged in in her browser (simulated); it shows \"Logged in You are logged in as hedy.",
 				"Every handler reached all three services",
-				"refused (the 5 expired tokens sent on purpose)",
+				"refused (the 6 expired tokens sent on purpose)",
 			} {
 				if !strings.Contains(got, w) {
 					t.Errorf("output lacks %q\n%s", w, got)
@@ -69,7 +71,7 @@ func TestRun(t *testing.T) {
 					}
 				}
 			}
-			for _, secret := range []string{apiKeySecret, serviceSecret, totpSecret, linusPassword} {
+			for _, secret := range []string{apiKeySecret, serviceSecret, totpSecret, linusPassword, hedyPassword} {
 				if strings.Contains(got, secret) {
 					t.Errorf("output shows a secret")
 				}
