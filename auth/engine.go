@@ -20,7 +20,7 @@ import (
 // (possibly expired, rejected by a service, or loaded from the store), or
 // nil; the grant decides whether to spend its refresh token or run the full
 // grant. ctx is the engine's own, bounded by EngineConfig.FetchTimeout and
-// cancelled by Close, Forget or Set — never a caller's.
+// cancelled by Close, Logout or Set — never a caller's.
 //
 // A fetch returns as soon as it holds what the provider issued: checks that
 // may fail afterwards (an ID token's signature, a pinned username) belong in
@@ -75,6 +75,11 @@ type EngineConfig struct {
 	StoreKey StoreKey
 	// Initial is a token to start with, served while valid.
 	Initial *Token
+	// Revoke, if set, revokes a token at its issuer (RFC 7009: the refresh
+	// token, then the access token); [Engine.Logout] calls it for the
+	// token it holds and for the stored one, under the store's lock,
+	// before deleting the stored entry. Nil means a logout is local only.
+	Revoke func(ctx context.Context, tok *Token) error
 	// Logger receives debug, info and warning records, never a secret; nil
 	// means silent.
 	Logger *slog.Logger
@@ -116,7 +121,7 @@ type Stats struct {
 // that load plus a comparison with the wall clock, so a machine that slept
 // past the expiry never sends the dead token: validity does not depend on a
 // timer having fired. Every change — a fetch's result, a login (Set), a
-// logout (Forget), Close — installs a new value through one path that
+// logout (Logout), Close — installs a new value through one path that
 // checks the epoch: a fetch that started before a login or a logout can
 // neither install nor save its token.
 //
@@ -145,6 +150,7 @@ type Engine struct {
 	backoff    Backoff
 	timeout    time.Duration // of one fetch; 0 means none
 	onRejected func(Service)
+	revoke     func(context.Context, *Token) error
 	clock      Clock
 	store      Store
 	key        *StoreKey // nil without a store
@@ -157,8 +163,8 @@ type Engine struct {
 
 	mu           sync.Mutex // guards the fields below and every change of st
 	call         *fetchCall // the fetch in flight, if any
-	failures     int        // terminal failures in a row
-	dueOnArrival int        // tokens in a row that were due for refresh on arrival
+	failures     int32      // terminal failures in a row
+	dueOnArrival int32      // tokens in a row that were due for refresh on arrival
 	lastErr      error      // the last terminal failure, served until retryAt
 	retryAt      int64      // Unix ns
 	fetchTook    time.Duration
@@ -183,7 +189,7 @@ func noExpiry(t time.Time) bool {
 // state is one immutable snapshot of the engine. Only read and kicked
 // change, once each.
 type state struct {
-	epoch uint64 // login generation: Set, Forget and Close start a new one
+	epoch uint64 // login generation: Set, Logout and Close start a new one
 	// tok is the latest token: the source of the next refresh. It may be
 	// expired, rejected by a service, or a token whose check failed, and
 	// then differs from creds.Token.
@@ -254,7 +260,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{
 		fetch: cfg.Fetch, check: cfg.Check, wire: &defaultWire, backoff: cfg.Backoff,
-		refreshIdle: cfg.RefreshIdle, onRejected: cfg.OnRejected, clock: cfg.Clock, store: cfg.Store, log: cfg.Logger,
+		refreshIdle: cfg.RefreshIdle, onRejected: cfg.OnRejected, revoke: cfg.Revoke, clock: cfg.Clock, store: cfg.Store, log: cfg.Logger,
 	}
 	if cfg.Wire != (Wire{}) {
 		w := cfg.Wire.WithDefaults()
@@ -521,27 +527,42 @@ func (e *Engine) Set(ctx context.Context, tok *Token) error {
 	return nil
 }
 
-// Forget drops the credentials and deletes the stored token, under the
-// store's lock: the local half of a logout. It starts a new login epoch, so
-// that a refresh already running can neither install nor save its token,
-// and another once the stored token is gone, so that a reader who came
+// Logout ends the login: it drops the credentials, revokes the tokens at
+// their issuer (with EngineConfig.Revoke: the one held and the stored one,
+// which another process may have rotated) and deletes the stored entry,
+// all under the store's lock. It starts a new login epoch at once, so that
+// a refresh already running can neither install nor save its token, and
+// another once the stored token is gone, so that a reader who came
 // meanwhile cannot take it back from the store.
-func (e *Engine) Forget(ctx context.Context) error {
+//
+// The local logout happens whatever the provider answers: an error
+// wrapping [ErrNotRevoked] means the tokens are gone here but the
+// provider may still accept them until they expire.
+func (e *Engine) Logout(ctx context.Context) error {
 	e.mu.Lock()
 	cur := e.st.Load()
+	held := cur.tok
 	e.cancelCallLocked()
 	first := &state{epoch: cur.epoch + 1, closed: cur.closed}
 	e.setLocked(first)
 	e.failures, e.lastErr, e.retryAt = 0, nil, 0
 	e.mu.Unlock()
 	if e.store == nil {
-		return nil
+		return e.revokeAll(ctx, held)
 	}
 	unlock, err := e.lockStore(ctx)
 	if err != nil {
-		return err
+		return errors.Join(err, e.revokeAll(ctx, held))
 	}
 	defer unlock()
+	var revokeErr error
+	if e.revoke != nil {
+		stored, lerr := e.store.Load(ctx, *e.key)
+		if lerr != nil {
+			e.log.Warn("auth: logout: the stored token could not be read to revoke it", "error", lerr)
+		}
+		revokeErr = e.revokeAll(ctx, held, stored)
+	}
 	err = e.store.Delete(ctx, *e.key)
 	e.mu.Lock()
 	if e.st.Load().epoch == first.epoch {
@@ -549,6 +570,36 @@ func (e *Engine) Forget(ctx context.Context) error {
 		e.setLocked(&state{epoch: first.epoch + 1, closed: first.closed})
 	}
 	e.mu.Unlock()
+	return errors.Join(err, revokeErr)
+}
+
+// revokeAll revokes each distinct token of toks with the configured
+// Revoke; failures wrap ErrNotRevoked.
+func (e *Engine) revokeAll(ctx context.Context, toks ...*Token) error {
+	if e.revoke == nil {
+		return nil
+	}
+	var errs []error
+	for i, t := range toks {
+		if t == nil || (t.AccessToken.IsZero() && t.RefreshToken.IsZero()) {
+			continue
+		}
+		dup := false
+		for _, o := range toks[:i] {
+			dup = dup || (o != nil && o.AccessToken.Equal(t.AccessToken) && o.RefreshToken.Equal(t.RefreshToken))
+		}
+		if dup {
+			continue
+		}
+		if err := e.revoke(ctx, t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	err := fmt.Errorf("%w: %w", ErrNotRevoked, errors.Join(errs...))
+	e.log.Warn("auth: logout: the provider did not confirm the revocation; the tokens are gone here", "error", err)
 	return err
 }
 
@@ -987,7 +1038,7 @@ func (e *Engine) finish(call *fetchCall, tok *Token, creds *Credentials, took ti
 // failedLocked records a terminal failure of call.
 func (e *Engine) failedLocked(call *fetchCall, cur *state, err error) {
 	e.failures++
-	d := e.backoff.delay(e.failures, retryAfter(err))
+	d := e.backoff.delay(int(e.failures), retryAfter(err))
 	now := e.clock.Now()
 	if cur.creds != nil && now.UnixNano() < cur.serveUntil {
 		// An early refresh failed; the current token is still valid: keep
@@ -1033,7 +1084,7 @@ func (e *Engine) newState(epoch uint64, tok *Token, creds *Credentials, rejectio
 		// Due the moment it arrived (a cached token handed out late):
 		// served, and refreshed again only after a backoff.
 		e.dueOnArrival++
-		refreshAt = now.Add(e.backoff.delay(e.dueOnArrival, 0))
+		refreshAt = now.Add(e.backoff.delay(int(e.dueOnArrival), 0))
 	} else {
 		e.dueOnArrival = 0
 	}

@@ -28,9 +28,9 @@ func readHub(e *auth.Engine, ctx context.Context) (string, error) {
 	return h.Get("Authorization"), nil
 }
 
-// Item 2: a logout (Forget) during a background refresh must win: the
+// Item 2: a logout (Logout) during a background refresh must win: the
 // refresh that was already running neither installs nor saves its token.
-func TestEngineForgetBeatsFetchInFlight(t *testing.T) {
+func TestEngineLogoutBeatsFetchInFlight(t *testing.T) {
 	clock := fakeclock.New(time.Time{})
 	g := &fakeGrant{clock: clock, lifetime: time.Hour}
 	store := &auth.MemoryStore{}
@@ -45,16 +45,16 @@ func TestEngineForgetBeatsFetchInFlight(t *testing.T) {
 	clock.Advance(58 * time.Minute) // past the refresh time: a background refresh starts
 	readHub(e, context.Background())
 	<-g.started
-	if err := e.Forget(context.Background()); err != nil {
+	if err := e.Logout(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	close(g.gate) // the refresh completes after the logout
 	auth.WaitFetches(e)
 	if e.Valid() {
-		t.Error("Valid after Forget: the refresh in flight undid the logout")
+		t.Error("Valid after Logout: the refresh in flight undid the logout")
 	}
 	if tok, _ := store.Load(context.Background(), key); tok != nil {
-		t.Errorf("store holds %v after Forget: the refresh in flight saved it again", tok)
+		t.Errorf("store holds %v after Logout: the refresh in flight saved it again", tok)
 	}
 }
 
@@ -409,7 +409,7 @@ func (s *slowDeleteStore) Delete(ctx context.Context, k auth.StoreKey) error {
 
 // A reader that comes while a logout is deleting the stored token must not
 // take that token back from the store.
-func TestEngineReaderDuringForgetStaysLoggedOut(t *testing.T) {
+func TestEngineReaderDuringLogoutStaysLoggedOut(t *testing.T) {
 	clock := fakeclock.New(time.Time{})
 	store := &slowDeleteStore{gate: make(chan struct{})}
 	g := &fakeGrant{clock: clock, lifetime: time.Hour, prefix: "user-a-"}
@@ -426,8 +426,8 @@ func TestEngineReaderDuringForgetStaysLoggedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error)
-	go func() { done <- e.Forget(context.Background()) }()
-	for e.Current() != nil { // Forget has started; its Delete waits
+	go func() { done <- e.Logout(context.Background()) }()
+	for e.Current() != nil { // Logout has started; its Delete waits
 		time.Sleep(time.Millisecond) // a wait for the other goroutine, not for an expiry
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -439,7 +439,7 @@ func TestEngineReaderDuringForgetStaysLoggedOut(t *testing.T) {
 	}
 	auth.WaitFetches(e)
 	if e.Valid() {
-		t.Errorf("after Forget the engine serves %q again", e.Current().AccessToken)
+		t.Errorf("after Logout the engine serves %q again", e.Current().AccessToken)
 	}
 }
 

@@ -454,12 +454,12 @@ func TestEngineStore(t *testing.T) {
 		t.Fatalf("a token for other scopes was used: %d fetches, current %v", g3.count(), g3.currents[0])
 	}
 
-	// Forget is the logout.
-	if err := e3.Forget(context.Background()); err != nil {
+	// Logout is the logout.
+	if err := e3.Logout(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if tok, _ := store.Load(context.Background(), other); tok != nil {
-		t.Fatal("Forget left the token in the store")
+		t.Fatal("Logout left the token in the store")
 	}
 }
 

@@ -25,6 +25,10 @@ var (
 	// ErrDeviceCodeExpired is the device flow's "expired_token": the user
 	// did not approve in time (https://www.rfc-editor.org/rfc/rfc8628#section-3.5).
 	ErrDeviceCodeExpired = errors.New("auth: device code expired before it was approved")
+	// ErrNotRevoked means a logout removed the tokens locally but the
+	// provider did not confirm their revocation: it may still accept them
+	// until they expire.
+	ErrNotRevoked = errors.New("auth: logged out here, but the provider did not confirm the revocation and may still accept the tokens until they expire")
 	// ErrClosed is returned by an engine or handler after Close.
 	ErrClosed = errors.New("auth: closed")
 	// ErrInvalidConfig is wrapped by every configuration error.

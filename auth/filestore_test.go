@@ -247,7 +247,7 @@ func TestFileStoreConfigMismatch(t *testing.T) {
 		{name: "scopes as one string", load: func(k *auth.StoreKey) { k.Scopes = []string{"b a"} }, found: true},
 		{name: "other scopes", load: func(k *auth.StoreKey) { k.Scopes = []string{"a", "c"} }},
 		{name: "fewer scopes", load: func(k *auth.StoreKey) { k.Scopes = []string{"a"} }},
-		{name: "other audience", load: func(k *auth.StoreKey) { k.Audience = "api" }},
+		{name: "other audience", load: func(k *auth.StoreKey) { k.Audiences = []string{"api"} }},
 		{name: "other user", load: func(k *auth.StoreKey) { k.Username = "bob" }},
 		{name: "other client", load: func(k *auth.StoreKey) { k.ClientID = "other" }},
 	}
@@ -869,5 +869,24 @@ func TestFileStoreRefusesDirectoryOfAnotherUser(t *testing.T) {
 	}
 	if _, err := auth.NewFileStore(auth.FileStoreConfig{Dir: dir}); !errors.Is(err, auth.ErrInvalidConfig) {
 		t.Fatalf("NewFileStore = %v, want ErrInvalidConfig", err)
+	}
+}
+
+// A file saved when the key held one "audience" is still found by a key
+// with that single audience.
+func TestStoreKeyReadsTheOldAudience(t *testing.T) {
+	var k auth.StoreKey
+	if err := json.Unmarshal([]byte(`{"issuer":"https://idp","client_id":"cli","scopes":["openid"],"audience":"api"}`), &k); err != nil {
+		t.Fatal(err)
+	}
+	want := auth.StoreKey{Issuer: "https://idp", ClientID: "cli", Scopes: []string{"openid"}, Audiences: []string{"api"}}
+	if !k.Equal(want) {
+		t.Errorf("read %+v, want %+v", k, want)
+	}
+	if k.Equal(auth.StoreKey{Issuer: "https://idp", ClientID: "cli", Scopes: []string{"openid"}, Audiences: []string{"api", "other"}}) {
+		t.Error("another set of audiences matches")
+	}
+	if k.Equal(auth.StoreKey{Issuer: "https://idp", ClientID: "cli", Scopes: []string{"openid"}, Audiences: []string{"api"}, Resources: []string{"https://r/"}}) {
+		t.Error("a key with a resource matches one without")
 	}
 }

@@ -59,3 +59,67 @@ const (
 	ServiceAccessManager  Service = "access manager"
 	ServiceMessageService Service = "message service"
 )
+
+// Handler makes an [AuthenticationHandler] of e, for a grant of one's own
+// (see [NewEngine]): Authenticate fetches through e, the getters serve e's
+// credentials, and Username reports username. The handler also offers
+// e's Invalidate, Token, Logout, Stats and Close.
+func Handler(e *Engine, username string) *EngineHandler {
+	return &EngineHandler{e: e, username: username}
+}
+
+// EngineHandler is an [AuthenticationHandler] made of an [Engine] by
+// [Handler]. It is safe for concurrent use.
+type EngineHandler struct {
+	e        *Engine
+	username string
+}
+
+var (
+	_ AuthenticationHandler = (*EngineHandler)(nil)
+	_ Invalidator           = (*EngineHandler)(nil)
+)
+
+// Authenticate makes the credentials valid, fetching if needed; it returns
+// nil at once while they are.
+func (h *EngineHandler) Authenticate(ctx context.Context) error {
+	_, err := h.e.Credentials(ctx)
+	return err
+}
+
+// Authenticated reports whether the credentials are valid now, margin
+// included. It performs no I/O.
+func (h *EngineHandler) Authenticated() bool { return h.e.Valid() }
+
+// Username returns the username given to [Handler].
+func (h *EngineHandler) Username() string { return h.username }
+
+// HubRequestHeaders returns the hub's headers; see [AuthenticationHandler].
+func (h *EngineHandler) HubRequestHeaders(ctx context.Context) (http.Header, error) {
+	return h.e.HubRequestHeaders(ctx)
+}
+
+// AccessManagerRequestHeaders returns the access manager's headers.
+func (h *EngineHandler) AccessManagerRequestHeaders(ctx context.Context) (http.Header, error) {
+	return h.e.AccessManagerRequestHeaders(ctx)
+}
+
+// MessageServiceMetadata returns the message service's metadata.
+func (h *EngineHandler) MessageServiceMetadata(ctx context.Context) (map[string]string, error) {
+	return h.e.MessageServiceMetadata(ctx)
+}
+
+// Invalidate reports a rejected credential; see [Engine.Invalidate].
+func (h *EngineHandler) Invalidate(svc Service, rejected string) { h.e.Invalidate(svc, rejected) }
+
+// Token returns a copy of the token being served, fetching one if needed.
+func (h *EngineHandler) Token(ctx context.Context) (*Token, error) { return h.e.Token(ctx) }
+
+// Logout ends the login; see [Engine.Logout].
+func (h *EngineHandler) Logout(ctx context.Context) error { return h.e.Logout(ctx) }
+
+// Stats returns what the engine did so far.
+func (h *EngineHandler) Stats() Stats { return h.e.Stats() }
+
+// Close stops the engine's background work; see [Engine.Close].
+func (h *EngineHandler) Close() error { return h.e.Close() }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -18,46 +19,58 @@ import (
 // answers Extra(key) for a known key but cannot list its fields.
 const extraKeysField = "authkit_extra_keys"
 
-// TokenSource returns an oauth2.TokenSource whose tokens come from e, for
+// TokenReader is what [TokenSource] reads tokens from: an [Engine], an
+// [EngineHandler], or any authkit handler with tokens (its Token follows
+// the handler's own rules, as its getters do).
+type TokenReader interface {
+	// Token returns a copy of the token being served, fetching one if
+	// needed, waiting no longer than ctx allows.
+	Token(ctx context.Context) (*Token, error)
+}
+
+// TokenSource returns an oauth2.TokenSource whose tokens come from r, for
 // code written against golang.org/x/oauth2 (oauth2.Transport,
 // oauth2.NewClient, grpc's oauth.TokenSource).
 //
-// x/oauth2's Token method takes no context, so each call waits for e with
+// x/oauth2's Token method takes no context, so each call waits for r with
 // context.Background: as long as a fetch in flight takes, which
 // EngineConfig.FetchTimeout bounds. Callers that have a context should call
-// [Engine.Token] instead. While e holds a valid token, Token is cheap and
-// does not block; there is no need to wrap the source in
-// oauth2.ReuseTokenSource, whose fixed 10-second expiry margin would only
-// add a second cache. An engine whose credentials are not a token (API
-// keys) yields an error.
-func TokenSource(e *Engine) oauth2.TokenSource {
-	return &engineTokenSource{e: e}
+// r.Token instead. While r holds a valid token, Token is cheap and does not
+// block; there is no need to wrap the source in oauth2.ReuseTokenSource,
+// whose fixed 10-second expiry margin would only add a second cache.
+// Credentials that are not a token (API keys) yield an error.
+func TokenSource(r TokenReader) oauth2.TokenSource {
+	return &tokenSource{r: r}
 }
 
-// engineTokenSource converts each token of its engine once and shares it:
+// tokenSource converts each token of its reader once and shares it:
 // x/oauth2 forbids modifying a returned token.
-type engineTokenSource struct {
-	e    *Engine
+type tokenSource struct {
+	r    TokenReader
 	last atomic.Pointer[convertedToken]
 }
 
 type convertedToken struct {
-	from *Credentials
-	tok  *oauth2.Token
+	access Secret
+	expiry time.Time
+	tok    *oauth2.Token
 }
 
-// Token returns the engine's current token, converted with ToOAuth2.
-func (s *engineTokenSource) Token() (*oauth2.Token, error) {
-	c, err := s.e.Credentials(context.Background())
+// Token returns the reader's current token, converted with ToOAuth2.
+func (s *tokenSource) Token() (*oauth2.Token, error) {
+	t, err := s.r.Token(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	if last := s.last.Load(); last != nil && last.from == c {
+	if t == nil {
+		return nil, fmt.Errorf("%w: the credentials are not a token", ErrUnsupportedTokenType)
+	}
+	if last := s.last.Load(); last != nil && last.access.Equal(t.AccessToken) && last.expiry.Equal(t.Expiry) {
 		return last.tok, nil
 	}
-	t := ToOAuth2(c.Token)
-	s.last.Store(&convertedToken{from: c, tok: t})
-	return t, nil
+	o := ToOAuth2(t)
+	s.last.Store(&convertedToken{access: t.AccessToken, expiry: t.Expiry, tok: o})
+	return o, nil
 }
 
 // FetchFromTokenSource returns a FetchFunc that takes its tokens from ts, so

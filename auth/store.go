@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -20,8 +21,30 @@ type StoreKey struct {
 	Username string `json:"username,omitempty"`
 	// Scopes are the requested scopes; their order does not matter.
 	Scopes []string `json:"scopes,omitempty"`
-	// Audience is the requested audience, if any.
-	Audience string `json:"audience,omitempty"`
+	// Audiences are the requested audiences, if any; their order does not
+	// matter.
+	Audiences []string `json:"audiences,omitempty"`
+	// Resources are the requested RFC 8707 resource indicators, if any;
+	// their order does not matter.
+	Resources []string `json:"resources,omitempty"`
+}
+
+// UnmarshalJSON reads a key, including one saved when a key held a single
+// "audience", so that such a stored login is still found.
+func (k *StoreKey) UnmarshalJSON(b []byte) error {
+	type plain StoreKey
+	var v struct {
+		plain
+		Audience string `json:"audience"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*k = StoreKey(v.plain)
+	if v.Audience != "" && len(k.Audiences) == 0 {
+		k.Audiences = []string{v.Audience}
+	}
+	return nil
 }
 
 // Identity is the part of the key that names one login: issuer, client and
@@ -31,14 +54,16 @@ func (k StoreKey) Identity() string {
 	return k.Issuer + "\x00" + k.ClientID + "\x00" + k.Username
 }
 
-// Equal reports whether k and o name the same configuration (scopes compared
-// as a set).
+// Equal reports whether k and o name the same configuration (scopes,
+// audiences and resources compared as sets).
 func (k StoreKey) Equal(o StoreKey) bool {
-	if k.Identity() != o.Identity() || k.Audience != o.Audience {
-		return false
-	}
-	a, b := normScopes(k.Scopes), normScopes(o.Scopes)
-	return slices.Equal(a, b)
+	return k.Identity() == o.Identity() && sameSet(k.Scopes, o.Scopes) &&
+		sameSet(k.Audiences, o.Audiences) && sameSet(k.Resources, o.Resources)
+}
+
+// sameSet reports whether a and b hold the same space-separated words.
+func sameSet(a, b []string) bool {
+	return slices.Equal(normScopes(a), normScopes(b))
 }
 
 func normScopes(s []string) []string {

@@ -268,7 +268,26 @@ func (pl *Platform) validator(f auth.Field) (grpcauth.Validator, error) {
 		return nil, err
 	}
 	pl.jwts = append(pl.jwts, jv)
-	return grpcauth.ValidatorList{jv, apiKeys}, nil
+	var bearer grpcauth.Validator = jv
+	if prov := pl.cfg.Provider; prov != nil {
+		// A resource server of this provider also learns of revocations,
+		// as one that introspects does.
+		name := strings.ToLower(f.Name)
+		bearer = grpcauth.ValidatorFunc(func(ctx context.Context, md metadata.MD) (*grpcauth.Identity, error) {
+			id, err := jv.Validate(ctx, md)
+			if err != nil || id == nil {
+				return id, err
+			}
+			for _, v := range md.Get(name) {
+				if prov.AccessTokenRevoked(strings.TrimSpace(strings.TrimPrefix(v, f.Prefix))) {
+					return nil, &grpcauth.Error{Kind: grpcauth.ErrInvalidCredentials,
+						Message: "grpcauth: invalid credentials", Detail: errors.New("authtest: the access token was revoked")}
+				}
+			}
+			return id, nil
+		})
+	}
+	return grpcauth.ValidatorList{bearer, apiKeys}, nil
 }
 
 func (pl *Platform) lookupKey(_ context.Context, id string) (*grpcauth.APIKey, error) {

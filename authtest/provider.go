@@ -181,22 +181,26 @@ type Provider struct {
 	done chan struct{}
 	once sync.Once
 
-	mu           sync.Mutex   // guards everything below
-	keys         []signingKey // keys[0] signs; the others are only published
-	clients      map[string]Client
-	users        map[string]User
-	devices      map[string]*deviceGrant // by device code
-	userCode     map[string]*deviceGrant // by normalized user code
-	authRequests map[string]*authRequest // login forms shown, by request id
-	authCodes    map[string]*authCode    // issued authorization codes
-	refresh      map[string]*refreshRecord
-	sessions     []*session
-	onDevice     func(userCode string)
-	auto         *autoApproval
-	faults       faults
-	counts       Counts
-	last         map[string]*RecordedRequest
-	reused       int // logins revoked by refresh token reuse detection
+	mu            sync.Mutex   // guards everything below
+	keys          []signingKey // keys[0] signs; the others are only published
+	clients       map[string]Client
+	users         map[string]User
+	devices       map[string]*deviceGrant // by device code
+	userCode      map[string]*deviceGrant // by normalized user code
+	authRequests  map[string]*authRequest // login forms shown, by request id
+	authCodes     map[string]*authCode    // issued authorization codes
+	refresh       map[string]*refreshRecord
+	accessSess    map[string]*session // user access token -> its login
+	ccTokens      map[string]string   // client credentials access token -> client
+	revokedAccess map[string]bool
+	revocations   int
+	sessions      []*session
+	onDevice      func(userCode string)
+	auto          *autoApproval
+	faults        faults
+	counts        Counts
+	last          map[string]*RecordedRequest
+	reused        int // logins revoked by refresh token reuse detection
 }
 
 // NewProvider starts a provider; stop it with Close. It panics only if no
@@ -232,18 +236,21 @@ func NewProvider(cfg ProviderConfig) *Provider {
 		}
 	}
 	p := &Provider{
-		cfg:          cfg,
-		done:         make(chan struct{}),
-		keys:         []signingKey{{key: key, kid: thumbprint(&key.PublicKey)}},
-		clients:      make(map[string]Client),
-		users:        make(map[string]User),
-		devices:      make(map[string]*deviceGrant),
-		userCode:     make(map[string]*deviceGrant),
-		authRequests: make(map[string]*authRequest),
-		authCodes:    make(map[string]*authCode),
-		refresh:      make(map[string]*refreshRecord),
-		counts:       Counts{Endpoints: map[string]int{}, Grants: map[string]int{}},
-		last:         make(map[string]*RecordedRequest),
+		cfg:           cfg,
+		done:          make(chan struct{}),
+		keys:          []signingKey{{key: key, kid: thumbprint(&key.PublicKey)}},
+		clients:       make(map[string]Client),
+		users:         make(map[string]User),
+		devices:       make(map[string]*deviceGrant),
+		userCode:      make(map[string]*deviceGrant),
+		authRequests:  make(map[string]*authRequest),
+		authCodes:     make(map[string]*authCode),
+		refresh:       make(map[string]*refreshRecord),
+		accessSess:    make(map[string]*session),
+		ccTokens:      make(map[string]string),
+		revokedAccess: make(map[string]bool),
+		counts:        Counts{Endpoints: map[string]int{}, Grants: map[string]int{}},
+		last:          make(map[string]*RecordedRequest),
 	}
 	for _, c := range cfg.Clients {
 		p.clients[c.ID] = c

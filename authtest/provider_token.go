@@ -214,7 +214,7 @@ func (p *Provider) clientCredentials(r *http.Request, c Client) (*TokenResponse,
 	aud := p.audience(r, c.ID)
 	now := p.now()
 	return &TokenResponse{
-		AccessToken: p.accessToken(now, "service-account-"+c.ID, c.ID, aud, scope, p.cfg.AccessTokenLifetime),
+		AccessToken: p.clientToken(now, c.ID, aud, scope),
 		TokenType:   "Bearer",
 		ExpiresIn:   seconds(p.cfg.AccessTokenLifetime),
 		Scope:       scope,
@@ -303,7 +303,7 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oau
 		resp.RefreshExpiresIn = seconds(p.cfg.RefreshTokenLifetime)
 	}
 	p.mu.Unlock()
-	p.signUserTokens(resp, now, sess.username, c.ID, sess.audience, scope, "")
+	p.signUserTokens(resp, now, sess, c.ID, scope, "")
 	return resp, nil
 }
 
@@ -326,14 +326,17 @@ func (p *Provider) loginSession(username, clientID, scope, aud, nonce string) (*
 		resp.RefreshExpiresIn = seconds(p.cfg.RefreshTokenLifetime)
 	}
 	p.mu.Unlock()
-	p.signUserTokens(resp, now, username, clientID, aud, scope, nonce)
+	p.signUserTokens(resp, now, sess, clientID, scope, nonce)
 	return resp, sess
 }
 
-func (p *Provider) signUserTokens(resp *TokenResponse, now time.Time, username, clientID, aud, scope, nonce string) {
-	resp.AccessToken = p.accessToken(now, username, clientID, aud, scope, p.cfg.AccessTokenLifetime)
+func (p *Provider) signUserTokens(resp *TokenResponse, now time.Time, sess *session, clientID, scope, nonce string) {
+	resp.AccessToken = p.accessToken(now, sess.username, clientID, sess.audience, scope, p.cfg.AccessTokenLifetime)
+	p.mu.Lock()
+	p.accessSess[resp.AccessToken] = sess
+	p.mu.Unlock()
 	if hasScope(scope, "openid") {
-		resp.IDToken = p.idToken(now, username, clientID, nonce)
+		resp.IDToken = p.idToken(now, sess.username, clientID, nonce)
 	}
 }
 
@@ -517,14 +520,53 @@ func (p *Provider) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// https://www.rfc-editor.org/rfc/rfc7009#section-2.2: unknown tokens
-	// (access tokens included) answer 200 as well.
+	// answer 200 as well. A refresh token ends its login: the refresh
+	// tokens and the access tokens issued in it stop working. An access
+	// token stops working alone.
 	p.mu.Lock()
 	if rec, ok := p.refresh[tok]; ok && rec.sess.clientID == c.ID {
 		rec.sess.revoked = true
+	} else if sess, ok := p.accessSess[tok]; ok && sess.clientID == c.ID {
+		p.revokedAccess[tok] = true
+	} else if _, ok := p.accessSess[tok]; !ok && p.ccTokens[tok] == c.ID {
+		p.revokedAccess[tok] = true
 	}
+	p.revocations++
 	p.mu.Unlock()
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+}
+
+// clientToken signs a client credentials access token and remembers
+// whose it is, for revocation.
+func (p *Provider) clientToken(now time.Time, clientID, aud, scope string) string {
+	t := p.accessToken(now, "service-account-"+clientID, clientID, aud, scope, p.cfg.AccessTokenLifetime)
+	p.mu.Lock()
+	p.ccTokens[t] = clientID
+	p.mu.Unlock()
+	return t
+}
+
+// AccessTokenRevoked reports whether the provider revoked accessToken
+// (https://www.rfc-editor.org/rfc/rfc7009): by itself, or with the login
+// it was issued in (its refresh token revoked, or revoked by reuse
+// detection). A [Platform] of this provider refuses such tokens.
+func (p *Provider) AccessTokenRevoked(accessToken string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.revokedAccess[accessToken] {
+		return true
+	}
+	sess, ok := p.accessSess[accessToken]
+	return ok && sess.revoked
+}
+
+// Revocations returns how many revocation requests the provider answered
+// with success.
+func (p *Provider) Revocations() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.revocations
 }
 
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }

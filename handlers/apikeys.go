@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -51,7 +52,10 @@ type apiKeyCredentials struct {
 	ms      map[string]string
 }
 
-var _ auth.AuthenticationHandler = (*APIKeys)(nil)
+var (
+	_ auth.AuthenticationHandler = (*APIKeys)(nil)
+	_ io.Closer                  = (*APIKeys)(nil)
+)
 
 // NewAPIKeys validates cfg and prepares the headers and metadata. Errors wrap
 // [auth.ErrInvalidConfig].
@@ -142,3 +146,8 @@ func isVisibleASCII(s string) bool {
 	}
 	return s != ""
 }
+
+// Close does nothing: API keys hold no background work. It makes APIKeys
+// an io.Closer like every other handler, so that code closing whatever
+// handler it was given needs no type switch.
+func (h *APIKeys) Close() error { return nil }

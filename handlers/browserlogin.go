@@ -171,7 +171,7 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	if h.timeout == 0 {
 		h.timeout = DefaultBrowserLoginTimeout
 	}
-	h.personLogin = personLogin{OAuthHandler: OAuthHandler{user: cfg.Username}, onDemand: cfg.LoginOnDemand, login: h.browserLogin}
+	h.personLogin = personLogin{oauthHandler: oauthHandler{user: cfg.Username}, onDemand: cfg.LoginOnDemand, login: h.browserLogin}
 	if err := h.core.init("BrowserLogin", cfg.OAuthConfig, []string{"openid", "profile", "offline_access"}); err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 		h.core.setupVerifier(claim)
 	}
 	var err error
-	if h.Engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
+	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -258,7 +258,7 @@ func (h *BrowserLogin) deviceFallback(ctx context.Context, why string) error {
 	if err != nil {
 		return err
 	}
-	return h.Set(ctx, tok)
+	return h.engine.Set(ctx, tok)
 }
 
 // listen binds the first free candidate port on the loopback address.
@@ -382,7 +382,7 @@ func (l *browserAttempt) finish(q url.Values) LoginOutcome {
 	if err := retryTransient(l.ctx, c.clock, func() error { return c.checkLogin(l.ctx, tok, l.h.user, l.nonce) }); err != nil {
 		return LoginOutcome{Err: err}
 	}
-	if err := l.h.Set(l.ctx, tok); err != nil {
+	if err := l.h.engine.Set(l.ctx, tok); err != nil {
 		return LoginOutcome{Err: err}
 	}
 	return LoginOutcome{Username: c.knownUsername(l.h.user)}

@@ -21,7 +21,7 @@ type ClientCredentialsConfig struct {
 // token: the engine runs the grant again before the token expires. It is
 // safe for concurrent use; Close it when done.
 type ClientCredentials struct {
-	OAuthHandler
+	oauthHandler
 }
 
 var _ auth.AuthenticationHandler = (*ClientCredentials)(nil)
@@ -32,12 +32,12 @@ func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, erro
 	if cfg.ClientSecret.IsZero() {
 		return nil, auth.ConfigError("ClientCredentials: ClientSecret is required")
 	}
-	h := &ClientCredentials{OAuthHandler{}}
+	h := &ClientCredentials{}
 	if err := h.core.init("ClientCredentials", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}
 	var err error
-	if h.Engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, ""); err != nil {
+	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, ""); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -54,6 +54,6 @@ func (h *ClientCredentials) fetch(ctx context.Context, _ *auth.Token) (*auth.Tok
 
 // Authenticate fetches a token unless a valid one is held.
 func (h *ClientCredentials) Authenticate(ctx context.Context) error {
-	_, err := h.Credentials(ctx)
+	_, err := h.engine.Credentials(ctx)
 	return err
 }

@@ -19,8 +19,8 @@ func TestClientCredentialsWireFormat(t *testing.T) {
 		wantForm url.Values
 		wantAuth string
 	}{
-		{"basic by default", AuthStyleDefault, url.Values{"grant_type": {"client_credentials"}, "scope": {"read write"}, "audience": {"hub-api"}, "resource": {"r1"}}, authtest.AuthMethodBasic},
-		{"post", AuthStylePost, url.Values{"grant_type": {"client_credentials"}, "scope": {"read write"}, "audience": {"hub-api"}, "resource": {"r1"},
+		{"basic by default", AuthStyleDefault, url.Values{"grant_type": {"client_credentials"}, "scope": {"read write extra"}, "audience": {"hub-api", "msg-api"}, "resource": {"https://hub.example.com/"}, "tenant": {"t1"}}, authtest.AuthMethodBasic},
+		{"post", AuthStylePost, url.Values{"grant_type": {"client_credentials"}, "scope": {"read write extra"}, "audience": {"hub-api", "msg-api"}, "resource": {"https://hub.example.com/"}, "tenant": {"t1"},
 			"client_id": {"svc"}, "client_secret": {svcSecret}}, authtest.AuthMethodPost},
 	}
 	for _, tt := range tests {
@@ -30,7 +30,8 @@ func TestClientCredentialsWireFormat(t *testing.T) {
 			rec := &recorder{clk: clk}
 			h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig{
 				Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "svc", ClientSecret: auth.NewSecret(svcSecret), AuthStyle: tt.style,
-				Scopes: []string{"read", "write"}, Audience: "hub-api", ExtraParams: url.Values{"resource": {"r1"}},
+				Scopes: []string{"read", "write"}, ExtraScopes: []string{"extra", "read"}, Audiences: []string{"hub-api", "msg-api"},
+				Resources: []string{"https://hub.example.com/"}, ExtraParams: url.Values{"tenant": {"t1"}},
 				Clock: clk, HTTPClient: rec.client(),
 			}})
 			if err != nil {
@@ -47,7 +48,7 @@ func TestClientCredentialsWireFormat(t *testing.T) {
 			if got := p.LastRequest(authtest.EndpointToken).AuthMethod; got != tt.wantAuth {
 				t.Errorf("auth method %q", got)
 			}
-			if h.Current().RefreshToken.Reveal() != "" || h.Username() != "" {
+			if h.engine.Current().RefreshToken.Reveal() != "" || h.Username() != "" {
 				t.Error("a client credentials token carries a refresh token or a user")
 			}
 		})

@@ -100,7 +100,7 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 		return nil, auth.ConfigError("DeviceCode: Username needs Issuer, to verify the ID token that names the user")
 	}
 	h := &DeviceCode{prompt: cfg.Prompt}
-	h.personLogin = personLogin{OAuthHandler: OAuthHandler{user: cfg.Username}, onDemand: cfg.LoginOnDemand, login: h.deviceLogin}
+	h.personLogin = personLogin{oauthHandler: oauthHandler{user: cfg.Username}, onDemand: cfg.LoginOnDemand, login: h.deviceLogin}
 	if err := h.core.init("DeviceCode", cfg.OAuthConfig, []string{"openid", "profile", "offline_access"}); err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 		h.prompt = DefaultPrompt(os.Stderr, open)
 	}
 	var err error
-	if h.Engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
+	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -135,7 +135,7 @@ func (h *DeviceCode) deviceLogin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.Set(ctx, tok)
+	return h.engine.Set(ctx, tok)
 }
 
 // deviceLogin runs the device authorization grant with prompt and returns

@@ -42,7 +42,7 @@ func TestDeviceCodeFileStoreHelperProcess(t *testing.T) {
 		fmt.Println("ERR", err)
 		return
 	}
-	sum := sha256.Sum256([]byte(h.Current().AccessToken.Reveal()))
+	sum := sha256.Sum256([]byte(h.engine.Current().AccessToken.Reveal()))
 	fmt.Println("OK", hex.EncodeToString(sum[:8]), h.Username())
 }
 

@@ -148,7 +148,7 @@ func TestDeviceCodeFlow(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(s.p)
 			}
-			err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Valid)
+			err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Authenticated)
 			switch want := tt.wantErr.(type) {
 			case nil:
 				if err != nil {
@@ -199,11 +199,12 @@ func TestDeviceCodeWireFormat(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newDeviceSetup(t, func(c *DeviceCodeConfig) {
 				tt.mod(c)
-				c.Audience = "hub-api"
+				c.Audiences = []string{"hub-api"}
+				c.ExtraScopes = []string{"api1"}
 				c.ExtraParams = url.Values{"acr_values": {"mfa"}}
 			})
 			s.p.AutoApprove("ada", 0)
-			if err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Valid); err != nil {
+			if err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Authenticated); err != nil {
 				t.Fatal(err)
 			}
 			client := tt.wantClient
@@ -218,7 +219,7 @@ func TestDeviceCodeWireFormat(t *testing.T) {
 				return out
 			}
 			da := s.rec.to(authtest.EndpointDeviceCode)
-			wantDA := join(client, url.Values{"scope": {"openid profile offline_access"}, "audience": {"hub-api"}, "acr_values": {"mfa"}})
+			wantDA := join(client, url.Values{"scope": {"openid profile offline_access api1"}, "audience": {"hub-api"}, "acr_values": {"mfa"}})
 			if len(da) != 1 || !reflect.DeepEqual(da[0].form, wantDA) {
 				t.Errorf("device authorization form = %v, want %v", da[0].form, wantDA)
 			}
@@ -242,7 +243,7 @@ func TestDeviceCodeServerErrorDuringPollingKeepsDeviceCode(t *testing.T) {
 	s := newDeviceSetup(t, nil)
 	s.p.AutoApprove("ada", 0)
 	s.p.FailNextAt(authtest.EndpointToken, 1, 503, "")
-	if err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Valid); err != nil {
+	if err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Authenticated); err != nil {
 		t.Fatal(err)
 	}
 	polls := s.rec.to(authtest.EndpointToken)
@@ -267,7 +268,7 @@ func TestDeviceCodeCancelMidPoll(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err := driven(s.clk, func() error { return s.h.Authenticate(ctx) }, s.h.Valid)
+	err := driven(s.clk, func() error { return s.h.Authenticate(ctx) }, s.h.Authenticated)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
@@ -286,7 +287,7 @@ func TestDeviceCodePromptGetsCodes(t *testing.T) {
 	s := newDeviceSetup(t, nil)
 	var userCode string
 	s.p.OnDeviceAuthorization(func(code string) { userCode = code; _ = s.p.ApproveDevice(code, "ada") })
-	if err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Valid); err != nil {
+	if err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Authenticated); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.prompts) != 1 {
@@ -358,7 +359,7 @@ func TestDeviceCodeLoginOnDemand(t *testing.T) {
 		h, err := s.h.HubRequestHeaders(context.Background())
 		hdr = h
 		return err
-	}, s.h.Valid)
+	}, s.h.Authenticated)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func TestDeviceCodeRefreshBeforeLogin(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.p.AutoApprove("ada", 0)
-			if err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Valid); err != nil {
+			if err := driven(s.clk, func() error { return s.h.Authenticate(context.Background()) }, s.h.Authenticated); err != nil {
 				t.Fatal(err)
 			}
 			if len(s.prompts) != tt.wantPrompts {
@@ -401,7 +402,7 @@ func TestDeviceCodeRefreshBeforeLogin(t *testing.T) {
 				t.Errorf("%d refreshes, want %d", n, tt.wantRefresh)
 			}
 			saved, _ := store.Load(context.Background(), key)
-			if saved == nil || saved.AccessToken.Reveal() != s.h.Current().AccessToken.Reveal() || saved.RefreshToken.Reveal() == rt {
+			if saved == nil || saved.AccessToken.Reveal() != s.h.engine.Current().AccessToken.Reveal() || saved.RefreshToken.Reveal() == rt {
 				t.Errorf("store holds %v, want the new token with a rotated refresh token", saved)
 			}
 			if s.h.Username() != "ada" {
@@ -426,10 +427,10 @@ func TestDeviceCodeRotationPersisted(t *testing.T) {
 			s := newDeviceSetup(t, func(c *DeviceCodeConfig) { c.Store = store })
 			s.p.AutoApprove("ada", 0)
 			ctx := context.Background()
-			if err := driven(s.clk, func() error { return s.h.Authenticate(ctx) }, s.h.Valid); err != nil {
+			if err := driven(s.clk, func() error { return s.h.Authenticate(ctx) }, s.h.Authenticated); err != nil {
 				t.Fatal(err)
 			}
-			first := s.h.Current()
+			first := s.h.engine.Current()
 			s.p.OmitRefreshToken(tt.omit)
 			// A service rejected the token: the next use refreshes. (Moving the
 			// fake clock past the refresh point instead races with the engine's
@@ -438,7 +439,7 @@ func TestDeviceCodeRotationPersisted(t *testing.T) {
 			if err := s.h.Authenticate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			now := s.h.Current()
+			now := s.h.engine.Current()
 			if now.AccessToken.Reveal() == first.AccessToken.Reveal() {
 				t.Fatal("not refreshed")
 			}
@@ -466,7 +467,7 @@ func TestDeviceCodeUsernameMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.p.AutoApprove("bob", 0)
-	err := driven(s.clk, func() error { return s.h.Authenticate(ctx) }, s.h.Valid)
+	err := driven(s.clk, func() error { return s.h.Authenticate(ctx) }, s.h.Authenticated)
 	if !errors.Is(err, auth.ErrUserMismatch) {
 		t.Fatalf("err = %v", err)
 	}

@@ -70,7 +70,7 @@ func TestSpentRefreshTokenInEveryDialect(t *testing.T) {
 				if err := h.Authenticate(ctx); err != nil {
 					t.Fatal(err)
 				}
-				spend(t, p, h.Current().RefreshToken.Reveal())
+				spend(t, p, h.engine.Current().RefreshToken.Reveal())
 				h.Invalidate(auth.ServiceHub, "")
 				if err := h.Authenticate(ctx); err != nil {
 					t.Fatalf("no fallback to the password: %v", err)

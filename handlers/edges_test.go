@@ -71,7 +71,7 @@ func TestPinnedUsernameNeedsAnIDToken(t *testing.T) {
 	if err := h.Authenticate(ctx); !errors.Is(err, ErrInvalidIDToken) {
 		t.Fatalf("Authenticate = %v, want ErrInvalidIDToken: nothing proves the user is ada", err)
 	}
-	if h.Valid() {
+	if h.engine.Valid() {
 		t.Error("the unverified login is served")
 	}
 }

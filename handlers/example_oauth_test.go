@@ -102,7 +102,12 @@ func ExampleNewDeviceCode() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("logged in as", h.Username(), "with a refresh token:", h.Current().RefreshToken.Reveal() != "")
+	tok, err := h.Token(context.Background())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("logged in as", h.Username(), "with a refresh token:", tok.RefreshToken.Reveal() != "")
 	// Output:
 	// open /device and enter 9 characters
 	// logged in as ada with a refresh token: true
@@ -130,6 +135,11 @@ func ExampleNewRefreshToken() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(h.Username(), "rotated:", h.Current().RefreshToken.Reveal() != rt)
+	tok, err := h.Token(context.Background())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(h.Username(), "rotated:", tok.RefreshToken.Reveal() != rt)
 	// Output: margaret rotated: true
 }

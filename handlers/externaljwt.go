@@ -100,14 +100,14 @@ type ExternallyManagedJWTConfig struct {
 //
 // # Lifecycle
 //
-// It embeds *[auth.Engine]: while the JWT is valid a getter is one atomic
+// It runs on an [auth.Engine]: while the JWT is valid a getter is one atomic
 // load and a clock comparison; once its refresh margin is reached, Callback
 // is called once in the background while the getters keep serving the
 // current JWT; callers that find no valid JWT share one Callback call, each
 // waiting only as long as its own ctx allows. After a service rejected the
 // JWT, Callback is asked again (see OnRejected). Close it when done.
 type ExternallyManagedJWT struct {
-	*auth.Engine
+	tokenHandler
 
 	callback   func(context.Context) (string, time.Time, error)
 	username   string // configured; "" means read claim
@@ -178,7 +178,7 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 	if err != nil {
 		return nil, err
 	}
-	h.Engine = e
+	h.engine = e
 	return h, nil
 }
 
@@ -186,13 +186,9 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 // and waits no longer than ctx allows. It returns nil at once while the JWT
 // is valid.
 func (h *ExternallyManagedJWT) Authenticate(ctx context.Context) error {
-	_, err := h.Credentials(ctx)
+	_, err := h.engine.Credentials(ctx)
 	return err
 }
-
-// Authenticated reports whether the JWT is valid now with the refresh
-// margin to spare. It performs no I/O.
-func (h *ExternallyManagedJWT) Authenticated() bool { return h.Valid() }
 
 // Username returns the configured Username, or else the UsernameClaim of
 // the latest JWT (read without verification), or "" when there is no JWT
@@ -201,7 +197,7 @@ func (h *ExternallyManagedJWT) Username() string {
 	if h.username != "" {
 		return h.username
 	}
-	tok := h.Current()
+	tok := h.engine.Current()
 	if tok == nil {
 		return ""
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -51,11 +52,22 @@ type OAuthConfig struct {
 	ClientSecret auth.Secret
 	// AuthStyle says where ClientID and ClientSecret go; see [AuthStyle].
 	AuthStyle AuthStyle
-	// Scopes are requested with the grant. Handlers document their default.
+	// Scopes replace the scopes the handler requests by default (each
+	// handler documents its own, e.g. "openid profile offline_access" for
+	// the person logins). To request more than the defaults, use
+	// ExtraScopes: replacing them can lose the refresh token ("offline_access")
+	// and the ID token ("openid"), and with it the username.
 	Scopes []string
-	// Audience, when set, is sent as the "audience" parameter (Auth0 and
-	// others use it to name the API the token is for).
-	Audience string
+	// ExtraScopes are added to Scopes (or to the handler's defaults), e.g.
+	// []string{"api1"}.
+	ExtraScopes []string
+	// Audiences are sent as "audience" parameters, one per value (Auth0 and
+	// Keystone-style servers name the API the token is for with it).
+	Audiences []string
+	// Resources are sent as RFC 8707 "resource" indicators, one per value
+	// (https://www.rfc-editor.org/rfc/rfc8707#section-2): absolute URIs
+	// without a fragment naming where the token will be used.
+	Resources []string
 	// ExtraParams are added to every grant request (not to refreshes).
 	// They may not override the parameters the handler sets itself.
 	ExtraParams url.Values
@@ -85,39 +97,36 @@ type OAuthConfig struct {
 	Retry func(attempt, status int, retryAfter time.Duration, err error) (wait time.Duration, retry bool)
 }
 
-// OAuthHandler is the part every OAuth handler (ClientCredentials,
-// DeviceCode, Password, RefreshToken) shares: the token engine — whose
-// methods Stats, Invalidate, Token, Forget and the header getters every
-// such handler offers — the provider plumbing, and the methods that only
-// read them. It is built by the handlers' constructors only.
-type OAuthHandler struct {
-	*auth.Engine
+// oauthHandler is the part every OAuth handler (ClientCredentials,
+// DeviceCode, BrowserLogin, Password, RefreshToken) shares: the token
+// engine (see tokenHandler), the provider plumbing, and the methods that
+// only read them.
+type oauthHandler struct {
+	tokenHandler
 	core oauthCore
 	user string // the configured username, if any
 }
 
-// Authenticated reports whether a token is valid now, margin included.
-func (h *OAuthHandler) Authenticated() bool { return h.Valid() }
-
 // Username is the user named by the last verified ID token, else the
 // configured username, else "" (a client acting as itself).
-func (h *OAuthHandler) Username() string { return h.core.knownUsername(h.user) }
+func (h *oauthHandler) Username() string { return h.core.knownUsername(h.user) }
 
 // Close stops the background refresh (and the key set's, if any).
-func (h *OAuthHandler) Close() error {
+func (h *oauthHandler) Close() error {
 	if v := h.core.verifier; v != nil {
 		v.close()
 	}
 	if h.core.ownDisc {
 		h.core.disc.close()
 	}
-	return h.Engine.Close()
+	return h.engine.Close()
 }
 
 // reservedParams are set by the handlers; ExtraParams may not override them.
 var reservedParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true, "scope": true, "audience": true,
 	"username": true, "password": true, "refresh_token": true, "device_code": true, "code": true,
+	"resource": true,
 }
 
 // oauthCore is the plumbing shared by the OAuth handlers: the settings
@@ -127,9 +136,7 @@ var reservedParams = map[string]bool{
 type oauthCore struct {
 	ep       Endpoints
 	clientID string
-	scopes   []string
-	audience string
-	extra    url.Values
+	params   url.Values   // added to every grant: ExtraParams, scope, audience, resource
 	httpc    *http.Client // for discovery and the key set
 	client   *oauthclient.Client
 	clock    auth.Clock
@@ -158,7 +165,7 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	for _, u := range []struct{ name, v string }{
 		{"Issuer", cfg.Issuer}, {"TokenURL", cfg.TokenURL},
 		{"DeviceAuthorizationURL", cfg.DeviceAuthorizationURL}, {"JWKSURL", cfg.JWKSURL},
-		{"AuthorizationURL", cfg.AuthorizationURL},
+		{"AuthorizationURL", cfg.AuthorizationURL}, {"RevocationURL", cfg.RevocationURL},
 	} {
 		if u.v == "" {
 			continue
@@ -196,10 +203,38 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	if cfg.Scopes == nil {
 		cfg.Scopes = defaultScopes
 	}
+	scopes := slices.Clone(cfg.Scopes)
+	for _, sc := range cfg.ExtraScopes {
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	for _, r := range cfg.Resources {
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" || strings.HasSuffix(r, "#") {
+			return bad("Resources holds %q, which is not an absolute URI without a fragment (RFC 8707 §2)", r)
+		}
+	}
+	var params url.Values // nil when empty: a handler is few allocations
+	add := func(k string, v []string) {
+		if len(v) > 0 {
+			if params == nil {
+				params = url.Values{}
+			}
+			params[k] = slices.Clone(v)
+		}
+	}
+	for k, v := range cfg.ExtraParams {
+		add(k, v)
+	}
+	if len(scopes) > 0 {
+		add("scope", []string{strings.Join(scopes, " ")})
+	}
+	add("audience", cfg.Audiences)
+	add("resource", cfg.Resources)
 	if err := cfg.Wire.Validate(); err != nil {
 		return err
 	}
-	c.ep, c.clientID, c.scopes, c.audience, c.extra = cfg.Endpoints, cfg.ClientID, cfg.Scopes, cfg.Audience, cfg.ExtraParams
+	c.ep, c.clientID, c.params = cfg.Endpoints, cfg.ClientID, params
 	c.httpc, c.clock, c.log, c.disc = cfg.HTTPClient, cfg.Clock, cfg.Logger, cfg.Discovery
 	if c.clock == nil {
 		c.clock = auth.SystemClock()
@@ -221,9 +256,10 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 type need uint8
 
 const (
-	needDevice    need = 1 << iota // the device authorization endpoint
-	needJWKS                       // the key set, to verify ID tokens
-	needAuthorize                  // the authorization endpoint
+	needDevice     need = 1 << iota // the device authorization endpoint
+	needJWKS                        // the key set, to verify ID tokens
+	needAuthorize                   // the authorization endpoint
+	needRevocation                  // the revocation endpoint
 )
 
 // endpoints returns the configured endpoints completed by discovery when
@@ -240,6 +276,8 @@ func (c *oauthCore) endpoints(ctx context.Context, n need) (Endpoints, error) {
 			return "jwks_uri", true
 		case n&needAuthorize != 0 && e.AuthorizationURL == "":
 			return "authorization_endpoint", true
+		case n&needRevocation != 0 && e.RevocationURL == "":
+			return "revocation_endpoint", true
 		}
 		return "", false
 	}
@@ -252,6 +290,8 @@ func (c *oauthCore) endpoints(ctx context.Context, n need) (Endpoints, error) {
 			return ep, auth.ConfigError("DeviceAuthorizationURL or Issuer is required")
 		case n&needAuthorize != 0 && ep.AuthorizationURL == "":
 			return ep, auth.ConfigError("AuthorizationURL or Issuer is required")
+		case n&needRevocation != 0 && ep.RevocationURL == "":
+			return ep, auth.ConfigError("RevocationURL or Issuer is required to revoke tokens")
 		default:
 			return ep, auth.ConfigError("JWKSURL or Issuer is required to verify ID tokens")
 		}
@@ -270,6 +310,7 @@ func (c *oauthCore) endpoints(ctx context.Context, n need) (Endpoints, error) {
 		{&ep.DeviceAuthorizationURL, d.DeviceAuthorizationURL, "device_authorization_endpoint"},
 		{&ep.JWKSURL, d.JWKSURL, "jwks_uri"},
 		{&ep.AuthorizationURL, d.AuthorizationURL, "authorization_endpoint"},
+		{&ep.RevocationURL, d.RevocationURL, "revocation_endpoint"},
 	} {
 		if *f.dst != "" || f.v == "" {
 			continue
@@ -298,14 +339,8 @@ func (c *oauthCore) grant(ctx context.Context, form url.Values) (*auth.Token, er
 }
 
 func (c *oauthCore) addCommon(form url.Values) {
-	for k, v := range c.extra {
-		form[k] = append([]string(nil), v...)
-	}
-	if len(c.scopes) > 0 {
-		form.Set("scope", strings.Join(c.scopes, " "))
-	}
-	if c.audience != "" {
-		form.Set("audience", c.audience)
+	for k, v := range c.params {
+		form[k] = slices.Clone(v)
 	}
 }
 
@@ -329,6 +364,30 @@ func (c *oauthCore) refresh(ctx context.Context, current *auth.Token) (*auth.Tok
 	return oauthclient.Refreshed(current, tok), nil
 }
 
+// revoke revokes tok at the provider
+// (https://www.rfc-editor.org/rfc/rfc7009): its refresh token first, which
+// ends the login (and, at most providers, its access tokens), then its
+// access token. Both are tried whatever the first answer.
+func (c *oauthCore) revoke(ctx context.Context, tok *auth.Token) error {
+	ep, err := c.endpoints(ctx, needRevocation)
+	if err != nil {
+		return fmt.Errorf("handlers: revocation: %w", err)
+	}
+	var errs []error
+	for _, t := range []struct {
+		v    auth.Secret
+		hint string
+	}{{tok.RefreshToken, "refresh_token"}, {tok.AccessToken, "access_token"}} {
+		if t.v.IsZero() {
+			continue
+		}
+		if err := c.client.Revoke(ctx, ep.RevocationURL, t.v.Reveal(), t.hint); err != nil {
+			errs = append(errs, fmt.Errorf("handlers: revoking the %s at %s: %w", strings.ReplaceAll(t.hint, "_", " "), ep.RevocationURL, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // canRefresh reports whether current carries a refresh token that has not
 // expired.
 func (c *oauthCore) canRefresh(current *auth.Token) bool {
@@ -342,11 +401,12 @@ func (c *oauthCore) storeKey(username string) auth.StoreKey {
 		iss = c.ep.TokenURL
 	}
 	return auth.StoreKey{
-		Issuer:   iss,
-		ClientID: c.clientID,
-		Username: username,
-		Scopes:   c.scopes,
-		Audience: c.audience,
+		Issuer:    iss,
+		ClientID:  c.clientID,
+		Username:  username,
+		Scopes:    strings.Fields(c.params.Get("scope")),
+		Audiences: c.params["audience"],
+		Resources: c.params["resource"],
 	}
 }
 
@@ -360,6 +420,7 @@ func (c *oauthCore) newEngine(cfg OAuthConfig, fetch auth.FetchFunc, check auth.
 		Clock:  c.clock,
 		Store:  cfg.Store,
 		Logger: cfg.Logger,
+		Revoke: c.revoke,
 	}
 	if cfg.Store != nil {
 		ec.StoreKey = c.storeKey(username)

@@ -153,7 +153,7 @@ func TestBearerCredentialsFollowWire(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			at := h.Current().AccessToken
+			at := h.engine.Current().AccessToken
 			if got := hub.Get(tt.hub); got != tt.hubValue(at.Reveal()) || len(hub) != 1 {
 				t.Errorf("hub headers %v", hub)
 			}
@@ -184,6 +184,10 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown style", func(c *OAuthConfig) { c.AuthStyle = 42 }},
 		{"extra overrides grant_type", func(c *OAuthConfig) { c.ExtraParams = url.Values{"grant_type": {"x"}} }},
 		{"bad wire", func(c *OAuthConfig) { c.Wire.MessageService = auth.Field{Name: "Bad Key"} }},
+		{"extra sets resource", func(c *OAuthConfig) { c.ExtraParams = url.Values{"resource": {"https://r/"}} }},
+		{"relative resource", func(c *OAuthConfig) { c.Resources = []string{"/api"} }},
+		{"resource with a fragment", func(c *OAuthConfig) { c.Resources = []string{"https://api.example/#x"} }},
+		{"bad revocation URL", func(c *OAuthConfig) { c.RevocationURL = "http://idp.example/revoke" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,6 +230,7 @@ func TestEndpointHelpers(t *testing.T) {
 			TokenURL:               "https://sso.example.com/realms/my%20realm/protocol/openid-connect/token",
 			DeviceAuthorizationURL: "https://sso.example.com/realms/my%20realm/protocol/openid-connect/auth/device",
 			JWKSURL:                "https://sso.example.com/realms/my%20realm/protocol/openid-connect/certs",
+			RevocationURL:          "https://sso.example.com/realms/my%20realm/protocol/openid-connect/revoke",
 		}},
 		{"auth0", Auth0Endpoints("tenant.eu.auth0.com"), Endpoints{
 			Issuer:                 "https://tenant.eu.auth0.com/",
@@ -233,6 +238,7 @@ func TestEndpointHelpers(t *testing.T) {
 			TokenURL:               "https://tenant.eu.auth0.com/oauth/token",
 			DeviceAuthorizationURL: "https://tenant.eu.auth0.com/oauth/device/code",
 			JWKSURL:                "https://tenant.eu.auth0.com/.well-known/jwks.json",
+			RevocationURL:          "https://tenant.eu.auth0.com/oauth/revoke",
 		}},
 	}
 	for _, tt := range tests {

@@ -42,6 +42,9 @@ type Endpoints struct {
 	DeviceAuthorizationURL string
 	// JWKSURL is the provider's JSON Web Key Set, used to verify ID tokens.
 	JWKSURL string
+	// RevocationURL is the token revocation endpoint that Logout uses
+	// (https://www.rfc-editor.org/rfc/rfc7009#section-2).
+	RevocationURL string
 }
 
 // KeycloakEndpoints returns the endpoints of a Keycloak realm: server is the
@@ -56,6 +59,7 @@ func KeycloakEndpoints(server, realm string) Endpoints {
 		TokenURL:               oidc + "/token",
 		DeviceAuthorizationURL: oidc + "/auth/device",
 		JWKSURL:                oidc + "/certs",
+		RevocationURL:          oidc + "/revoke",
 	}
 }
 
@@ -69,6 +73,7 @@ func Auth0Endpoints(domain string) Endpoints {
 		TokenURL:               base + "/oauth/token",
 		DeviceAuthorizationURL: base + "/oauth/device/code",
 		JWKSURL:                base + "/.well-known/jwks.json",
+		RevocationURL:          base + "/oauth/revoke",
 	}
 }
 
@@ -94,6 +99,7 @@ func (m *ProviderMetadata) Endpoints() Endpoints {
 		TokenURL:               m.TokenEndpoint,
 		DeviceAuthorizationURL: m.DeviceAuthorizationEndpoint,
 		JWKSURL:                m.JWKSURI,
+		RevocationURL:          m.RevocationEndpoint,
 	}
 }
 

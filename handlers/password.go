@@ -39,7 +39,7 @@ type PasswordConfig struct {
 // example "Session not active" after the session was removed on the server).
 // It is safe for concurrent use; Close it when done.
 type Password struct {
-	OAuthHandler
+	oauthHandler
 	pass  auth.Secret
 	code  func(context.Context) (string, error)
 	param string
@@ -57,7 +57,7 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 			return nil, auth.ConfigError("Password: TOTPSecret is not a base32 secret")
 		}
 	}
-	h := &Password{OAuthHandler: OAuthHandler{user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
+	h := &Password{oauthHandler: oauthHandler{user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
 	if err := h.core.init("Password", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 		return nil, auth.ConfigError("Password: TOTPParam %q collides with a grant parameter", h.param)
 	}
 	var err error
-	if h.Engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, cfg.Username); err != nil {
+	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -107,6 +107,6 @@ func (h *Password) fetch(ctx context.Context, current *auth.Token) (*auth.Token,
 
 // Authenticate logs in unless a valid token is held.
 func (h *Password) Authenticate(ctx context.Context) error {
-	_, err := h.Credentials(ctx)
+	_, err := h.engine.Credentials(ctx)
 	return err
 }

@@ -26,7 +26,7 @@ func TestPasswordWireFormat(t *testing.T) {
 			mod: func(c *PasswordConfig) {
 				c.ClientID, c.ClientSecret = "svc", auth.NewSecret(svcSecret)
 				c.Username, c.Password, c.TOTPSecret = "ada", auth.NewSecret(adaPass), auth.NewSecret(adaTOTP)
-				c.Scopes, c.Audience = []string{"openid", "hub"}, "hub-api"
+				c.Scopes, c.Audiences = []string{"openid", "hub"}, []string{"hub-api"}
 			},
 			wantForm: func(clk *authtest.Clock) url.Values {
 				code, _ := totp.Code(adaTOTP, clk.Now())
@@ -129,7 +129,7 @@ func TestPasswordRefreshFallback(t *testing.T) {
 			if err := h.Authenticate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			first := h.Current()
+			first := h.engine.Current()
 			tt.spoil(p)
 			h.Invalidate(auth.ServiceHub, "")                              // a service rejected the token: the next use refreshes
 			err = driven(clk, func() error { return h.Authenticate(ctx) }) // the backoff passes on the fake clock
@@ -144,7 +144,7 @@ func TestPasswordRefreshFallback(t *testing.T) {
 			}
 			if err == nil {
 				saved, _ := store.Load(ctx, h.core.storeKey("ada"))
-				if saved == nil || saved.RefreshToken.Reveal() == first.RefreshToken.Reveal() || saved.RefreshToken.Reveal() != h.Current().RefreshToken.Reveal() {
+				if saved == nil || saved.RefreshToken.Reveal() == first.RefreshToken.Reveal() || saved.RefreshToken.Reveal() != h.engine.Current().RefreshToken.Reveal() {
 					t.Error("the new refresh token was not persisted")
 				}
 			}

@@ -15,7 +15,7 @@ import (
 // refresh token; only Authenticate (or a getter, with LoginOnDemand) runs
 // the person's login, one at a time.
 type personLogin struct {
-	OAuthHandler
+	oauthHandler
 	onDemand bool
 	// login runs the person's login and installs its token.
 	login func(ctx context.Context) error
@@ -51,10 +51,10 @@ func (h *personLogin) check(ctx context.Context, tok *auth.Token) error {
 // missing or rejected runs the person's login, with ctx: cancelling ctx
 // stops it at once. Concurrent calls share one login.
 func (h *personLogin) Authenticate(ctx context.Context) error {
-	if h.Valid() {
+	if h.engine.Valid() {
 		return nil
 	}
-	_, err := h.Credentials(ctx)
+	_, err := h.engine.Credentials(ctx)
 	if err == nil {
 		h.learnUsername(ctx)
 		return nil
@@ -70,7 +70,7 @@ func (h *personLogin) learnUsername(ctx context.Context) {
 	if h.core.username.Load() != nil {
 		return
 	}
-	if tok := h.Current(); tok != nil {
+	if tok := h.engine.Current(); tok != nil {
 		_ = h.core.checkIdentity(ctx, tok, "")
 	}
 }
@@ -110,9 +110,9 @@ func (h *personLogin) interactive(ctx context.Context) error {
 // HubRequestHeaders returns the hub's headers; see
 // [auth.AuthenticationHandler]. With LoginOnDemand it may run the login.
 func (h *personLogin) HubRequestHeaders(ctx context.Context) (http.Header, error) {
-	v, err := h.Engine.HubRequestHeaders(ctx)
+	v, err := h.engine.HubRequestHeaders(ctx)
 	if err != nil && h.onDemandLogin(ctx, err) {
-		return h.Engine.HubRequestHeaders(ctx)
+		return h.engine.HubRequestHeaders(ctx)
 	}
 	return v, err
 }
@@ -120,9 +120,9 @@ func (h *personLogin) HubRequestHeaders(ctx context.Context) (http.Header, error
 // AccessManagerRequestHeaders returns the access manager's headers, as
 // HubRequestHeaders does.
 func (h *personLogin) AccessManagerRequestHeaders(ctx context.Context) (http.Header, error) {
-	v, err := h.Engine.AccessManagerRequestHeaders(ctx)
+	v, err := h.engine.AccessManagerRequestHeaders(ctx)
 	if err != nil && h.onDemandLogin(ctx, err) {
-		return h.Engine.AccessManagerRequestHeaders(ctx)
+		return h.engine.AccessManagerRequestHeaders(ctx)
 	}
 	return v, err
 }
@@ -130,9 +130,19 @@ func (h *personLogin) AccessManagerRequestHeaders(ctx context.Context) (http.Hea
 // MessageServiceMetadata returns the message service's metadata, as
 // HubRequestHeaders does.
 func (h *personLogin) MessageServiceMetadata(ctx context.Context) (map[string]string, error) {
-	v, err := h.Engine.MessageServiceMetadata(ctx)
+	v, err := h.engine.MessageServiceMetadata(ctx)
 	if err != nil && h.onDemandLogin(ctx, err) {
-		return h.Engine.MessageServiceMetadata(ctx)
+		return h.engine.MessageServiceMetadata(ctx)
+	}
+	return v, err
+}
+
+// Token returns a copy of the token being served, as the getters do: with
+// LoginOnDemand it may run the login.
+func (h *personLogin) Token(ctx context.Context) (*auth.Token, error) {
+	v, err := h.engine.Token(ctx)
+	if err != nil && h.onDemandLogin(ctx, err) {
+		return h.engine.Token(ctx)
 	}
 	return v, err
 }

@@ -31,7 +31,7 @@ type RefreshTokenConfig struct {
 // credentials are not held, so a new refresh token must be obtained.
 // It is safe for concurrent use; Close it when done.
 type RefreshToken struct {
-	OAuthHandler
+	oauthHandler
 
 	mu      sync.Mutex  // guards initial
 	initial auth.Secret // the configured refresh token, until it is spent
@@ -47,7 +47,7 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 	if cfg.Username != "" && cfg.Issuer == "" {
 		return nil, auth.ConfigError("RefreshToken: Username needs Issuer, to verify the ID token that names the user")
 	}
-	h := &RefreshToken{OAuthHandler: OAuthHandler{user: cfg.Username}, initial: cfg.RefreshToken}
+	h := &RefreshToken{oauthHandler: oauthHandler{user: cfg.Username}, initial: cfg.RefreshToken}
 	if err := h.core.init("RefreshToken", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 		h.core.setupVerifier(claim)
 	}
 	var err error
-	if h.Engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
+	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -98,6 +98,6 @@ func (h *RefreshToken) check(ctx context.Context, tok *auth.Token) error {
 
 // Authenticate refreshes unless a valid token is held.
 func (h *RefreshToken) Authenticate(ctx context.Context) error {
-	_, err := h.Credentials(ctx)
+	_, err := h.engine.Credentials(ctx)
 	return err
 }

@@ -34,7 +34,7 @@ func TestRefreshToken(t *testing.T) {
 		if err := h.Authenticate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		cur := h.Current()
+		cur := h.engine.Current()
 		if cur.RefreshToken.Reveal() == rt || h.Username() != "ada" {
 			t.Errorf("refresh token not rotated or user %q", h.Username())
 		}

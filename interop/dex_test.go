@@ -40,10 +40,10 @@ func dexRefresh(t testing.TB, d discovery, rt string) tokenAnswer {
 }
 
 // currentRefresh returns the refresh token h holds now.
-func currentRefresh(t testing.TB, h interface{ Current() *auth.Token }) string {
+func currentRefresh(t testing.TB, h auth.TokenReader) string {
 	t.Helper()
-	tok := h.Current()
-	if tok == nil || tok.RefreshToken.Reveal() == "" {
+	tok, err := h.Token(testContext(t))
+	if err != nil || tok.RefreshToken.Reveal() == "" {
 		t.Fatalf("handler holds no refresh token")
 	}
 	return tok.RefreshToken.Reveal()

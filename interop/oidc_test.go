@@ -85,7 +85,7 @@ func TestOIDCDeviceCode(t *testing.T) {
 				t.Errorf("exchanges = %v, want authorization_pending ... then 200", x)
 			}
 			tok := bearer(t, h)
-			if cur := h.Current(); cur == nil || cur.RefreshToken.Reveal() == "" {
+			if cur, err := h.Token(testContext(t)); err != nil || cur.RefreshToken.Reveal() == "" {
 				t.Errorf("no refresh token from the device flow")
 			}
 			in := introspect(t, iss, tok, oidcCCID, oidcCCSecret)

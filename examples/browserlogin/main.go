@@ -136,7 +136,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, open func(context
 	if err := h.Authenticate(ctx); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	tok := h.Current()
+	tok, err := h.Token(ctx)
+	if err != nil {
+		return err
+	}
 	out.Printf("Logged in as %s. Access token %s, valid until %s; refresh token %s.\n",
 		orUnknown(h.Username()), demo.Value("Bearer "+tok.AccessToken.Reveal()), tok.Expiry.Format(time.TimeOnly), presence(tok.RefreshToken.Reveal()))
 

@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	clientID := fs.String("client-id", "", "the OAuth client id registered for device login (required with -issuer)")
 	clientSecret := fs.String("client-secret", "", "the client secret, for a confidential client (also read from $AUTHKIT_CLIENT_SECRET)")
 	scopes := fs.String("scopes", "openid profile offline_access", "space-separated scopes")
-	audience := fs.String("audience", "", "the \"audience\" parameter, for providers that want one (Auth0)")
+	audience := fs.String("audience", "", "space-separated \"audience\" parameters, for providers that want them (Auth0)")
 	hub := fs.String("hub", "", "a hub base URL to call GET /api/me on with the token (optional)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the approval")
 	if err := fs.Parse(args); err != nil {
@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			ClientID:     *clientID,
 			ClientSecret: auth.NewSecret(*clientSecret),
 			Scopes:       strings.Fields(*scopes),
-			Audience:     *audience,
+			Audiences:    strings.Fields(*audience),
 		},
 		// The default prompt, written where this program writes; it opens
 		// no browser (pass NoBrowser: false and no Prompt to get one).
@@ -97,7 +97,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := h.Authenticate(ctx); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	tok := h.Current()
+	tok, err := h.Token(ctx)
+	if err != nil {
+		return err
+	}
 	out.Printf("\nLogged in as %s. Access token %s, valid until %s; refresh token %s.\n",
 		orUnknown(h.Username()), demo.Value("Bearer "+tok.AccessToken.Reveal()), tok.Expiry.Format(time.TimeOnly), presence(tok.RefreshToken.Reveal()))
 

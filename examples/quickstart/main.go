@@ -348,7 +348,7 @@ func (p linePrefixer) Write(b []byte) (int, error) {
 
 // engineHandler is a handler with a token lifecycle (every one but API keys).
 type engineHandler interface {
-	Current() *auth.Token
+	Token(ctx context.Context) (*auth.Token, error)
 	Stats() auth.Stats
 }
 
@@ -414,9 +414,9 @@ func (w *world) runFlow(ctx context.Context, f flow) (r row) {
 		return fail(fmt.Errorf("first round: %w", err))
 	}
 	if e, ok := h.(engineHandler); ok {
-		first := e.Current()
-		if first == nil {
-			return fail(errors.New("no current token after the first round"))
+		first, err := e.Token(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("no current token after the first round: %w", err))
 		}
 		// Let the first token expire. The handler renews it in the
 		// background before that, without being asked.
