@@ -17,7 +17,10 @@ type StoreKey struct {
 	Issuer string `json:"issuer"`
 	// ClientID is the OAuth client the token was issued to.
 	ClientID string `json:"client_id,omitempty"`
-	// Username is the user the token belongs to, if known when saving.
+	// Username is the user the token belongs to when the handler pins one
+	// (its configured Username); empty for a login of whoever logs in. So
+	// a pinned and an unpinned login of the same user are two entries, and
+	// a handler's Logout removes (and revokes) its own.
 	Username string `json:"username,omitempty"`
 	// Scopes are the requested scopes; their order does not matter.
 	Scopes []string `json:"scopes,omitempty"`
