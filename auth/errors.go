@@ -19,9 +19,16 @@ var (
 	// token, code or password was rejected
 	// (https://www.rfc-editor.org/rfc/rfc6749#section-5.2).
 	ErrInvalidGrant = errors.New("auth: invalid grant")
-	// ErrAccessDenied is the user's refusal in the device flow
-	// (https://www.rfc-editor.org/rfc/rfc8628#section-3.5).
-	ErrAccessDenied = errors.New("auth: access denied by the user")
+	// ErrAccessDenied is the OAuth "access_denied" answer: in the device
+	// and browser logins, the person refused
+	// (https://www.rfc-editor.org/rfc/rfc8628#section-3.5); some providers
+	// also answer it for a wrong password or a client not allowed a grant.
+	ErrAccessDenied = errors.New("auth: access denied")
+	// ErrInvalidClient is the OAuth "invalid_client" answer: the client id
+	// is unknown or its secret or authentication method is wrong
+	// (https://www.rfc-editor.org/rfc/rfc6749#section-5.2). Check ClientID,
+	// ClientSecret and AuthStyle.
+	ErrInvalidClient = errors.New("auth: invalid client")
 	// ErrDeviceCodeExpired is the device flow's "expired_token": the user
 	// did not approve in time (https://www.rfc-editor.org/rfc/rfc8628#section-3.5).
 	ErrDeviceCodeExpired = errors.New("auth: device code expired before it was approved")
@@ -83,6 +90,8 @@ func (e *OAuthError) Is(target error) bool {
 		return e.Code == "invalid_grant"
 	case ErrAccessDenied:
 		return e.Code == "access_denied"
+	case ErrInvalidClient:
+		return e.Code == "invalid_client"
 	case ErrDeviceCodeExpired:
 		return e.Code == "expired_token"
 	}

@@ -4,6 +4,14 @@ import (
 	"time"
 )
 
+// DefaultUnknownLifetime is how long a token is kept when its token
+// response says nothing of its lifetime (expires_in absent or 0, which
+// x/oauth2 also reads as "unknown", never as "already expired"): long
+// enough not to hammer the provider, short enough that a token revoked in
+// silence is replaced. A JWT's exp claim, when readable, caps it, and a
+// service's rejection replaces the token at once.
+const DefaultUnknownLifetime = time.Hour
+
 // Token is an OAuth 2.0 token set as returned by a token endpoint
 // (https://www.rfc-editor.org/rfc/rfc6749#section-5.1), or a credential
 // supplied by the application.

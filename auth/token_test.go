@@ -154,6 +154,7 @@ func TestOAuthErrorMapsToSentinels(t *testing.T) {
 		{"invalid_grant", auth.ErrInvalidGrant},
 		{"access_denied", auth.ErrAccessDenied},
 		{"expired_token", auth.ErrDeviceCodeExpired},
+		{"invalid_client", auth.ErrInvalidClient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {

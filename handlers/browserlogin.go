@@ -225,6 +225,9 @@ func (h *BrowserLogin) browserLogin(ctx context.Context) error {
 			defer scancel()
 			_ = srv.Shutdown(sctx)
 			_ = srv.Close()
+			// Serve may not have started yet, and then neither call
+			// closed the listener: the port must be free on return.
+			_ = ln.Close()
 		})
 	}
 	defer stop()

@@ -440,21 +440,23 @@ func TestMalformedAnswers(t *testing.T) {
 
 func TestParseTokenResponse(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	unknown := now.Add(auth.DefaultUnknownLifetime) // expires_in absent or 0
 	tests := []struct {
 		name string
 		body string
 		want *auth.Token
 	}{
-		{"minimal", `{"access_token":"a"}`, &auth.Token{AccessToken: auth.NewSecret("a")}},
+		{"minimal", `{"access_token":"a"}`, &auth.Token{AccessToken: auth.NewSecret("a"), Expiry: unknown}},
+		{"expires_in 0 is unknown, not expired", `{"access_token":"a","expires_in":0}`, &auth.Token{AccessToken: auth.NewSecret("a"), Expiry: unknown}},
 		{"full", `{"access_token":"a","token_type":"Bearer","refresh_token":"r","id_token":"i","scope":"x y","expires_in":300,"refresh_expires_in":1800}`,
 			&auth.Token{AccessToken: auth.NewSecret("a"), TokenType: "Bearer", RefreshToken: auth.NewSecret("r"), IDToken: auth.NewSecret("i"), Scope: "x y", Expiry: now.Add(5 * time.Minute), RefreshExpiry: now.Add(30 * time.Minute)}},
 		{"expires_in string", `{"access_token":"a","expires_in":"3600"}`, &auth.Token{AccessToken: auth.NewSecret("a"), Expiry: now.Add(time.Hour)}},
 		{"expires_in float", `{"access_token":"a","expires_in":1.5}`, &auth.Token{AccessToken: auth.NewSecret("a"), Expiry: now.Add(1500 * time.Millisecond)}},
-		{"expires_in null", `{"access_token":"a","expires_in":null}`, &auth.Token{AccessToken: auth.NewSecret("a")}},
-		{"refresh_expires_in 0 means none", `{"access_token":"a","refresh_token":"r","refresh_expires_in":0}`, &auth.Token{AccessToken: auth.NewSecret("a"), RefreshToken: auth.NewSecret("r")}},
+		{"expires_in null", `{"access_token":"a","expires_in":null}`, &auth.Token{AccessToken: auth.NewSecret("a"), Expiry: unknown}},
+		{"refresh_expires_in 0 means none", `{"access_token":"a","refresh_token":"r","refresh_expires_in":0}`, &auth.Token{AccessToken: auth.NewSecret("a"), RefreshToken: auth.NewSecret("r"), Expiry: unknown}},
 		{"huge expires_in capped", `{"access_token":"a","expires_in":1e300}`, &auth.Token{AccessToken: auth.NewSecret("a"), Expiry: now.Add(maxLifetime)}},
-		{"scope list", `{"access_token":"a","scope":["x","y"]}`, &auth.Token{AccessToken: auth.NewSecret("a"), Scope: "x y"}},
-		{"extra kept", `{"access_token":"a","session_state":"s","not-before-policy":0}`, &auth.Token{AccessToken: auth.NewSecret("a"), Extra: map[string]auth.Secret{"session_state": auth.NewSecret("s"), "not-before-policy": auth.NewSecret("0")}}},
+		{"scope list", `{"access_token":"a","scope":["x","y"]}`, &auth.Token{AccessToken: auth.NewSecret("a"), Scope: "x y", Expiry: unknown}},
+		{"extra kept", `{"access_token":"a","session_state":"s","not-before-policy":0}`, &auth.Token{AccessToken: auth.NewSecret("a"), Extra: map[string]auth.Secret{"session_state": auth.NewSecret("s"), "not-before-policy": auth.NewSecret("0")}, Expiry: unknown}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

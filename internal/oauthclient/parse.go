@@ -99,10 +99,16 @@ func ParseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 	default:
 		return nil, bad("scope is %s, want a string", typeName(v))
 	}
+	// expires_in absent or 0: the lifetime is unknown (as x/oauth2 reads
+	// it, not "already expired"); the token is kept for
+	// auth.DefaultUnknownLifetime, or until its JWT exp, or a service's
+	// rejection.
 	if d, ok, e := seconds(obj, "expires_in"); e != nil {
 		return nil, bad("%v", e)
-	} else if ok {
+	} else if ok && d > 0 {
 		tok.Expiry = now.Add(d)
+	} else {
+		tok.Expiry = now.Add(auth.DefaultUnknownLifetime)
 	}
 	// Keycloak sends refresh_expires_in 0 for offline tokens that do not expire.
 	if d, ok, e := seconds(obj, "refresh_expires_in"); e != nil {
