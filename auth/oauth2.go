@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/oauth2"
 
@@ -23,8 +22,8 @@ const extraKeysField = "authkit_extra_keys"
 // [EngineHandler], or any authkit handler with tokens (its Token follows
 // the handler's own rules, as its getters do).
 type TokenReader interface {
-	// Token returns a copy of the token being served, fetching one if
-	// needed, waiting no longer than ctx allows.
+	// Token returns the token being served (shared and read-only),
+	// fetching one if needed, waiting no longer than ctx allows.
 	Token(ctx context.Context) (*Token, error)
 }
 
@@ -51,9 +50,8 @@ type tokenSource struct {
 }
 
 type convertedToken struct {
-	access Secret
-	expiry time.Time
-	tok    *oauth2.Token
+	from *Token // shared by the reader while it serves it
+	tok  *oauth2.Token
 }
 
 // Token returns the reader's current token, converted with ToOAuth2.
@@ -65,11 +63,11 @@ func (s *tokenSource) Token() (*oauth2.Token, error) {
 	if t == nil {
 		return nil, fmt.Errorf("%w: the credentials are not a token", ErrUnsupportedTokenType)
 	}
-	if last := s.last.Load(); last != nil && last.access.Equal(t.AccessToken) && last.expiry.Equal(t.Expiry) {
+	if last := s.last.Load(); last != nil && last.from == t {
 		return last.tok, nil
 	}
 	o := ToOAuth2(t)
-	s.last.Store(&convertedToken{access: t.AccessToken, expiry: t.Expiry, tok: o})
+	s.last.Store(&convertedToken{from: t, tok: o})
 	return o, nil
 }
 
