@@ -391,15 +391,14 @@ func (e *Engine) MessageServiceMetadata(ctx context.Context) (map[string]string,
 	return c.MessageService(), nil
 }
 
-// Token returns the token being served, fetching one if needed (see
-// Credentials). It is nil for credentials that are not tokens. The token is
-// shared and read-only, as the getters' maps are: Clone it to change it.
+// Token returns a copy of the token being served, fetching one if needed
+// (see Credentials). It is nil for credentials that are not tokens.
 func (e *Engine) Token(ctx context.Context) (*Token, error) {
 	c, err := e.Credentials(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return c.Token, nil
+	return c.Token.Clone(), nil
 }
 
 // Valid reports whether the engine holds credentials that are valid now

@@ -112,8 +112,7 @@ func (h *EngineHandler) MessageServiceMetadata(ctx context.Context) (map[string]
 // Invalidate reports a rejected credential; see [Engine.Invalidate].
 func (h *EngineHandler) Invalidate(svc Service, rejected string) { h.e.Invalidate(svc, rejected) }
 
-// Token returns the token being served (shared and read-only), fetching
-// one if needed.
+// Token returns a copy of the token being served, fetching one if needed.
 func (h *EngineHandler) Token(ctx context.Context) (*Token, error) { return h.e.Token(ctx) }
 
 // Logout ends the login; see [Engine.Logout].

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -22,8 +23,8 @@ const extraKeysField = "authkit_extra_keys"
 // [EngineHandler], or any authkit handler with tokens (its Token follows
 // the handler's own rules, as its getters do).
 type TokenReader interface {
-	// Token returns the token being served (shared and read-only),
-	// fetching one if needed, waiting no longer than ctx allows.
+	// Token returns a copy of the token being served, fetching one if
+	// needed, waiting no longer than ctx allows.
 	Token(ctx context.Context) (*Token, error)
 }
 
@@ -50,24 +51,38 @@ type tokenSource struct {
 }
 
 type convertedToken struct {
-	from *Token // shared by the reader while it serves it
-	tok  *oauth2.Token
+	access Secret
+	expiry time.Time
+	tok    *oauth2.Token
 }
 
 // Token returns the reader's current token, converted with ToOAuth2.
 func (s *tokenSource) Token() (*oauth2.Token, error) {
+	if e, ok := s.r.(*Engine); ok {
+		// An engine's own token, without the copy Token makes.
+		c, err := e.Credentials(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		return s.convert(c.Token)
+	}
 	t, err := s.r.Token(context.Background())
 	if err != nil {
 		return nil, err
 	}
+	return s.convert(t)
+}
+
+// convert converts t once per token the reader serves.
+func (s *tokenSource) convert(t *Token) (*oauth2.Token, error) {
 	if t == nil {
 		return nil, fmt.Errorf("%w: the credentials are not a token", ErrUnsupportedTokenType)
 	}
-	if last := s.last.Load(); last != nil && last.from == t {
+	if last := s.last.Load(); last != nil && last.access.Equal(t.AccessToken) && last.expiry.Equal(t.Expiry) {
 		return last.tok, nil
 	}
 	o := ToOAuth2(t)
-	s.last.Store(&convertedToken{from: t, tok: o})
+	s.last.Store(&convertedToken{access: t.AccessToken, expiry: t.Expiry, tok: o})
 	return o, nil
 }
 

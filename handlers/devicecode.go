@@ -45,6 +45,10 @@ type DevicePrompt struct {
 	Expiry time.Time
 	// ExpiresIn is how long the code stays valid, from when it was issued.
 	ExpiresIn time.Duration
+	// Done is closed when the login this prompt belongs to ends: approved,
+	// refused, expired, failed or cancelled. A prompt that shows a
+	// countdown or a spinner stops it then.
+	Done <-chan struct{}
 }
 
 // DeviceCodeConfig configures [DeviceCode]: the OAuth 2.0 device
@@ -152,7 +156,10 @@ func (c *oauthCore) deviceLogin(ctx context.Context, prompt func(context.Context
 		return nil, fmt.Errorf("handlers: device authorization: %w", err)
 	}
 	now := c.clock.Now()
+	done := make(chan struct{})
+	defer close(done)
 	if err := prompt(ctx, DevicePrompt{
+		Done:                    done,
 		VerificationURI:         da.VerificationURI,
 		VerificationURIComplete: da.VerificationURIComplete,
 		UserCode:                da.UserCode,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"reflect"
 	"strings"
@@ -477,5 +478,56 @@ func TestDeviceCodeUsernameMismatch(t *testing.T) {
 	saved, _ := store.Load(ctx, key)
 	if !reflect.DeepEqual(saved, adas) {
 		t.Errorf("ada's stored token changed: %v", saved)
+	}
+}
+
+// TestDeviceCodePromptDone: the prompt's Done channel is open while the
+// person may still approve, and closed once the login ended, whether it
+// succeeded or was cancelled, so that a countdown can stop.
+func TestDeviceCodePromptDone(t *testing.T) {
+	for _, cancelled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cancelled=%v", cancelled), func(t *testing.T) {
+			s := newDeviceSetup(t, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			openDuringLogin := make(chan bool, 1)
+			var once sync.Once
+			s.rec.after = func(n int, r sent) {
+				if r.form.Get("grant_type") != GrantTypeDeviceCode {
+					return
+				}
+				first := false
+				once.Do(func() { first = true })
+				if !first {
+					return
+				}
+				s.mu.Lock()
+				done, code := s.prompts[0].Done, s.prompts[0].UserCode
+				s.mu.Unlock()
+				select {
+				case <-done:
+					openDuringLogin <- false
+				default:
+					openDuringLogin <- true
+				}
+				if cancelled {
+					cancel()
+				} else {
+					_ = s.p.ApproveDevice(code, "ada")
+				}
+			}
+			err := driven(s.clk, func() error { return s.h.Authenticate(ctx) }, s.h.Authenticated)
+			if cancelled != (err != nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if !<-openDuringLogin {
+				t.Error("Done was closed while the login was waiting for approval")
+			}
+			select {
+			case <-s.prompts[0].Done:
+			default:
+				t.Error("Done still open after the login ended")
+			}
+		})
 	}
 }

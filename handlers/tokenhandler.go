@@ -37,9 +37,9 @@ func (h *tokenHandler) MessageServiceMetadata(ctx context.Context) (map[string]s
 	return h.engine.MessageServiceMetadata(ctx)
 }
 
-// Token returns the token being served (shared and read-only: Clone it to
-// change it), refreshing it silently when needed under the same rules as
-// the getters; [auth.TokenSource] turns it into an oauth2.TokenSource.
+// Token returns a copy of the token being served, refreshing it silently
+// when needed under the same rules as the getters; [auth.TokenSource]
+// turns it into an oauth2.TokenSource.
 func (h *tokenHandler) Token(ctx context.Context) (*auth.Token, error) {
 	return h.engine.Token(ctx)
 }
