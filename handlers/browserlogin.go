@@ -134,9 +134,6 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	if cfg.AuthorizationURL == "" && cfg.Issuer == "" {
 		return nil, auth.ConfigError("BrowserLogin: AuthorizationURL or Issuer is required")
 	}
-	if cfg.Username != "" && cfg.Issuer == "" {
-		return nil, auth.ConfigError("BrowserLogin: Username needs Issuer, to verify the ID token that names the user")
-	}
 	for _, p := range cfg.RedirectPorts {
 		if p < 0 || p > 65535 {
 			return nil, auth.ConfigError("BrowserLogin: RedirectPorts holds %d, which is not a port", p)
@@ -171,16 +168,9 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	if h.timeout == 0 {
 		h.timeout = DefaultBrowserLoginTimeout
 	}
-	h.personLogin = personLogin{oauthHandler: oauthHandler{user: cfg.Username}, onDemand: cfg.LoginOnDemand, login: h.browserLogin}
-	if err := h.core.init("BrowserLogin", cfg.OAuthConfig, []string{"openid", "profile", "offline_access"}); err != nil {
+	h.personLogin = personLogin{onDemand: cfg.LoginOnDemand, login: h.browserLogin}
+	if err := h.initUser("BrowserLogin", cfg.OAuthConfig, personScopes, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
-	}
-	if cfg.Issuer != "" {
-		claim := cfg.UsernameClaim
-		if claim == "" {
-			claim = DefaultUsernameClaim
-		}
-		h.core.setupVerifier(claim)
 	}
 	var err error
 	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {

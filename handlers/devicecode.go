@@ -100,20 +100,10 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 	if cfg.DeviceAuthorizationURL == "" && cfg.Issuer == "" {
 		return nil, auth.ConfigError("DeviceCode: DeviceAuthorizationURL or Issuer is required")
 	}
-	if cfg.Username != "" && cfg.Issuer == "" {
-		return nil, auth.ConfigError("DeviceCode: Username needs Issuer, to verify the ID token that names the user")
-	}
 	h := &DeviceCode{prompt: cfg.Prompt}
-	h.personLogin = personLogin{oauthHandler: oauthHandler{user: cfg.Username}, onDemand: cfg.LoginOnDemand, login: h.deviceLogin}
-	if err := h.core.init("DeviceCode", cfg.OAuthConfig, []string{"openid", "profile", "offline_access"}); err != nil {
+	h.personLogin = personLogin{onDemand: cfg.LoginOnDemand, login: h.deviceLogin}
+	if err := h.initUser("DeviceCode", cfg.OAuthConfig, personScopes, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
-	}
-	if cfg.Issuer != "" {
-		claim := cfg.UsernameClaim
-		if claim == "" {
-			claim = DefaultUsernameClaim
-		}
-		h.core.setupVerifier(claim)
 	}
 	if h.prompt == nil {
 		var open func(string) error

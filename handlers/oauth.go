@@ -122,6 +122,32 @@ func (h *oauthHandler) Close() error {
 	return h.engine.Close()
 }
 
+// personScopes are the default scopes of the person logins (DeviceCode,
+// BrowserLogin): an ID token to name the user and a refresh token.
+var personScopes = []string{"openid", "profile", "offline_access"}
+
+// initUser is the construction the handlers that log a user in share
+// (DeviceCode, BrowserLogin, RefreshToken): cfg's checks, the pinned
+// username — which needs an issuer, to verify the ID token that names the
+// user — and, with an issuer, ID token verification reading the username
+// from claim (empty: DefaultUsernameClaim).
+func (h *oauthHandler) initUser(kind string, cfg OAuthConfig, defaultScopes []string, username, claim string) error {
+	if username != "" && cfg.Issuer == "" {
+		return auth.ConfigError("%s: Username needs Issuer, to verify the ID token that names the user", kind)
+	}
+	h.user = username
+	if err := h.core.init(kind, cfg, defaultScopes); err != nil {
+		return err
+	}
+	if cfg.Issuer != "" {
+		if claim == "" {
+			claim = DefaultUsernameClaim
+		}
+		h.core.setupVerifier(claim)
+	}
+	return nil
+}
+
 // reservedParams are set by the handlers; ExtraParams may not override them.
 var reservedParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true, "scope": true, "audience": true,

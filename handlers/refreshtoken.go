@@ -44,19 +44,9 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 	if cfg.RefreshToken.IsZero() {
 		return nil, auth.ConfigError("RefreshToken: RefreshToken is required")
 	}
-	if cfg.Username != "" && cfg.Issuer == "" {
-		return nil, auth.ConfigError("RefreshToken: Username needs Issuer, to verify the ID token that names the user")
-	}
-	h := &RefreshToken{oauthHandler: oauthHandler{user: cfg.Username}, initial: cfg.RefreshToken}
-	if err := h.core.init("RefreshToken", cfg.OAuthConfig, nil); err != nil {
+	h := &RefreshToken{initial: cfg.RefreshToken}
+	if err := h.initUser("RefreshToken", cfg.OAuthConfig, nil, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
-	}
-	if cfg.Issuer != "" {
-		claim := cfg.UsernameClaim
-		if claim == "" {
-			claim = DefaultUsernameClaim
-		}
-		h.core.setupVerifier(claim)
 	}
 	var err error
 	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {

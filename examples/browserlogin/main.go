@@ -33,13 +33,13 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/handlers"
-	"github.com/authkit-go/authkit/session"
 )
 
 func main() {
@@ -107,7 +107,9 @@ func run(ctx context.Context, args []string, stdout io.Writer, open func(context
 		*issuer, *clientID, *hub = prov.Issuer(), "browserlogin-example", p.HubURL()
 		out.Printf("No -issuer given: using an embedded provider at %s and platform hub at %s.\n\n", *issuer, *hub)
 		if open == nil {
-			open = simulatedBrowser(prov, out)
+			var closeBrowser func()
+			open, closeBrowser = simulatedBrowser(prov, out)
+			defer closeBrowser() // before the provider and the output go
 		}
 	} else if *clientID == "" {
 		return fmt.Errorf("-issuer needs -client-id")
@@ -136,31 +138,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, open func(context
 	if err := h.Authenticate(ctx); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	tok, err := h.Token(ctx)
-	if err != nil {
-		return err
-	}
-	out.Printf("Logged in as %s. Access token %s, valid until %s; refresh token %s.\n",
-		orUnknown(h.Username()), demo.Value("Bearer "+tok.AccessToken.Reveal()), tok.Expiry.Format(time.TimeOnly), presence(tok.RefreshToken.Reveal()))
-
-	if *hub == "" {
-		return nil
-	}
-	s, err := session.New(h, session.Config{HubURL: *hub})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	var me authtest.Me
-	if err := demo.GetJSON(ctx, s.HTTPClient(), strings.TrimRight(*hub, "/")+authtest.PathMe, &me); err != nil {
-		return fmt.Errorf("hub: %w", err)
-	}
-	out.Printf("hub: GET /api/me -> %s (by %s)\n", me.Subject, me.Method)
-	if plat != nil {
-		c := plat.Counts()[authtest.ServiceHub]
-		out.Printf("hub counters: %d authenticated, %d refused\n", c.Authenticated, c.Rejected)
-	}
-	return nil
+	return demo.ReportLogin(ctx, out, h, *hub, plat)
 }
 
 // embedded starts a provider that knows ada and a platform that trusts it.
@@ -181,11 +159,14 @@ func embedded() (*authtest.Provider, *authtest.Platform, error) {
 
 // simulatedBrowser is ada at her browser: it returns at once, as a real
 // opener does, then fills the embedded provider's login form and follows
-// the redirect back to the program.
-func simulatedBrowser(prov *authtest.Provider, out *demo.Out) func(context.Context, string) error {
+// the redirect back to the program. closeBrowser waits for it to finish.
+func simulatedBrowser(prov *authtest.Provider, out *demo.Out) (open func(context.Context, string) error, closeBrowser func()) {
 	b := prov.NewBrowser("ada", "analytical-engine")
+	var wg sync.WaitGroup
 	return func(ctx context.Context, authURL string) error {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			// The browser outlives the login: it still shows the landing page.
 			if err := b.Open(context.WithoutCancel(ctx), authURL); err != nil {
 				out.Printf("[browser] %v\n", err)
@@ -194,19 +175,5 @@ func simulatedBrowser(prov *authtest.Provider, out *demo.Out) func(context.Conte
 			out.Printf("[browser] ada logged in (simulated); the browser shows %q\n", b.LastPage().Text())
 		}()
 		return nil
-	}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "(unknown user)"
-	}
-	return s
-}
-
-func presence(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return "received (redacted)"
+	}, wg.Wait
 }

@@ -30,7 +30,6 @@ import (
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/handlers"
-	"github.com/authkit-go/authkit/session"
 )
 
 func main() {
@@ -97,31 +96,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := h.Authenticate(ctx); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	tok, err := h.Token(ctx)
-	if err != nil {
-		return err
-	}
-	out.Printf("\nLogged in as %s. Access token %s, valid until %s; refresh token %s.\n",
-		orUnknown(h.Username()), demo.Value("Bearer "+tok.AccessToken.Reveal()), tok.Expiry.Format(time.TimeOnly), presence(tok.RefreshToken.Reveal()))
-
-	if *hub == "" {
-		return nil
-	}
-	s, err := session.New(h, session.Config{HubURL: *hub})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	var me authtest.Me
-	if err := demo.GetJSON(ctx, s.HTTPClient(), strings.TrimRight(*hub, "/")+authtest.PathMe, &me); err != nil {
-		return fmt.Errorf("hub: %w", err)
-	}
-	out.Printf("hub: GET /api/me -> %s (by %s)\n", me.Subject, me.Method)
-	if plat != nil {
-		c := plat.Counts()[authtest.ServiceHub]
-		out.Printf("hub counters: %d authenticated, %d refused\n", c.Authenticated, c.Rejected)
-	}
-	return nil
+	out.Printf("\n")
+	return demo.ReportLogin(ctx, out, h, *hub, plat)
 }
 
 // embedded starts a provider whose simulated user, ada, approves each
@@ -146,18 +122,4 @@ func embedded(out *demo.Out) (*authtest.Provider, *authtest.Platform, error) {
 		return nil, nil, err
 	}
 	return prov, plat, nil
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "(unknown user)"
-	}
-	return s
-}
-
-func presence(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return "received (redacted)"
 }

@@ -68,12 +68,13 @@ const (
 
 // world is the embedded provider and platform, and what the flows share.
 type world struct {
-	prov    *authtest.Provider
-	plat    *authtest.Platform
-	out     *demo.Out
-	verbose bool
-	expired atomic.Int64 // expired tokens sent to the hub on purpose
-	logger  *slog.Logger // the sessions' logger (retries, re-authentication); nil unless verbose
+	prov     *authtest.Provider
+	plat     *authtest.Platform
+	out      *demo.Out
+	verbose  bool
+	expired  atomic.Int64   // expired tokens sent to the hub on purpose
+	logger   *slog.Logger   // the sessions' logger (retries, re-authentication); nil unless verbose
+	browsers sync.WaitGroup // the simulated browsers, which outlive their logins
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -135,6 +136,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}()
 	}
 	wg.Wait()
+	w.browsers.Wait()
 
 	out.Printf("\n")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -291,7 +293,9 @@ func (w *world) flows() []flow {
 					// A real opener returns at once, and the browser lives on
 					// after the login ends (with its landing page).
 					bctx := context.WithoutCancel(ctx)
+					w.browsers.Add(1)
 					go func() {
+						defer w.browsers.Done()
 						if err := browser.Open(bctx, authURL); err != nil {
 							w.out.Printf("[browser login] the browser: %v\n", err)
 							return
