@@ -246,7 +246,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Margin.Fraction < 0 || cfg.Margin.Fraction >= 1 {
 		return nil, configError("Margin.Fraction must be in [0, 1), got %v", cfg.Margin.Fraction)
 	}
-	if cfg.Margin.Min < 0 || cfg.Margin.Max < 0 || cfg.Margin.Fixed < 0 {
+	if cfg.Margin.Min < 0 || cfg.Margin.Max < 0 {
 		return nil, configError("Margin durations must not be negative")
 	}
 	if cfg.Margin.Max > 0 && cfg.Margin.Min > cfg.Margin.Max {

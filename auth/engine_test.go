@@ -124,8 +124,9 @@ func TestMarginFor(t *testing.T) {
 		{"floor", auth.Margin{Min: 30 * time.Second}, time.Hour, 0, 5 * time.Minute},
 		{"floor above the share", auth.Margin{Min: 30 * time.Second}, 2 * time.Minute, 0, 30 * time.Second},
 		{"floor capped at half", auth.Margin{Min: 30 * time.Second}, 10 * time.Second, 0, 5 * time.Second},
-		{"fixed", auth.Margin{Fixed: time.Minute}, time.Hour, 0, time.Minute},
-		{"fixed capped at half", auth.Margin{Fixed: time.Minute}, 30 * time.Second, 0, 15 * time.Second},
+		{"fixed", auth.Margin{Min: time.Minute, Max: time.Minute}, time.Hour, 0, time.Minute},
+		{"fixed capped at half", auth.Margin{Min: time.Minute, Max: time.Minute}, 30 * time.Second, 0, 15 * time.Second},
+		{"min above the default max", auth.Margin{Min: 10 * time.Minute}, 24 * time.Hour, 0, 10 * time.Minute},
 		{"fraction", auth.Margin{Fraction: 0.2}, 100 * time.Second, 0, 20 * time.Second},
 	}
 	for _, tt := range tests {
@@ -512,6 +513,7 @@ func TestNewEngineConfigErrors(t *testing.T) {
 		{"fraction too large", auth.EngineConfig{Fetch: fetch, Margin: auth.Margin{Fraction: 1.5}}},
 		{"negative margin", auth.EngineConfig{Fetch: fetch, Margin: auth.Margin{Min: -1}}},
 		{"backoff min above max", auth.EngineConfig{Fetch: fetch, Backoff: auth.Backoff{Min: time.Minute, Max: time.Second}}},
+		{"margin min above max", auth.EngineConfig{Fetch: fetch, Margin: auth.Margin{Min: time.Minute, Max: time.Second}}},
 		{"bad header name", auth.EngineConfig{Fetch: fetch, Wire: auth.Wire{Hub: auth.Field{Name: "Bad Header"}}}},
 		{"uppercase metadata key", auth.EngineConfig{Fetch: fetch, Wire: auth.Wire{MessageService: auth.Field{Name: "Token"}}}},
 		{"reserved metadata key", auth.EngineConfig{Fetch: fetch, Wire: auth.Wire{MessageService: auth.Field{Name: "grpc-timeout"}}}},

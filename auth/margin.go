@@ -29,33 +29,28 @@ type Margin struct {
 	// zero means 1 second, so that short tokens are refreshed early enough
 	// for a slow fetch or a late timer not to stall readers.
 	Min time.Duration
-	// Max is a ceiling for the margin; zero means 5 minutes.
+	// Max is a ceiling for the margin; zero means 5 minutes. Min = Max
+	// gives a fixed margin (still widened to twice a slow fetch, and capped
+	// at half the lifetime).
 	Max time.Duration
-	// Fixed, when positive, is used instead of Fraction, Min and Max.
-	Fixed time.Duration
 }
 
 // For returns the refresh margin of a token that is valid for lifetime, when
 // the last fetch took fetchTook.
 func (m Margin) For(lifetime, fetchTook time.Duration) time.Duration {
-	var d time.Duration
-	if m.Fixed > 0 {
-		d = m.Fixed
-	} else {
-		f := m.Fraction
-		if f <= 0 {
-			f = 0.1
-		}
-		lo, hi := m.Min, m.Max
-		if lo <= 0 {
-			lo = time.Second
-		}
-		if hi <= 0 {
-			hi = 5 * time.Minute
-		}
-		d = min(time.Duration(float64(lifetime)*f), hi)
-		d = max(d, lo, 2*fetchTook)
+	f := m.Fraction
+	if f <= 0 {
+		f = 0.1
 	}
+	lo, hi := m.Min, m.Max
+	if lo <= 0 {
+		lo = time.Second
+	}
+	if hi <= 0 {
+		hi = 5 * time.Minute
+	}
+	d := min(time.Duration(float64(lifetime)*f), hi)
+	d = max(d, lo, 2*fetchTook)
 	return max(min(d, lifetime/2), 0)
 }
 

@@ -60,7 +60,7 @@ func TestClientCredentialsRerunsGrantBeforeExpiry(t *testing.T) {
 	p := newProvider(t, clk)
 	h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig{
 		Endpoints: Endpoints{Issuer: p.Issuer()}, ClientID: "svc", ClientSecret: auth.NewSecret(svcSecret), Clock: clk,
-		Margin: auth.Margin{Fixed: 30 * time.Second},
+		Margin: auth.Margin{Min: 30 * time.Second, Max: 30 * time.Second},
 	}})
 	if err != nil {
 		t.Fatal(err)

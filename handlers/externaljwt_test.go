@@ -165,7 +165,7 @@ func TestExternalJWTConfigErrors(t *testing.T) {
 		{"expiry without JWT", handlers.ExternallyManagedJWTConfig{Callback: cb, Expiry: now}, auth.ErrInvalidConfig},
 		{"uppercase metadata key", handlers.ExternallyManagedJWTConfig{Callback: cb,
 			Wire: auth.Wire{MessageService: auth.Field{Name: "Token"}}}, auth.ErrInvalidConfig},
-		{"negative margin", handlers.ExternallyManagedJWTConfig{Callback: cb, Margin: auth.Margin{Fixed: -1}}, auth.ErrInvalidConfig},
+		{"negative margin", handlers.ExternallyManagedJWTConfig{Callback: cb, Margin: auth.Margin{Min: -1}}, auth.ErrInvalidConfig},
 		{"initial JWT without exp or expiry", handlers.ExternallyManagedJWTConfig{Callback: cb,
 			JWT: auth.NewSecret(makeJWT(t, jwt.MapClaims{"sub": "alice"}))}, handlers.ErrNoExpiry},
 		{"initial JWT malformed", handlers.ExternallyManagedJWTConfig{Callback: cb, JWT: auth.NewSecret("not-a-jwt")}, auth.ErrMalformedToken},

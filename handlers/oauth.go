@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/netpolicy"
@@ -90,11 +89,12 @@ type OAuthConfig struct {
 	// Discovery caches discovery documents; handlers given the same cache
 	// discover once. Nil means a cache of the handler's own.
 	Discovery *DiscoveryCache
-	// Retry decides retries of network errors, 429 and 5xx answers, with
-	// the attempt number (from 1), the status (0 after a network error) and
-	// the server's Retry-After. Nil means up to 4 attempts with capped,
-	// jittered exponential backoff, Retry-After honoured up to 30 s.
-	Retry func(attempt, status int, retryAfter time.Duration, err error) (wait time.Duration, retry bool)
+	// Retry decides, after a network error, 429 or 5xx, whether the
+	// requests the token engine does not retry itself (device
+	// authorization, revocation) are sent again; nil means DefaultRetry,
+	// NoRetry never. Token requests are retried by the engine, with
+	// backoff, for as long as a caller waits.
+	Retry RetryPolicy
 }
 
 // oauthHandler is the part every OAuth handler (ClientCredentials,
@@ -273,7 +273,7 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	}
 	c.client = oauthclient.New(oauthclient.Config{
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthStyle: style,
-		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: oauthclient.RetryPolicy(cfg.Retry), Logger: cfg.Logger,
+		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: cfg.Retry, Logger: cfg.Logger,
 	})
 	return nil
 }

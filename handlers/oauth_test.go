@@ -338,3 +338,36 @@ func TestMalformedProviderAnswer(t *testing.T) {
 		})
 	}
 }
+
+// OAuthConfig.Retry governs the requests the engine does not retry
+// itself (here, revocation at Logout): NoRetry sends one, DefaultRetry (the
+// default) 4 in all against a provider that keeps answering 503.
+func TestRetryPolicies(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		retry RetryPolicy
+		want  int
+	}{{"NoRetry", NoRetry, 1}, {"default", nil, 4}} {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := authtest.NewClock(time.Time{})
+			p := newProvider(t, clk)
+			h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig{Endpoints: Endpoints{Issuer: p.Issuer()},
+				ClientID: "svc", ClientSecret: auth.NewSecret(svcSecret), Clock: clk, Retry: tt.retry}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			if err := h.Authenticate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			p.FailNextAt(authtest.EndpointRevoke, 10, 503, "")
+			err = driven(clk, func() error { return h.Logout(context.Background()) })
+			if !errors.Is(err, auth.ErrNotRevoked) {
+				t.Fatalf("Logout: %v", err)
+			}
+			if n := p.Requests(authtest.EndpointRevoke); n != tt.want {
+				t.Errorf("%d revocation requests, want %d", n, tt.want)
+			}
+		})
+	}
+}
