@@ -3,6 +3,7 @@ package grpcauth
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/netip"
 
@@ -29,11 +30,17 @@ type MetadataSource interface {
 // ClientConfig configures [Credentials]. The zero value is the safe default:
 // TLS required, standard metadata names, one retry after Unauthenticated.
 type ClientConfig struct {
-	// Wire names the metadata entry that carries the credential; zero means
-	// "authorization: Bearer <token>". It must match the handler's wire
-	// settings: the interceptors read the rejected value from this entry
-	// to tell the handler which credential the server refused.
+	// Wire names the metadata entry that carries the credential, which the
+	// interceptors read to tell the handler which credential the server
+	// refused; zero means "authorization". It matters only for a handler
+	// whose metadata has several entries: a single entry is the credential,
+	// whatever its name, so the handler's own wire settings need not be
+	// repeated here.
 	Wire auth.Wire
+	// Logger receives an info record each time the server rejects the
+	// credentials and the call is retried with new ones (the method and
+	// the server's message, never a credential); nil means silent.
+	Logger *slog.Logger
 	// AllowInsecureLoopback lets credentials travel over a channel without
 	// transport security, but only to a peer on this machine: a loopback
 	// address (127.0.0.0/8, ::1) or a Unix socket, judged on the address the
@@ -65,6 +72,7 @@ type Credentials struct {
 	insecure  bool             // AllowInsecureLoopback
 	retry     bool
 	maxReplay int
+	log       *slog.Logger
 	transport credentials.TransportCredentials
 }
 
@@ -88,6 +96,10 @@ func NewCredentials(src MetadataSource, cfg ClientConfig) (*Credentials, error) 
 		retry:     !cfg.DisableRetry,
 		maxReplay: cfg.MaxReplay,
 		transport: cfg.TransportCredentials,
+		log:       cfg.Logger,
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.maxReplay == 0 {
 		c.maxReplay = 16

@@ -3,6 +3,7 @@ package grpcauth
 import (
 	"context"
 	"io"
+	"log/slog"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -26,7 +27,7 @@ func (c *Credentials) Unary(ctx context.Context, method string, req, reply any, 
 	}
 	first := c.sending(ctx)
 	err := invoker(ctx, method, req, reply, cc, opts...)
-	if !c.invalidate(err, first) {
+	if !c.invalidate(err, first, method) {
 		return err
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
@@ -57,7 +58,7 @@ func (c *Credentials) Stream(ctx context.Context, desc *grpc.StreamDesc, cc *grp
 	first := c.sending(ctx)
 	cs, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
-		if !c.invalidate(err, first) {
+		if !c.invalidate(err, first, method) {
 			return nil, err
 		}
 		return streamer(ctx, desc, cc, method, opts...)
@@ -70,12 +71,20 @@ func (c *Credentials) Stream(ctx context.Context, desc *grpc.StreamDesc, cc *grp
 
 // invalidate reports whether err is the server's rejection of the
 // credentials md that c sent, and if so invalidates them.
-func (c *Credentials) invalidate(err error, md map[string]string) bool {
+func (c *Credentials) invalidate(err error, md map[string]string, method string) bool {
 	if status.Code(err) != codes.Unauthenticated || md == nil {
 		return false // nil md: no credential went out, nothing to refresh
 	}
-	// An entry missing under the configured key invalidates unconditionally.
-	c.inv.Invalidate(auth.ServiceMessageService, md[c.key])
+	v, ok := md[c.key]
+	if !ok && len(md) == 1 {
+		for _, only := range md { // the handler's one entry, whatever its name
+			v = only
+		}
+	}
+	// An entry not found invalidates unconditionally.
+	c.inv.Invalidate(auth.ServiceMessageService, v)
+	c.log.LogAttrs(context.Background(), slog.LevelInfo, "grpcauth: the server rejected the credentials; retrying once with new ones",
+		slog.String("method", method), slog.String("reason", status.Convert(err).Message()))
 	return true
 }
 
@@ -167,7 +176,7 @@ func (s *retryStream) reopen(old grpc.ClientStream, err error) (grpc.ClientStrea
 	}
 	msgs := s.msgs
 	s.disarmLocked()
-	if !s.c.invalidate(err, s.first) {
+	if !s.c.invalidate(err, s.first, s.method) {
 		return nil, err
 	}
 	cs, nerr := s.streamer(s.ctx, s.desc, s.cc, s.method, s.opts...)

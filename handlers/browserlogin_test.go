@@ -27,8 +27,8 @@ type browserSetup struct {
 	rec     *recorder
 	browser *authtest.Browser
 	h       *BrowserLogin
-	out     *lockedBuffer
-	logs    *lockedBuffer
+	out     *authtest.LogBuffer
+	logs    *authtest.LogBuffer
 }
 
 func newBrowserSetup(t *testing.T, mod func(*BrowserLoginConfig), pmods ...func(*authtest.ProviderConfig)) *browserSetup {
@@ -40,7 +40,7 @@ func newBrowserSetup(t *testing.T, mod func(*BrowserLoginConfig), pmods ...func(
 // newBrowserSetupOn is newBrowserSetup against an existing provider.
 func newBrowserSetupOn(t *testing.T, clk *authtest.Clock, p *authtest.Provider, mod func(*BrowserLoginConfig)) *browserSetup {
 	t.Helper()
-	s := &browserSetup{clk: clk, p: p, out: &lockedBuffer{}, logs: &lockedBuffer{}}
+	s := &browserSetup{clk: clk, p: p, out: &authtest.LogBuffer{}, logs: &authtest.LogBuffer{}}
 	s.rec = &recorder{clk: s.clk}
 	s.browser = s.p.NewBrowser("ada", adaPass)
 	cfg := BrowserLoginConfig{

@@ -11,11 +11,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/authtest"
 )
 
 // echo is a provider that answers every request with an error that repeats
@@ -102,7 +102,7 @@ func TestProviderEchoesNoSecret(t *testing.T) {
 		for _, g := range grants {
 			t.Run(shape+"/"+g.name, func(t *testing.T) {
 				srv := echo(t, shape)
-				logs := &lockedBuffer{}
+				logs := &authtest.LogBuffer{}
 				cfg := OAuthConfig{
 					Endpoints: Endpoints{TokenURL: srv.URL + "/token?tenant=acme"},
 					Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -130,22 +130,4 @@ func TestProviderEchoesNoSecret(t *testing.T) {
 			})
 		}
 	}
-}
-
-// lockedBuffer is a strings.Builder safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -658,7 +657,7 @@ func TestExternalJWTNeverPrintsToken(t *testing.T) {
 	clock := newNotifyClock()
 	initial := userJWT(t, "initial", clock.Now().Add(10*time.Minute))
 	stale := userJWT(t, "stale", clock.Now().Add(-time.Second))
-	logs := &lockedBuffer{} // the engine logs from its own goroutine
+	logs := &authtest.LogBuffer{} // the engine logs from its own goroutine
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	app := &fakeApp{fn: func(context.Context, int) (string, time.Time, error) { return stale, time.Time{}, nil }}
 	cfg := handlers.ExternallyManagedJWTConfig{JWT: auth.NewSecret(initial), Callback: app.callback, Clock: clock, Logger: logger}
@@ -701,24 +700,6 @@ func TestExternalJWTNeverPrintsToken(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the concurrent writes of loggers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func ExampleNewExternallyManagedJWT() {

@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/handlers"
 	"github.com/authkit-go/authkit/internal/jwks"
 )
@@ -220,7 +221,7 @@ func browserProviders() []browserProvider {
 	}
 }
 
-func newBrowserLogin(t *testing.T, p browserProvider, run *browserRun, logs *lockedBuffer, mod func(*handlers.BrowserLoginConfig)) *handlers.BrowserLogin {
+func newBrowserLogin(t *testing.T, p browserProvider, run *browserRun, logs *authtest.LogBuffer, mod func(*handlers.BrowserLoginConfig)) *handlers.BrowserLogin {
 	t.Helper()
 	cfg := handlers.BrowserLoginConfig{
 		OAuthConfig: handlers.OAuthConfig{
@@ -256,7 +257,7 @@ func TestBrowserLogin(t *testing.T) {
 
 			t.Run("default landing page", func(t *testing.T) {
 				run := &browserRun{browser: b, do: p.login, errc: make(chan error, 1)}
-				logs := &lockedBuffer{}
+				logs := &authtest.LogBuffer{}
 				h := newBrowserLogin(t, p, run, logs, nil)
 				began := time.Now()
 				mustf(t, h.Authenticate(testContext(t)), "Authenticate (log: %s)", logs)
@@ -277,7 +278,7 @@ func TestBrowserLogin(t *testing.T) {
 				}))
 				defer welcome.Close()
 				run := &browserRun{browser: b, do: p.login, errc: make(chan error, 1)}
-				logs := &lockedBuffer{}
+				logs := &authtest.LogBuffer{}
 				h := newBrowserLogin(t, p, run, logs, func(c *handlers.BrowserLoginConfig) {
 					c.Landing = func(w http.ResponseWriter, r *http.Request, o handlers.LoginOutcome) {
 						http.Redirect(w, r, welcome.URL+"/?user="+url.QueryEscape(o.Username), http.StatusFound)
@@ -292,7 +293,7 @@ func TestBrowserLogin(t *testing.T) {
 
 			t.Run("the person closes the page", func(t *testing.T) {
 				run := &browserRun{browser: b, do: at(closePage), errc: make(chan error, 1)}
-				logs := &lockedBuffer{}
+				logs := &authtest.LogBuffer{}
 				h := newBrowserLogin(t, p, run, logs, nil)
 				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 				defer cancel()
@@ -309,7 +310,7 @@ func TestBrowserLogin(t *testing.T) {
 				var forged landing
 				run := &browserRun{browser: b, errc: make(chan error, 1)}
 				run.do = forgedFirst(p.login, &forged)
-				logs := &lockedBuffer{}
+				logs := &authtest.LogBuffer{}
 				h := newBrowserLogin(t, p, run, logs, nil)
 				mustf(t, h.Authenticate(testContext(t)), "Authenticate after a forged redirect (log: %s)", logs)
 				if page := run.page(t); page.Title != "Logged in" {
@@ -326,7 +327,7 @@ func TestBrowserLogin(t *testing.T) {
 			if p.name == "oidc-provider" {
 				t.Run("the person cancels: access_denied", func(t *testing.T) {
 					run := &browserRun{browser: b, do: at(oidcCancel), errc: make(chan error, 1)}
-					logs := &lockedBuffer{}
+					logs := &authtest.LogBuffer{}
 					h := newBrowserLogin(t, p, run, logs, nil)
 					err := h.Authenticate(testContext(t))
 					if !errors.Is(err, auth.ErrAccessDenied) {
@@ -370,22 +371,4 @@ func checkToken(t *testing.T, p browserProvider, iss, tok string) {
 	if claims["email"] != userEmail {
 		t.Errorf("access token claims = %v", claims)
 	}
-}
-
-// lockedBuffer collects log and output text written concurrently.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
