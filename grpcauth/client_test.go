@@ -406,3 +406,20 @@ func TestNewCredentialsConfig(t *testing.T) {
 		})
 	}
 }
+
+// The channel names the product: authkit's by default, or the SDK's own;
+// gRPC appends its own token.
+func TestUserAgent(t *testing.T) {
+	for _, tt := range []struct{ set, want string }{{"", auth.DefaultUserAgent + " grpc-go/"}, {"mysdk/1.2", "mysdk/1.2 grpc-go/"}} {
+		t.Run(tt.want, func(t *testing.T) {
+			rec := &recorder{key: "user-agent", reject: func(string) bool { return false }}
+			c := insecureLocal(t, staticSource{"authorization": "Bearer static"}, grpcauth.ClientConfig{UserAgent: tt.set}, rec.options()...)
+			if _, err := c.Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			if got := rec.values(); len(got) != 1 || !strings.HasPrefix(got[0], tt.want) {
+				t.Errorf("user-agent %q, want it to start with %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -37,6 +37,10 @@ type ClientConfig struct {
 	// whatever its name, so the handler's own wire settings need not be
 	// repeated here.
 	Wire auth.Wire
+	// UserAgent is the channel's user agent, set by DialOptions (gRPC
+	// appends its own "grpc-go/<version>"); empty means
+	// auth.DefaultUserAgent.
+	UserAgent string
 	// Logger receives an info record each time the server rejects the
 	// credentials and the call is retried with new ones (the method and
 	// the server's message, never a credential); nil means silent.
@@ -73,6 +77,7 @@ type Credentials struct {
 	retry     bool
 	maxReplay int
 	log       *slog.Logger
+	ua        string
 	transport credentials.TransportCredentials
 }
 
@@ -89,7 +94,12 @@ func NewCredentials(src MetadataSource, cfg ClientConfig) (*Credentials, error) 
 	if cfg.MaxReplay < 0 {
 		return nil, auth.ConfigError("grpcauth: MaxReplay must not be negative, got %d", cfg.MaxReplay)
 	}
+	ua, err := auth.CheckUserAgent(cfg.UserAgent)
+	if err != nil {
+		return nil, err
+	}
 	c := &Credentials{
+		ua:        ua,
 		src:       src,
 		key:       cfg.Wire.WithDefaults().MessageService.Name,
 		insecure:  cfg.AllowInsecureLoopback,
@@ -125,10 +135,11 @@ func DialOptions(src MetadataSource, cfg ClientConfig) ([]grpc.DialOption, error
 }
 
 // DialOptions returns the options that make a channel authenticate every
-// RPC with c: the transport credentials of the config, c as per-RPC
-// credentials, and c's unary and stream interceptors.
+// RPC with c: the user agent and transport credentials of the config, c as
+// per-RPC credentials, and c's unary and stream interceptors.
 func (c *Credentials) DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
+		grpc.WithUserAgent(c.ua),
 		grpc.WithTransportCredentials(c.transport),
 		grpc.WithPerRPCCredentials(c),
 		grpc.WithChainUnaryInterceptor(c.Unary),

@@ -78,6 +78,10 @@ type OAuthConfig struct {
 	// Logger receives debug and warning records, never secrets; nil means
 	// silent.
 	Logger *slog.Logger
+	// UserAgent is sent as User-Agent to the provider (token, device
+	// authorization, revocation, discovery, JWKS); empty means
+	// auth.DefaultUserAgent.
+	UserAgent string
 	// Store keeps tokens between runs; nil means memory only. Tokens are
 	// keyed by issuer (or token URL), client, username, scopes and audience.
 	Store auth.Store
@@ -268,12 +272,16 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	if c.log == nil {
 		c.log = discardLogger
 	}
+	ua, err := auth.CheckUserAgent(cfg.UserAgent)
+	if err != nil {
+		return bad("UserAgent must not contain control characters")
+	}
 	if c.disc == nil && cfg.Issuer != "" {
-		c.disc, c.ownDisc = &DiscoveryCache{Client: cfg.HTTPClient, Clock: c.clock}, true
+		c.disc, c.ownDisc = &DiscoveryCache{Client: cfg.HTTPClient, Clock: c.clock, UserAgent: ua}, true
 	}
 	c.client = oauthclient.New(oauthclient.Config{
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthStyle: style,
-		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: cfg.Retry, Logger: cfg.Logger,
+		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: cfg.Retry, Logger: cfg.Logger, UserAgent: ua,
 	})
 	return nil
 }
@@ -462,6 +470,7 @@ func (c *oauthCore) setupVerifier(claim string) {
 		claim:    claim,
 		clock:    c.clock,
 		client:   c.httpc,
+		ua:       c.client.UserAgent(),
 	}
 }
 

@@ -119,6 +119,11 @@ var ErrInvalidIDToken = errors.New("handlers: invalid ID token")
 // a token endpoint of the forger's). It does not cache; a [DiscoveryCache]
 // does.
 func Discover(ctx context.Context, client *http.Client, issuer string) (*ProviderMetadata, error) {
+	return discover(ctx, client, issuer, auth.DefaultUserAgent)
+}
+
+// discover is Discover sending ua as User-Agent.
+func discover(ctx context.Context, client *http.Client, issuer, ua string) (*ProviderMetadata, error) {
 	c := http.Client{Timeout: 30 * time.Second}
 	if client != nil {
 		c = *client
@@ -131,6 +136,7 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Provide
 		return nil, auth.ConfigError("issuer %q is not a URL", issuer)
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", ua)
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("handlers: discovery of %s: %w", issuer, err)
@@ -177,6 +183,8 @@ type DiscoveryCache struct {
 	TTL time.Duration
 	// Clock times the TTL; nil means auth.SystemClock().
 	Clock auth.Clock
+	// UserAgent is sent as User-Agent; empty means auth.DefaultUserAgent.
+	UserAgent string
 
 	group   flight.Group[string, *ProviderMetadata]
 	mu      sync.Mutex // guards entries
@@ -207,7 +215,11 @@ func (c *DiscoveryCache) Discover(ctx context.Context, issuer string) (*Provider
 	// The fetch is shared: it runs on the cache's own bounded lifetime,
 	// not on the ctx of whichever caller started it.
 	md, err := c.group.Do(ctx, issuer, func(ctx context.Context) (*ProviderMetadata, error) {
-		md, err := Discover(ctx, c.Client, issuer)
+		ua := c.UserAgent
+		if ua == "" {
+			ua = auth.DefaultUserAgent
+		}
+		md, err := discover(ctx, c.Client, issuer, ua)
 		if err != nil {
 			return nil, err
 		}
@@ -239,6 +251,7 @@ type idVerifier struct {
 	claim    string
 	clock    auth.Clock
 	client   *http.Client
+	ua       string
 
 	mu       sync.Mutex // guards the fields below; never held during a fetch
 	closed   bool
@@ -258,7 +271,7 @@ func (v *idVerifier) forURL(jwksURL string) (*jwks.Verifier, error) {
 	if v.verifier != nil && v.url == jwksURL {
 		return v.verifier, nil
 	}
-	ks, err := jwks.NewKeySet(jwks.Config{URL: jwksURL, HTTPClient: v.client, Now: v.clock.Now})
+	ks, err := jwks.NewKeySet(jwks.Config{URL: jwksURL, HTTPClient: v.client, Now: v.clock.Now, UserAgent: v.ua})
 	if err != nil {
 		return nil, err
 	}

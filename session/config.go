@@ -6,12 +6,6 @@ import (
 	"time"
 )
 
-// Version is the authkit version that the default User-Agent names.
-const Version = "0.1.0"
-
-// DefaultUserAgent is the User-Agent of requests that do not set one.
-const DefaultUserAgent = "authkit/" + Version
-
 // Defaults of [Config].
 const (
 	DefaultMaxRetries     = 3
@@ -66,7 +60,7 @@ type Config struct {
 	AttemptTimeout time.Duration
 
 	// UserAgent is sent by requests that carry no User-Agent of their own;
-	// empty means DefaultUserAgent.
+	// empty means auth.DefaultUserAgent.
 	UserAgent string
 	// Logger receives one debug record per attempt and info records for
 	// retries and re-authentication; nil means silent.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -119,11 +118,8 @@ func New(h auth.AuthenticationHandler, cfg Config) (*Session, error) {
 	if s.timeout == 0 {
 		s.timeout = DefaultAttemptTimeout
 	}
-	ua := cfg.UserAgent
-	if ua == "" {
-		ua = DefaultUserAgent
-	}
-	if strings.ContainsAny(ua, "\r\n\x00") {
+	ua, err := auth.CheckUserAgent(cfg.UserAgent)
+	if err != nil {
 		return nil, configError("UserAgent must not contain control characters")
 	}
 	s.ua = []string{ua}

@@ -172,8 +172,8 @@ func TestCredentialsPerService(t *testing.T) {
 			}
 			got := reqs[len(reqs)-1]
 			assertCreds(t, got.header, tt.want)
-			if ua := got.header.Get("User-Agent"); ua != DefaultUserAgent {
-				t.Errorf("User-Agent = %q, want %q", ua, DefaultUserAgent)
+			if ua := got.header.Get("User-Agent"); ua != auth.DefaultUserAgent {
+				t.Errorf("User-Agent = %q, want %q", ua, auth.DefaultUserAgent)
 			}
 		})
 	}
@@ -275,7 +275,7 @@ func TestUserAgent(t *testing.T) {
 		url    string
 		wantUA string
 	}{
-		{"default", "", nil, "/x", DefaultUserAgent},
+		{"default", "", nil, "/x", auth.DefaultUserAgent},
 		{"configured", "acme-sdk/2.1 authkit", nil, "/x", "acme-sdk/2.1 authkit"},
 		{"the caller's own wins", "acme-sdk/2.1", []string{"mine/1"}, "/x", "mine/1"},
 	}
@@ -293,8 +293,8 @@ func TestUserAgent(t *testing.T) {
 			if got := reqs[len(reqs)-1].header.Get("User-Agent"); got != tt.wantUA {
 				t.Errorf("User-Agent = %q, want %q", got, tt.wantUA)
 			}
-			if !strings.HasPrefix(DefaultUserAgent, "authkit/") {
-				t.Errorf("DefaultUserAgent = %q", DefaultUserAgent)
+			if !strings.HasPrefix(auth.DefaultUserAgent, "authkit/") {
+				t.Errorf("auth.DefaultUserAgent = %q", auth.DefaultUserAgent)
 			}
 		})
 	}

@@ -55,6 +55,7 @@ func (s *KeySet) fetch(ctx context.Context) (*keys, error) {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	req.Header.Set("User-Agent", s.ua)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if ue, ok := errors.AsType[*url.Error](err); ok {

@@ -35,6 +35,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// UserAgent is sent as User-Agent; empty means auth.DefaultUserAgent.
+	UserAgent string
 	// TTL is how long a fetched set is used before a use refetches it;
 	// zero means 1 hour. The stale set keeps serving the kids it has while
 	// the refetch runs, and after it fails.
@@ -57,6 +59,7 @@ const fetchTimeout = 30 * time.Second
 // end a fetch in flight.
 type KeySet struct {
 	url       string // as configured
+	ua        string
 	safeURL   string // for errors: no user information, query or fragment
 	client    *http.Client
 	ownClient bool // client was made here; Close closes its idle connections
@@ -87,7 +90,10 @@ func NewKeySet(cfg Config) (*KeySet, error) {
 	}
 	safe := *u
 	safe.User, safe.RawQuery, safe.Fragment, safe.RawFragment = nil, "", "", ""
-	s := &KeySet{url: cfg.URL, safeURL: safe.String(), now: cfg.Now, ttl: cfg.TTL, minGap: cfg.MinRefresh, log: cfg.Logger}
+	s := &KeySet{url: cfg.URL, ua: cfg.UserAgent, safeURL: safe.String(), now: cfg.Now, ttl: cfg.TTL, minGap: cfg.MinRefresh, log: cfg.Logger}
+	if s.ua == "" {
+		s.ua = auth.DefaultUserAgent
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -77,6 +77,8 @@ type Config struct {
 	Retry RetryPolicy
 	// Logger receives debug records without secrets; nil means silent.
 	Logger *slog.Logger
+	// UserAgent is sent as User-Agent; empty means auth.DefaultUserAgent.
+	UserAgent string
 }
 
 // Client posts forms to OAuth endpoints. It is safe for concurrent use.
@@ -89,6 +91,7 @@ type Client struct {
 	clock    auth.Clock
 	retry    RetryPolicy
 	log      *slog.Logger
+	ua       string
 }
 
 // discardLogger is the logger of clients given none.
@@ -99,7 +102,10 @@ var discardLogger = slog.New(slog.DiscardHandler)
 // the form is never re-sent to another place.
 func New(cfg Config) *Client {
 	c := &Client{clientID: cfg.ClientID, secret: cfg.ClientSecret, style: cfg.AuthStyle,
-		rt: http.DefaultTransport, clock: cfg.Clock, retry: cfg.Retry, log: cfg.Logger}
+		rt: http.DefaultTransport, clock: cfg.Clock, retry: cfg.Retry, log: cfg.Logger, ua: cfg.UserAgent}
+	if c.ua == "" {
+		c.ua = auth.DefaultUserAgent
+	}
 	if cfg.HTTPClient != nil {
 		c.timeout = cfg.HTTPClient.Timeout
 		if cfg.HTTPClient.Transport != nil {
@@ -266,6 +272,7 @@ func (c *Client) once(ctx context.Context, endpoint, body string, scrub *redact.
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.ua)
 	if c.style == AuthBasic {
 		cred := url.QueryEscape(c.clientID) + ":" + url.QueryEscape(c.secret.Reveal())
 		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
@@ -318,3 +325,6 @@ func redactURL(u string) string {
 
 // bytesTrim is bytes.TrimSpace, named for readability at the call sites.
 func bytesTrim(b []byte) []byte { return bytes.TrimSpace(b) }
+
+// UserAgent is the User-Agent the client sends.
+func (c *Client) UserAgent() string { return c.ua }
