@@ -128,11 +128,22 @@ func (e *ResponseError) Error() string {
 	return s
 }
 
-// configError returns an error wrapping ErrInvalidConfig.
+// configError returns auth's own configuration error: "auth: " and the
+// message, wrapping ErrInvalidConfig.
 func configError(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	return ConfigError("auth: "+format, args...)
 }
 
-// ConfigError returns an error that wraps [ErrInvalidConfig], for use by
-// handler constructors in other packages.
-func ConfigError(format string, args ...any) error { return configError(format, args...) }
+// ConfigError returns a configuration error for other packages: its
+// message is the formatted text, which starts with the package's name
+// ("handlers: ClientSecret is required"), and errors.Is(err,
+// ErrInvalidConfig) holds. A %w in format wraps that error too.
+func ConfigError(format string, args ...any) error {
+	return &invalidConfig{err: fmt.Errorf(format, args...)}
+}
+
+// invalidConfig is a configuration error: one message, no stacked prefix.
+type invalidConfig struct{ err error }
+
+func (e *invalidConfig) Error() string   { return e.err.Error() }
+func (e *invalidConfig) Unwrap() []error { return []error{ErrInvalidConfig, e.err} }

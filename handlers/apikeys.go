@@ -67,25 +67,25 @@ func NewAPIKeys(cfg APIKeysConfig) (*APIKeys, error) {
 		{"Username", cfg.Username},
 	} {
 		if f.value == "" {
-			return nil, auth.ConfigError("APIKeysConfig.%s is required", f.name)
+			return nil, auth.ConfigError("handlers: APIKeysConfig.%s is required", f.name)
 		}
 	}
 	if !isVisibleASCII(cfg.KeyID) {
-		return nil, auth.ConfigError("APIKeysConfig.KeyID must be printable ASCII without spaces or line breaks")
+		return nil, auth.ConfigError("handlers: APIKeysConfig.KeyID must be printable ASCII without spaces or line breaks")
 	}
 	if !isVisibleASCII(key) {
 		// Never quote the key: it is the secret.
-		return nil, auth.ConfigError("APIKeysConfig.Key must be printable ASCII without spaces or line breaks")
+		return nil, auth.ConfigError("handlers: APIKeysConfig.Key must be printable ASCII without spaces or line breaks")
 	}
 	if strings.ContainsAny(cfg.Username, "\r\n\x00") {
-		return nil, auth.ConfigError("APIKeysConfig.Username must not contain line breaks")
+		return nil, auth.ConfigError("handlers: APIKeysConfig.Username must not contain line breaks")
 	}
 	if err := cfg.Wire.Validate(); err != nil {
 		return nil, err
 	}
 	w := cfg.Wire.WithDefaults()
 	if strings.EqualFold(w.APIKeyIDName, w.APIKeyName) {
-		return nil, auth.ConfigError("Wire.APIKeyIDName and Wire.APIKeyName are both %q; they must differ", w.APIKeyName)
+		return nil, auth.ConfigError("handlers: Wire.APIKeyIDName and Wire.APIKeyName are both %q; they must differ", w.APIKeyName)
 	}
 	idName, keyName := http.CanonicalHeaderKey(w.APIKeyIDName), http.CanonicalHeaderKey(w.APIKeyName)
 	hubID, hubKey := cfg.KeyID, key
@@ -93,7 +93,7 @@ func NewAPIKeys(cfg APIKeysConfig) (*APIKeys, error) {
 		hubID, _, _ = strings.Cut(hubID, ":")
 		hubKey, _, _ = strings.Cut(hubKey, ":")
 		if hubID == "" || hubKey == "" {
-			return nil, auth.ConfigError("with HubValuesBeforeColon, KeyID and Key must not start with ':' (the hub would get an empty value)")
+			return nil, auth.ConfigError("handlers: with HubValuesBeforeColon, KeyID and Key must not start with ':' (the hub would get an empty value)")
 		}
 	}
 	h := &APIKeys{user: cfg.Username}

@@ -132,11 +132,11 @@ var _ auth.AuthenticationHandler = (*BrowserLogin)(nil)
 // and opens no port until a login runs.
 func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	if cfg.AuthorizationURL == "" && cfg.Issuer == "" {
-		return nil, auth.ConfigError("BrowserLogin: AuthorizationURL or Issuer is required")
+		return nil, auth.ConfigError("handlers: BrowserLogin: AuthorizationURL or Issuer is required")
 	}
 	for _, p := range cfg.RedirectPorts {
 		if p < 0 || p > 65535 {
-			return nil, auth.ConfigError("BrowserLogin: RedirectPorts holds %d, which is not a port", p)
+			return nil, auth.ConfigError("handlers: BrowserLogin: RedirectPorts holds %d, which is not a port", p)
 		}
 	}
 	path := cfg.RedirectPath
@@ -144,10 +144,10 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 		path = DefaultRedirectPath
 	}
 	if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "?#") {
-		return nil, auth.ConfigError("BrowserLogin: RedirectPath must be an absolute path without query or fragment, such as %q", DefaultRedirectPath)
+		return nil, auth.ConfigError("handlers: BrowserLogin: RedirectPath must be an absolute path without query or fragment, such as %q", DefaultRedirectPath)
 	}
 	if cfg.Timeout < 0 {
-		return nil, auth.ConfigError("BrowserLogin: Timeout must not be negative")
+		return nil, auth.ConfigError("handlers: BrowserLogin: Timeout must not be negative")
 	}
 	h := &BrowserLogin{
 		ports: cfg.RedirectPorts, path: path, ipv6: cfg.IPv6, open: cfg.OpenBrowser, out: cfg.Output,
@@ -168,7 +168,7 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	if h.timeout == 0 {
 		h.timeout = DefaultBrowserLoginTimeout
 	}
-	h.personLogin = personLogin{onDemand: cfg.LoginOnDemand, login: h.browserLogin}
+	h.personLogin = personLogin{kind: "BrowserLogin", onDemand: cfg.LoginOnDemand, login: h.browserLogin}
 	if err := h.initUser("BrowserLogin", cfg.OAuthConfig, personScopes, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
 	}

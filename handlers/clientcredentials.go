@@ -30,7 +30,7 @@ var _ auth.AuthenticationHandler = (*ClientCredentials)(nil)
 // no I/O: the first token is fetched on first use.
 func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, error) {
 	if cfg.ClientSecret.IsZero() {
-		return nil, auth.ConfigError("ClientCredentials: ClientSecret is required")
+		return nil, auth.ConfigError("handlers: ClientCredentials: ClientSecret is required")
 	}
 	h := &ClientCredentials{}
 	if err := h.core.init("ClientCredentials", cfg.OAuthConfig, nil); err != nil {
@@ -55,5 +55,5 @@ func (h *ClientCredentials) fetch(ctx context.Context, _ *auth.Token) (*auth.Tok
 // Authenticate fetches a token unless a valid one is held.
 func (h *ClientCredentials) Authenticate(ctx context.Context) error {
 	_, err := h.engine.Credentials(ctx)
-	return err
+	return h.core.waited("ClientCredentials", err)
 }

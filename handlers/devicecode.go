@@ -98,10 +98,10 @@ var _ auth.AuthenticationHandler = (*DeviceCode)(nil)
 // NewDeviceCode validates cfg and returns the handler. It performs no I/O.
 func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 	if cfg.DeviceAuthorizationURL == "" && cfg.Issuer == "" {
-		return nil, auth.ConfigError("DeviceCode: DeviceAuthorizationURL or Issuer is required")
+		return nil, auth.ConfigError("handlers: DeviceCode: DeviceAuthorizationURL or Issuer is required")
 	}
 	h := &DeviceCode{prompt: cfg.Prompt}
-	h.personLogin = personLogin{onDemand: cfg.LoginOnDemand, login: h.deviceLogin}
+	h.personLogin = personLogin{kind: "DeviceCode", onDemand: cfg.LoginOnDemand, login: h.deviceLogin}
 	if err := h.initUser("DeviceCode", cfg.OAuthConfig, personScopes, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -134,16 +135,16 @@ var (
 // [auth.ErrUserMismatch]).
 func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManagedJWT, error) {
 	if cfg.Callback == nil {
-		return nil, auth.ConfigError("ExternallyManagedJWTConfig.Callback is required: it returns the application's current JWT")
+		return nil, auth.ConfigError("handlers: ExternallyManagedJWTConfig.Callback is required: it returns the application's current JWT")
 	}
 	if strings.ContainsAny(cfg.Username, "\r\n\x00") {
-		return nil, auth.ConfigError("Username must not contain line breaks")
+		return nil, auth.ConfigError("handlers: Username must not contain line breaks")
 	}
 	if cfg.Store != nil && cfg.StoreKey.Issuer == "" {
-		return nil, auth.ConfigError("a Store needs StoreKey.Issuer (the application's login issuer) to tell its JWT apart")
+		return nil, auth.ConfigError("handlers: a Store needs StoreKey.Issuer (the application's login issuer) to tell its JWT apart")
 	}
 	if cfg.JWT.IsZero() && !cfg.Expiry.IsZero() {
-		return nil, auth.ConfigError("Expiry is set but JWT is empty")
+		return nil, auth.ConfigError("handlers: Expiry is set but JWT is empty")
 	}
 	h := &ExternallyManagedJWT{
 		callback:   cfg.Callback,
@@ -187,6 +188,9 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 // is valid.
 func (h *ExternallyManagedJWT) Authenticate(ctx context.Context) error {
 	_, err := h.engine.Credentials(ctx)
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return fmt.Errorf("handlers: ExternallyManagedJWT: no JWT from the callback before the caller gave up: %w", err)
+	}
 	return err
 }
 

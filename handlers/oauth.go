@@ -137,7 +137,7 @@ var personScopes = []string{"openid", "profile", "offline_access"}
 // from claim (empty: DefaultUsernameClaim).
 func (h *oauthHandler) initUser(kind string, cfg OAuthConfig, defaultScopes []string, username, claim string) error {
 	if username != "" && cfg.Issuer == "" {
-		return auth.ConfigError("%s: Username needs Issuer, to verify the ID token that names the user", kind)
+		return auth.ConfigError("handlers: %s: Username needs Issuer, to verify the ID token that names the user", kind)
 	}
 	h.user = username
 	if err := h.core.init(kind, cfg, defaultScopes); err != nil {
@@ -184,7 +184,7 @@ var discardLogger = slog.New(slog.DiscardHandler)
 // init validates cfg and fills c; defaultScopes apply when cfg.Scopes is nil.
 func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) error {
 	bad := func(format string, args ...any) error {
-		return auth.ConfigError(kind+": "+format, args...)
+		return auth.ConfigError("handlers: "+kind+": "+format, args...)
 	}
 	if cfg.ClientID == "" {
 		return bad("ClientID is required")
@@ -321,13 +321,13 @@ func (c *oauthCore) endpoints(ctx context.Context, n need) (Endpoints, error) {
 	if ep.Issuer == "" {
 		switch {
 		case n&needDevice != 0 && ep.DeviceAuthorizationURL == "":
-			return ep, auth.ConfigError("DeviceAuthorizationURL or Issuer is required")
+			return ep, auth.ConfigError("handlers: DeviceAuthorizationURL or Issuer is required")
 		case n&needAuthorize != 0 && ep.AuthorizationURL == "":
-			return ep, auth.ConfigError("AuthorizationURL or Issuer is required")
+			return ep, auth.ConfigError("handlers: AuthorizationURL or Issuer is required")
 		case n&needRevocation != 0 && ep.RevocationURL == "":
-			return ep, auth.ConfigError("RevocationURL or Issuer is required to revoke tokens")
+			return ep, auth.ConfigError("handlers: RevocationURL or Issuer is required to revoke tokens")
 		default:
-			return ep, auth.ConfigError("JWKSURL or Issuer is required to verify ID tokens")
+			return ep, auth.ConfigError("handlers: JWKSURL or Issuer is required to verify ID tokens")
 		}
 	}
 	md, err := c.disc.Discover(ctx, ep.Issuer)
@@ -355,7 +355,7 @@ func (c *oauthCore) endpoints(ctx context.Context, n need) (Endpoints, error) {
 		*f.dst = f.v
 	}
 	if name, ok := missing(ep); ok {
-		return ep, fmt.Errorf("%w: the provider announces no %s", auth.ErrInvalidConfig, name)
+		return ep, auth.ConfigError("handlers: the provider announces no %s", name)
 	}
 	return ep, nil
 }
@@ -398,6 +398,20 @@ func (c *oauthCore) refresh(ctx context.Context, current *auth.Token) (*auth.Tok
 	return oauthclient.Refreshed(current, tok), nil
 }
 
+// waited names the handler and its provider in an error that ended a wait
+// at the caller's deadline or cancellation: a provider that never answers
+// would otherwise show as a bare "context deadline exceeded".
+func (c *oauthCore) waited(kind string, err error) error {
+	if err == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return err
+	}
+	where := c.ep.TokenURL
+	if where == "" {
+		where = c.ep.Issuer
+	}
+	return fmt.Errorf("handlers: %s: no token from %s before the caller gave up: %w", kind, where, err)
+}
+
 // revoke revokes tok at the provider
 // (https://www.rfc-editor.org/rfc/rfc7009): its refresh token first, which
 // ends the login (and, at most providers, its access tokens), then its
@@ -405,7 +419,7 @@ func (c *oauthCore) refresh(ctx context.Context, current *auth.Token) (*auth.Tok
 func (c *oauthCore) revoke(ctx context.Context, tok *auth.Token) error {
 	ep, err := c.endpoints(ctx, needRevocation)
 	if err != nil {
-		return fmt.Errorf("handlers: revocation: %w", err)
+		return err
 	}
 	var errs []error
 	for _, t := range []struct {

@@ -197,6 +197,13 @@ func TestConfigValidation(t *testing.T) {
 			if !errors.Is(err, auth.ErrInvalidConfig) {
 				t.Fatalf("err = %v", err)
 			}
+			// One prefix, the producing package's: not "auth: invalid
+			// configuration: handlers: ..." (the wire check is auth's).
+			msg := err.Error()
+			if !(strings.HasPrefix(msg, "handlers: ClientCredentials: ") || strings.HasPrefix(msg, "auth: ")) ||
+				strings.Contains(msg, "invalid configuration") || strings.Count(msg, "handlers: ") > 1 {
+				t.Errorf("error %q, want one package prefix", msg)
+			}
 		})
 	}
 	t.Run("valid; loopback http allowed", func(t *testing.T) {

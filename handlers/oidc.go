@@ -133,7 +133,7 @@ func discover(ctx context.Context, client *http.Client, issuer, ua string) (*Pro
 	u := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, auth.ConfigError("issuer %q is not a URL", issuer)
+		return nil, auth.ConfigError("handlers: issuer %q is not a URL", issuer)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", ua)

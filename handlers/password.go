@@ -50,11 +50,11 @@ var _ auth.AuthenticationHandler = (*Password)(nil)
 // NewPassword validates cfg and returns the handler. It performs no I/O.
 func NewPassword(cfg PasswordConfig) (*Password, error) {
 	if cfg.Username == "" || cfg.Password.IsZero() {
-		return nil, auth.ConfigError("Password: Username and Password are required")
+		return nil, auth.ConfigError("handlers: Password: Username and Password are required")
 	}
 	if !cfg.TOTPSecret.IsZero() {
 		if _, err := totp.Code(cfg.TOTPSecret.Reveal(), time.Time{}); err != nil {
-			return nil, auth.ConfigError("Password: TOTPSecret is not a base32 secret")
+			return nil, auth.ConfigError("handlers: Password: TOTPSecret is not a base32 secret")
 		}
 	}
 	h := &Password{oauthHandler: oauthHandler{user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
@@ -70,7 +70,7 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 		h.code = func(context.Context) (string, error) { return totp.Code(secret.Reveal(), clock.Now()) }
 	}
 	if reservedParams[h.param] {
-		return nil, auth.ConfigError("Password: TOTPParam %q collides with a grant parameter", h.param)
+		return nil, auth.ConfigError("handlers: Password: TOTPParam %q collides with a grant parameter", h.param)
 	}
 	var err error
 	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, cfg.Username); err != nil {
@@ -108,5 +108,5 @@ func (h *Password) fetch(ctx context.Context, current *auth.Token) (*auth.Token,
 // Authenticate logs in unless a valid token is held.
 func (h *Password) Authenticate(ctx context.Context) error {
 	_, err := h.engine.Credentials(ctx)
-	return err
+	return h.core.waited("Password", err)
 }

@@ -16,6 +16,7 @@ import (
 // the person's login, one at a time.
 type personLogin struct {
 	oauthHandler
+	kind     string // the handler's name, for errors
 	onDemand bool
 	// login runs the person's login and installs its token.
 	login func(ctx context.Context) error
@@ -60,7 +61,7 @@ func (h *personLogin) Authenticate(ctx context.Context) error {
 		return nil
 	}
 	if !errors.Is(err, auth.ErrLoginRequired) {
-		return err
+		return h.core.waited(h.kind, err)
 	}
 	return h.interactive(ctx)
 }

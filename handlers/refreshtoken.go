@@ -42,7 +42,7 @@ var _ auth.AuthenticationHandler = (*RefreshToken)(nil)
 // NewRefreshToken validates cfg and returns the handler. It performs no I/O.
 func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 	if cfg.RefreshToken.IsZero() {
-		return nil, auth.ConfigError("RefreshToken: RefreshToken is required")
+		return nil, auth.ConfigError("handlers: RefreshToken: RefreshToken is required")
 	}
 	h := &RefreshToken{initial: cfg.RefreshToken}
 	if err := h.initUser("RefreshToken", cfg.OAuthConfig, nil, cfg.Username, cfg.UsernameClaim); err != nil {
@@ -89,5 +89,5 @@ func (h *RefreshToken) check(ctx context.Context, tok *auth.Token) error {
 // Authenticate refreshes unless a valid token is held.
 func (h *RefreshToken) Authenticate(ctx context.Context) error {
 	_, err := h.engine.Credentials(ctx)
-	return err
+	return h.core.waited("RefreshToken", err)
 }

@@ -157,7 +157,7 @@ func Select(ctx context.Context, cfg SelectConfig) (*Selected, error) {
 			HubValuesBeforeColon: cfg.APIKeys.HubValuesBeforeColon})
 		return pick(h, SourceAPIKeysEnv, err)
 	case id != "" || key != "":
-		return nil, auth.ConfigError("%s%s and %s%s must be set together; only %s is", prefix, EnvAPIKeyID, prefix, EnvAPIKey,
+		return nil, auth.ConfigError("handlers: %s%s and %s%s must be set together; only %s is", prefix, EnvAPIKeyID, prefix, EnvAPIKey,
 			prefix+map[bool]string{true: EnvAPIKeyID, false: EnvAPIKey}[id != ""])
 	}
 	skip(SourceAPIKeysEnv, fmt.Sprintf("%s%s and %s%s are not set", prefix, EnvAPIKeyID, prefix, EnvAPIKey))
@@ -171,7 +171,7 @@ func Select(ctx context.Context, cfg SelectConfig) (*Selected, error) {
 		h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig: c})
 		return pick(h, SourceClientCredentialsEnv, err)
 	case cid != "" || csecret != "":
-		return nil, auth.ConfigError("%s%s and %s%s must be set together; only %s is", prefix, EnvClientID, prefix, EnvClientSecret,
+		return nil, auth.ConfigError("handlers: %s%s and %s%s must be set together; only %s is", prefix, EnvClientID, prefix, EnvClientSecret,
 			prefix+map[bool]string{true: EnvClientID, false: EnvClientSecret}[cid != ""])
 	}
 	skip(SourceClientCredentialsEnv, fmt.Sprintf("%s%s and %s%s are not set", prefix, EnvClientID, prefix, EnvClientSecret))

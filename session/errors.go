@@ -2,7 +2,6 @@ package session
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -21,7 +20,7 @@ func configError(format string, args ...any) error {
 }
 
 func insecureError(field string) error {
-	return fmt.Errorf("%w: session: %s: %w", auth.ErrInvalidConfig, field, ErrInsecureHTTP)
+	return auth.ConfigError("%s: %w", field, ErrInsecureHTTP)
 }
 
 // CredentialError means the handler could not provide the credentials of the
