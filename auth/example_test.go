@@ -53,3 +53,22 @@ func ExampleSecret() {
 	// {"access_token":"[redacted]","token_type":"Bearer"}
 	// s3cr3t
 }
+
+// The default Margin refreshes a token when 10 % of its lifetime is left,
+// at least 1 s and at most 5 minutes before, never past half of it; a
+// platform that issues very short tokens can widen it.
+func ExampleMargin() {
+	for _, life := range []time.Duration{2 * time.Second, 6 * time.Second, time.Minute, 24 * time.Hour} {
+		fmt.Printf("%v token: refreshed %v before expiry\n", life, auth.Margin{}.For(life, 0))
+	}
+	// Tokens of a few seconds from a provider that takes 800 ms to answer:
+	// a larger share, and a floor above the fetch time.
+	short := auth.Margin{Fraction: 0.3, Min: 2 * time.Second}
+	fmt.Println("6s token, custom margin:", short.For(6*time.Second, 800*time.Millisecond))
+	// Output:
+	// 2s token: refreshed 1s before expiry
+	// 6s token: refreshed 1s before expiry
+	// 1m0s token: refreshed 6s before expiry
+	// 24h0m0s token: refreshed 5m0s before expiry
+	// 6s token, custom margin: 2s
+}
