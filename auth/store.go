@@ -19,8 +19,8 @@ type StoreKey struct {
 	ClientID string `json:"client_id,omitempty"`
 	// Username is the user the token belongs to when the handler pins one
 	// (its configured Username); empty for a login of whoever logs in. So
-	// a pinned and an unpinned login of the same user are two entries, and
-	// a handler's Logout removes (and revokes) its own.
+	// a pinned and an unpinned login of the same user are two entries; the
+	// Logout of the handlers that log a user in ends both.
 	Username string `json:"username,omitempty"`
 	// Scopes are the requested scopes; their order does not matter.
 	Scopes []string `json:"scopes,omitempty"`

@@ -168,7 +168,7 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	if h.timeout == 0 {
 		h.timeout = DefaultBrowserLoginTimeout
 	}
-	h.personLogin = personLogin{kind: "BrowserLogin", onDemand: cfg.LoginOnDemand, login: h.browserLogin}
+	h.personLogin = personLogin{kind: "BrowserLogin", store: cfg.Store, onDemand: cfg.LoginOnDemand, login: h.browserLogin}
 	if err := h.initUser("BrowserLogin", cfg.OAuthConfig, personScopes, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
 	}

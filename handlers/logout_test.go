@@ -151,3 +151,68 @@ func TestLogoutWhenRevocationFails(t *testing.T) {
 		})
 	}
 }
+
+// deviceLogin logs user in with a device code on store, pinned to pin.
+func deviceLogin(t *testing.T, p *authtest.Provider, store auth.Store, pin, user string) (*DeviceCode, *auth.Token) {
+	t.Helper()
+	p.AutoApprove(user, 0)
+	h, err := NewDeviceCode(DeviceCodeConfig{OAuthConfig: OAuthConfig{Endpoints: Endpoints{Issuer: p.Issuer()}, ClientID: "cli", Store: store},
+		Username: pin, Prompt: func(context.Context, DevicePrompt) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	ctx := testCtx(t, 20*time.Second)
+	if err := h.Authenticate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := h.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, tok
+}
+
+// TestLogoutEndsBothEntriesOfAUser: a pinned login (Username set) and an
+// unpinned one of the same user are two store entries; Logout of either
+// handler ends both, after checking that the unpinned entry's verified ID
+// token names the pinned user. Another user's entry is left alone.
+func TestLogoutEndsBothEntriesOfAUser(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		otherUser        string // the user of the unpinned entry
+		logoutPinned     bool
+		wantOtherRevoked bool
+	}{
+		{"pinned logout ends the unpinned login of the same user", "ada", true, true},
+		{"unpinned logout ends the pinned login of its user", "ada", false, true},
+		{"pinned logout leaves another user's unpinned login", "bob", true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newProvider(t, nil, func(pc *authtest.ProviderConfig) { pc.DeviceInterval = time.Second })
+			store := &auth.MemoryStore{}
+			pinned, _ := deviceLogin(t, p, store, "ada", "ada")
+			unpinned, other := deviceLogin(t, p, store, "", tt.otherUser)
+			if !tt.logoutPinned {
+				other, _ = pinned.Token(testCtx(t, 10*time.Second))
+			}
+			h := unpinned
+			if tt.logoutPinned {
+				h = pinned
+			}
+			if err := h.Logout(testCtx(t, 10*time.Second)); err != nil {
+				t.Fatalf("Logout: %v", err)
+			}
+			if got := refreshRefused(t, p, other.RefreshToken.Reveal()); got != tt.wantOtherRevoked {
+				t.Errorf("the other entry's refresh token refused = %v, want %v", got, tt.wantOtherRevoked)
+			}
+			otherKey := pinned.core.storeKey("")
+			if !tt.logoutPinned {
+				otherKey = pinned.core.storeKey("ada")
+			}
+			if got, _ := store.Load(context.Background(), otherKey); (got == nil) != tt.wantOtherRevoked {
+				t.Errorf("the other entry stored = %v, want removed %v", got != nil, tt.wantOtherRevoked)
+			}
+		})
+	}
+}

@@ -398,6 +398,61 @@ func (c *oauthCore) refresh(ctx context.Context, current *auth.Token) (*auth.Tok
 	return oauthclient.Refreshed(current, tok), nil
 }
 
+// logoutUser is the Logout of the handlers that log a user in: the
+// handler's own login ends (see tokenHandler.Logout), and then the other
+// stored entry of the same user, since a pinned login (Username set) and an
+// unpinned one are kept under two keys: for an unpinned handler, the
+// pinned entry of the user it learnt; for a pinned one, the unpinned entry
+// if its ID token, verified, names that user (it may be anybody's). The
+// other entry is revoked and deleted under the store's lock too.
+func (h *oauthHandler) logoutUser(ctx context.Context, store auth.Store) error {
+	err := h.engine.Logout(ctx)
+	if store == nil {
+		return err
+	}
+	c := &h.core
+	var key auth.StoreKey
+	switch learnt := c.knownUsername(""); {
+	case h.user != "":
+		key = c.storeKey("")
+	case learnt != "":
+		key = c.storeKey(learnt)
+	default:
+		return err
+	}
+	if l, ok := store.(auth.Locker); ok {
+		unlock, lerr := l.Lock(ctx, key)
+		if lerr != nil {
+			return errors.Join(err, lerr)
+		}
+		defer unlock()
+	}
+	tok, lerr := store.Load(ctx, key)
+	if lerr != nil || tok == nil {
+		return errors.Join(err, lerr)
+	}
+	if h.user != "" && !c.names(ctx, tok, h.user) {
+		return err // another user's login
+	}
+	if rerr := c.revoke(ctx, tok); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("%w: %w", auth.ErrNotRevoked, rerr))
+	}
+	return errors.Join(err, store.Delete(ctx, key))
+}
+
+// names reports whether tok's ID token, verified, names user.
+func (c *oauthCore) names(ctx context.Context, tok *auth.Token, user string) bool {
+	if c.verifier == nil || tok.IDToken.IsZero() {
+		return false
+	}
+	ep, err := c.endpoints(ctx, needJWKS)
+	if err != nil {
+		return false
+	}
+	_, name, err := c.verifier.verify(ctx, ep.JWKSURL, tok.IDToken.Reveal())
+	return err == nil && name == user
+}
+
 // waited names the handler and its provider in an error that ended a wait
 // at the caller's deadline or cancellation: a provider that never answers
 // would otherwise show as a bare "context deadline exceeded".

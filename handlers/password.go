@@ -43,6 +43,7 @@ type Password struct {
 	pass  auth.Secret
 	code  func(context.Context) (string, error)
 	param string
+	store auth.Store // for Logout's other entry of the user
 }
 
 var _ auth.AuthenticationHandler = (*Password)(nil)
@@ -57,7 +58,7 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 			return nil, auth.ConfigError("handlers: Password: TOTPSecret is not a base32 secret")
 		}
 	}
-	h := &Password{oauthHandler: oauthHandler{user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam}
+	h := &Password{oauthHandler: oauthHandler{user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam, store: cfg.Store}
 	if err := h.core.init("Password", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}
@@ -104,6 +105,12 @@ func (h *Password) fetch(ctx context.Context, current *auth.Token) (*auth.Token,
 	}
 	return tok, nil
 }
+
+// Logout ends the login and the other stored login of the same user (a
+// pinned and an unpinned login are two store entries). An error wrapping
+// [auth.ErrNotRevoked] means the local logout happened but the provider
+// may still accept the tokens.
+func (h *Password) Logout(ctx context.Context) error { return h.logoutUser(ctx, h.store) }
 
 // Authenticate logs in unless a valid token is held.
 func (h *Password) Authenticate(ctx context.Context) error {

@@ -16,7 +16,8 @@ import (
 // the person's login, one at a time.
 type personLogin struct {
 	oauthHandler
-	kind     string // the handler's name, for errors
+	kind     string     // the handler's name, for errors
+	store    auth.Store // for Logout's other entry of the user
 	onDemand bool
 	// login runs the person's login and installs its token.
 	login func(ctx context.Context) error
@@ -147,6 +148,11 @@ func (h *personLogin) Token(ctx context.Context) (*auth.Token, error) {
 	}
 	return v, err
 }
+
+// Logout ends the login and the other stored login of the same user; see
+// oauthHandler.logoutUser. An error wrapping [auth.ErrNotRevoked] means the
+// local logout happened but the provider may still accept the tokens.
+func (h *personLogin) Logout(ctx context.Context) error { return h.logoutUser(ctx, h.store) }
 
 // onDemandLogin runs the login after err if allowed; it reports whether
 // the getter should try again.

@@ -32,6 +32,7 @@ type RefreshTokenConfig struct {
 // It is safe for concurrent use; Close it when done.
 type RefreshToken struct {
 	oauthHandler
+	store auth.Store // for Logout's other entry of the user
 
 	mu      sync.Mutex  // guards initial
 	initial auth.Secret // the configured refresh token, until it is spent
@@ -44,7 +45,7 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 	if cfg.RefreshToken.IsZero() {
 		return nil, auth.ConfigError("handlers: RefreshToken: RefreshToken is required")
 	}
-	h := &RefreshToken{initial: cfg.RefreshToken}
+	h := &RefreshToken{initial: cfg.RefreshToken, store: cfg.Store}
 	if err := h.initUser("RefreshToken", cfg.OAuthConfig, nil, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
 	}
@@ -85,6 +86,12 @@ func (h *RefreshToken) fetch(ctx context.Context, current *auth.Token) (*auth.To
 func (h *RefreshToken) check(ctx context.Context, tok *auth.Token) error {
 	return h.core.checkIdentity(ctx, tok, h.user)
 }
+
+// Logout ends the login and the other stored login of the same user (a
+// pinned and an unpinned login are two store entries). An error wrapping
+// [auth.ErrNotRevoked] means the local logout happened but the provider
+// may still accept the tokens.
+func (h *RefreshToken) Logout(ctx context.Context) error { return h.logoutUser(ctx, h.store) }
 
 // Authenticate refreshes unless a valid token is held.
 func (h *RefreshToken) Authenticate(ctx context.Context) error {
