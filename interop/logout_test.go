@@ -89,3 +89,27 @@ func TestDexUsernameAfterRestart(t *testing.T) {
 		t.Errorf("the second handler asked Dex for tokens: %v", x)
 	}
 }
+
+// TestOIDCUsernameAfterRestart: an unpinned device login at oidc-provider
+// saved in a FileStore; a second handler (a new process) serves it without
+// a token request or a prompt and names the user from the stored ID token.
+func TestOIDCUsernameAfterRestart(t *testing.T) {
+	t.Parallel()
+	iss := oidcIssuer(t)
+	d := discover(t, iss)
+	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: t.TempDir()})
+	mustf(t, err, "NewFileStore")
+	first, _ := newOIDCDevice(t, iss, oidcDeviceID, oidcDeviceSecret, "", newRecorder(d.TokenEndpoint), store)
+	mustf(t, first.Authenticate(testContext(t)), "Authenticate")
+	mustf(t, first.Close(), "Close")
+
+	rec := newRecorder(d.TokenEndpoint)
+	second, prompts := newOIDCDevice(t, iss, oidcDeviceID, oidcDeviceSecret, "", rec, store)
+	bearer(t, second)
+	if got := second.Username(); got != userLogin {
+		t.Errorf("Username() after a restart = %q, want %q", got, userLogin)
+	}
+	if x := rec.exchanges(); len(x) != 0 || prompts.Load() != 0 {
+		t.Errorf("the second handler asked for tokens (%v) or prompted (%d)", x, prompts.Load())
+	}
+}

@@ -16,15 +16,20 @@ import (
 // newOIDCDevice returns a device code handler for oidc-provider whose prompt
 // approves each login through the provider's device pages once the handler
 // has been told authorization_pending. It returns the number of prompts.
-func newOIDCDevice(t *testing.T, iss, id, secret, user string, rec *recorder) (*handlers.DeviceCode, *atomic.Int32) {
+func newOIDCDevice(t *testing.T, iss, id, secret, user string, rec *recorder, store ...auth.Store) (*handlers.DeviceCode, *atomic.Int32) {
 	t.Helper()
 	var prompts atomic.Int32
+	var st auth.Store
+	if len(store) > 0 {
+		st = store[0]
+	}
 	h, err := handlers.NewDeviceCode(handlers.DeviceCodeConfig{
 		OAuthConfig: handlers.OAuthConfig{
 			Endpoints:    handlers.Endpoints{Issuer: iss},
 			ClientID:     id,
 			ClientSecret: auth.NewSecret(secret),
 			HTTPClient:   rec.client(),
+			Store:        st,
 			// Scopes: the default, openid profile offline_access.
 		},
 		Username: user,
