@@ -216,3 +216,36 @@ func TestLogoutEndsBothEntriesOfAUser(t *testing.T) {
 		})
 	}
 }
+
+// TestLogoutEndsTheOtherEntryWithAnExpiredIDToken: the unpinned entry's ID
+// token expired long before the logout (they live minutes, logins weeks);
+// its signature, issuer and audience still prove whose login it is.
+func TestLogoutEndsTheOtherEntryWithAnExpiredIDToken(t *testing.T) {
+	store := &auth.MemoryStore{}
+	unpinned := newBrowserSetup(t, func(c *BrowserLoginConfig) { c.Store = store },
+		func(pc *authtest.ProviderConfig) {
+			pc.IDTokenLifetime, pc.RefreshTokenLifetime = time.Minute, 30*24*time.Hour
+		})
+	if err := unpinned.h.Authenticate(testCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	other, err := unpinned.h.Token(testCtx(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unpinned.h.Close()                   // that program has ended
+	unpinned.clk.Advance(24 * time.Hour) // the ID token long expired; the refresh token lives 30 days
+	pinned := newBrowserSetupOn(t, unpinned.clk, unpinned.p, func(c *BrowserLoginConfig) { c.Store, c.Username = store, "ada" })
+	if err := pinned.h.Authenticate(testCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pinned.h.Logout(testCtx(t, 10*time.Second)); err != nil {
+		t.Fatalf("Logout: %v", err)
+	}
+	if got, _ := store.Load(context.Background(), pinned.h.core.storeKey("")); got != nil {
+		t.Error("the unpinned login of the same user is still stored")
+	}
+	if !refreshRefused(t, unpinned.p, other.RefreshToken.Reveal()) {
+		t.Error("its refresh token still works")
+	}
+}

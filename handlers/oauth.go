@@ -440,7 +440,8 @@ func (h *oauthHandler) logoutUser(ctx context.Context, store auth.Store) error {
 	return errors.Join(err, store.Delete(ctx, key))
 }
 
-// names reports whether tok's ID token, verified, names user.
+// names reports whether tok's ID token, signed by the provider for this
+// client (expired or not), names user.
 func (c *oauthCore) names(ctx context.Context, tok *auth.Token, user string) bool {
 	if c.verifier == nil || tok.IDToken.IsZero() {
 		return false
@@ -449,7 +450,7 @@ func (c *oauthCore) names(ctx context.Context, tok *auth.Token, user string) boo
 	if err != nil {
 		return false
 	}
-	_, name, err := c.verifier.verify(ctx, ep.JWKSURL, tok.IDToken.Reveal())
+	name, err := c.verifier.identify(ctx, ep.JWKSURL, tok.IDToken.Reveal())
 	return err == nil && name == user
 }
 

@@ -157,8 +157,7 @@ func Select(ctx context.Context, cfg SelectConfig) (*Selected, error) {
 			HubValuesBeforeColon: cfg.APIKeys.HubValuesBeforeColon})
 		return pick(h, SourceAPIKeysEnv, err)
 	case id != "" || key != "":
-		return nil, auth.ConfigError("handlers: %s%s and %s%s must be set together; only %s is", prefix, EnvAPIKeyID, prefix, EnvAPIKey,
-			prefix+map[bool]string{true: EnvAPIKeyID, false: EnvAPIKey}[id != ""])
+		return nil, halfSet(prefix, EnvAPIKeyID, EnvAPIKey, id != "")
 	}
 	skip(SourceAPIKeysEnv, fmt.Sprintf("%s%s and %s%s are not set", prefix, EnvAPIKeyID, prefix, EnvAPIKey))
 
@@ -171,8 +170,7 @@ func Select(ctx context.Context, cfg SelectConfig) (*Selected, error) {
 		h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig: c})
 		return pick(h, SourceClientCredentialsEnv, err)
 	case cid != "" || csecret != "":
-		return nil, auth.ConfigError("handlers: %s%s and %s%s must be set together; only %s is", prefix, EnvClientID, prefix, EnvClientSecret,
-			prefix+map[bool]string{true: EnvClientID, false: EnvClientSecret}[cid != ""])
+		return nil, halfSet(prefix, EnvClientID, EnvClientSecret, cid != "")
 	}
 	skip(SourceClientCredentialsEnv, fmt.Sprintf("%s%s and %s%s are not set", prefix, EnvClientID, prefix, EnvClientSecret))
 
@@ -213,6 +211,16 @@ func (cfg *SelectConfig) personLogin() (interface {
 		return NewBrowserLogin(BrowserLoginConfig{OAuthConfig: cfg.OAuth, Output: cfg.Output, DeviceFallback: true})
 	}
 	return NewDeviceCode(DeviceCodeConfig{OAuthConfig: cfg.OAuth, Prompt: cfg.Prompt})
+}
+
+// halfSet is the error of a pair of variables of which only one is set
+// (the first when firstSet).
+func halfSet(prefix, first, second string, firstSet bool) error {
+	set := second
+	if firstSet {
+		set = first
+	}
+	return auth.ConfigError("handlers: %s%s and %s%s must be set together; only %s%s is", prefix, first, prefix, second, prefix, set)
 }
 
 func noCredentials(skipped []string) error {
