@@ -3,8 +3,6 @@ package auth
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,15 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
 )
-
-// fileStoreVersion is the version of the token file format that this code
-// writes and reads.
-const fileStoreVersion = 1
 
 // maxTokenFileSize bounds what Load reads: a token file is a few KiB, a
 // larger file is not one of ours.
@@ -121,19 +116,8 @@ func NewFileStore(cfg FileStoreConfig) (*FileStore, error) {
 // Dir returns the absolute path of the store's directory.
 func (s *FileStore) Dir() string { return s.dir }
 
-// fileEntry is the JSON form of a token file.
-type fileEntry struct {
-	Version int             `json:"version"`
-	Key     json.RawMessage `json:"key"`
-	Token   json.RawMessage `json:"token"`
-	SavedAt time.Time       `json:"saved_at"`
-}
-
 // name returns the base name, without extension, of key's files.
-func (s *FileStore) name(key StoreKey) string {
-	sum := sha256.Sum256([]byte(key.Identity()))
-	return hex.EncodeToString(sum[:])
-}
+func (s *FileStore) name(key StoreKey) string { return key.Name() }
 
 func (s *FileStore) path(key StoreKey) string {
 	return filepath.Join(s.dir, s.name(key)+".json")
@@ -203,26 +187,12 @@ func (s *FileStore) read(path string) ([]byte, error) {
 // a nil token, the level to log at and a reason that quotes nothing of the
 // file.
 func decodeEntry(data []byte, want StoreKey) (*Token, slog.Level, string) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, slog.LevelWarn, "empty file"
-	}
-	var e fileEntry
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, slog.LevelWarn, "corrupt file: " + describeJSONError(err)
-	}
-	if e.Version != fileStoreVersion {
-		return nil, slog.LevelWarn, fmt.Sprintf("unknown format version %d (this program reads version %d)", e.Version, fileStoreVersion)
-	}
-	var key StoreKey
-	if err := json.Unmarshal(e.Key, &key); err != nil || len(e.Key) == 0 {
-		return nil, slog.LevelWarn, "corrupt file: key " + describeJSONError(err)
-	}
-	if !key.Equal(want) {
-		return nil, slog.LevelDebug, "saved for another configuration (scopes or audience differ)"
-	}
-	tok, err := unmarshalStored(e.Token)
-	if err != nil || tok == nil {
-		return nil, slog.LevelWarn, "corrupt file: token " + describeJSONError(err)
+	tok, err := DecodeStoreEntry(data, want)
+	switch {
+	case errors.Is(err, ErrOtherConfiguration):
+		return nil, slog.LevelDebug, strings.TrimPrefix(err.Error(), "auth: ")
+	case err != nil: // "empty entry" is an "empty file" here
+		return nil, slog.LevelWarn, strings.Replace(strings.TrimPrefix(err.Error(), "auth: "), "entry", "file", 1)
 	}
 	return tok, slog.LevelInfo, ""
 }
@@ -258,25 +228,15 @@ func (s *FileStore) Save(ctx context.Context, key StoreKey, tok *Token) error {
 	if tok == nil {
 		return fmt.Errorf("%w: nil token", ErrMalformedToken)
 	}
-	k, err := json.Marshal(key)
+	entry, err := EncodeStoreEntry(key, tok, s.clock.Now())
 	if err != nil {
-		return fmt.Errorf("auth: encode store key: %w", err)
+		return err
 	}
-	t, err := marshalStored(tok)
-	if err != nil {
-		// The error of a custom Extra value may quote it: do not wrap it.
-		return fmt.Errorf("%w: token cannot be encoded as JSON (check Extra)", ErrMalformedToken)
-	}
-	data, err := json.MarshalIndent(fileEntry{
-		Version: fileStoreVersion,
-		Key:     k,
-		Token:   t,
-		SavedAt: s.clock.Now().UTC(),
-	}, "", "  ")
-	if err != nil {
+	var data bytes.Buffer
+	if err := json.Indent(&data, entry, "", "  "); err != nil {
 		return fmt.Errorf("auth: encode token file: %w", err)
 	}
-	if err := s.writeAtomic(s.path(key), data); err != nil {
+	if err := s.writeAtomic(s.path(key), data.Bytes()); err != nil {
 		return fmt.Errorf("auth: save token: %w", err)
 	}
 	return nil
@@ -395,9 +355,9 @@ func (s *FileStore) recoverLocked(key StoreKey) {
 
 // savedAt returns the saved_at of a complete token file of key's identity.
 func savedAt(data []byte, key StoreKey) (time.Time, bool) {
-	var e fileEntry
+	var e storeEntry
 	var k StoreKey
-	if json.Unmarshal(data, &e) != nil || e.Version != fileStoreVersion ||
+	if json.Unmarshal(data, &e) != nil || e.Version != storeEntryVersion ||
 		json.Unmarshal(e.Key, &k) != nil || k.Identity() != key.Identity() || len(e.Token) == 0 {
 		return time.Time{}, false
 	}
