@@ -1,0 +1,300 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/auth/redisstore"
+	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/handlers"
+)
+
+// envRedis names the Redis of the tests (default 127.0.0.1:6379). Without
+// one the tests skip, except under CI=true, where they fail: CI never
+// passes without running them.
+const envRedis = "AUTHKIT_REDIS_ADDR"
+
+// testClient connects to the tests' Redis and removes the test's keys
+// (under its own prefix only) when it ends.
+func testClient(t *testing.T) (redis.UniversalClient, string) {
+	t.Helper()
+	addr := os.Getenv(envRedis)
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Redis at %s does not answer (%v); CI needs it: start it (see IDP.md) or set %s", addr, err, envRedis)
+		}
+		t.Skipf("no Redis at %s (%v): start redis-server or set %s to run these tests", addr, err, envRedis)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	prefix := "authkit-test:" + hex.EncodeToString(b) + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+		rdb.Close()
+	})
+	return rdb, prefix
+}
+
+func newStore(t *testing.T, rdb redis.UniversalClient, prefix string, mod func(*redisstore.Config)) (*redisstore.Store, *authtest.LogBuffer) {
+	t.Helper()
+	logs := &authtest.LogBuffer{}
+	cfg := redisstore.Config{Client: rdb, Prefix: prefix, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := redisstore.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, logs
+}
+
+var key = auth.StoreKey{Issuer: "https://idp.example", ClientID: "cli", Scopes: []string{"openid", "offline_access"}}
+
+func token(rt string, refreshExpiry time.Time) *auth.Token {
+	return &auth.Token{AccessToken: auth.NewSecret("at-" + rt), TokenType: "Bearer", RefreshToken: auth.NewSecret(rt),
+		Expiry: time.Now().Add(time.Hour).Round(time.Second), RefreshExpiry: refreshExpiry}
+}
+
+// lockSave saves tok as the engine does: under the lease.
+func lockSave(t *testing.T, s *redisstore.Store, tok *auth.Token) {
+	t.Helper()
+	ctx := context.Background()
+	unlock, err := s.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if err := s.Save(ctx, key, tok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRoundTripTTLAndPrefixes(t *testing.T) {
+	rdb, prefix := testClient(t)
+	s, _ := newStore(t, rdb, prefix, nil)
+	ctx := context.Background()
+	if tok, err := s.Load(ctx, key); tok != nil || err != nil {
+		t.Fatalf("empty store: %v, %v", tok, err)
+	}
+	refreshExpiry := time.Now().Add(2 * time.Hour)
+	lockSave(t, s, token("rt-1", refreshExpiry))
+	got, err := s.Load(ctx, key)
+	if err != nil || got == nil || got.RefreshToken.Reveal() != "rt-1" || got.AccessToken.Reveal() != "at-rt-1" {
+		t.Fatalf("Load = %v, %v", got, err)
+	}
+	tokKey := prefix + "tok:{" + key.Name() + "}"
+	if ttl := rdb.PTTL(ctx, tokKey).Val(); ttl <= time.Hour || ttl > 2*time.Hour {
+		t.Errorf("TTL %v, want the refresh token's 2 h", ttl)
+	}
+	lockSave(t, s, token("rt-2", time.Time{})) // a refresh token that does not expire
+	if ttl := rdb.PTTL(ctx, tokKey).Val(); ttl != -1 {
+		t.Errorf("TTL %v, want none", ttl)
+	}
+	other := key
+	other.Scopes = []string{"openid"}
+	if tok, _ := s.Load(ctx, other); tok != nil {
+		t.Error("an entry for other scopes was used")
+	}
+	elsewhere, _ := newStore(t, rdb, prefix+"other:", nil)
+	if tok, _ := elsewhere.Load(ctx, key); tok != nil {
+		t.Error("a store under another prefix sees the entry")
+	}
+	if err := s.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if tok, _ := s.Load(ctx, key); tok != nil {
+		t.Error("the entry survived Delete")
+	}
+}
+
+// A corrupt value is treated as absent and logged without its contents.
+func TestCorruptValue(t *testing.T) {
+	rdb, prefix := testClient(t)
+	s, logs := newStore(t, rdb, prefix, nil)
+	ctx := context.Background()
+	rdb.HSet(ctx, prefix+"tok:{"+key.Name()+"}", "gen", "3", "data", `{"version":1,"key":{"issuer":"https://idp.example"},"token":{"access_token":"leaked-`)
+	if tok, err := s.Load(ctx, key); tok != nil || err != nil {
+		t.Fatalf("Load = %v, %v", tok, err)
+	}
+	if l := logs.String(); !strings.Contains(l, "entry ignored") || strings.Contains(l, "leaked") {
+		t.Errorf("log = %q", l)
+	}
+}
+
+// The lease: one holder at a time, taken over after release, released only
+// by its owner, renewed while held.
+func TestLease(t *testing.T) {
+	rdb, prefix := testClient(t)
+	a, _ := newStore(t, rdb, prefix, func(c *redisstore.Config) { c.LeaseTTL = 300 * time.Millisecond })
+	b, _ := newStore(t, rdb, prefix, func(c *redisstore.Config) { c.LeaseTTL = 300 * time.Millisecond })
+	ctx := context.Background()
+	leaseKey := prefix + "lock:{" + key.Name() + "}"
+
+	unlockA, err := a.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Held past three lease times: renewed (without renewal, B would
+	// take it after 300 ms).
+	wait, cancel := context.WithTimeout(ctx, time.Second)
+	if _, err := b.Lock(wait, key); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a second holder while the first renews: %v", err)
+	}
+	cancel()
+	unlockA()
+	unlockB, err := b.Lock(ctx, key)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	// B's lease ends while B is paused (simulated), and a dead process's
+	// lease takes its place: B's release must leave it alone.
+	rdb.Set(ctx, leaseKey, "a-dead-process", 300*time.Millisecond)
+	unlockB()
+	if got := rdb.Get(ctx, leaseKey).Val(); got != "a-dead-process" {
+		t.Fatalf("release by a non-owner: lease now %q", got)
+	}
+	// That holder never renews: its lease ends on its own.
+	take, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	unlock, err := a.Lock(take, key)
+	if err != nil {
+		t.Fatalf("taking over a dead holder's lease: %v", err)
+	}
+	unlock()
+}
+
+// Fencing: a process whose lease ended while it was paused cannot save
+// over a newer token another process saved meanwhile.
+func TestFencing(t *testing.T) {
+	rdb, prefix := testClient(t)
+	paused, _ := newStore(t, rdb, prefix, nil)
+	other, _ := newStore(t, rdb, prefix, nil)
+	ctx := context.Background()
+	lockSave(t, paused, token("rt-1", time.Time{}))
+
+	unlock, err := paused.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := paused.Load(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	// paused stops here; its lease expires and another process takes it.
+	rdb.Del(ctx, prefix+"lock:{"+key.Name()+"}")
+	unlockOther, err := other.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Load(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Save(ctx, key, token("rt-2", time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	unlockOther()
+
+	// paused resumes with the token it fetched from rt-1.
+	if err := paused.Save(ctx, key, token("rt-1b", time.Time{})); !errors.Is(err, redisstore.ErrFenced) {
+		t.Fatalf("stale save: %v, want ErrFenced", err)
+	}
+	unlock()
+	if tok, _ := other.Load(ctx, key); tok == nil || tok.RefreshToken.Reveal() != "rt-2" {
+		t.Errorf("stored %v, want the newer rt-2", tok)
+	}
+}
+
+// Redis away: Load finds nothing, Lock returns at once without a lease,
+// Save fails; one warning for the whole outage.
+func TestDegraded(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	defer rdb.Close()
+	s, logs := newStore(t, rdb, "authkit-test:", func(c *redisstore.Config) { c.Timeout = 200 * time.Millisecond })
+	ctx := context.Background()
+	for range 3 {
+		if tok, err := s.Load(ctx, key); tok != nil || err != nil {
+			t.Fatalf("Load = %v, %v", tok, err)
+		}
+		unlock, err := s.Lock(ctx, key)
+		if err != nil {
+			t.Fatalf("Lock: %v", err)
+		}
+		unlock()
+		if err := s.Save(ctx, key, token("rt", time.Time{})); err == nil {
+			t.Fatal("Save succeeded without Redis")
+		}
+	}
+	if n := strings.Count(logs.String(), "Redis is unreachable"); n != 1 {
+		t.Errorf("%d warnings for one outage:\n%s", n, logs)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	if _, err := redisstore.New(redisstore.Config{}); !errors.Is(err, auth.ErrInvalidConfig) {
+		t.Errorf("no client: %v", err)
+	}
+}
+
+// Two processes (two stores, two handlers) share one user's rotating
+// refresh token through Redis: however often they refresh, no refresh token
+// is spent twice, so the provider's reuse detection never fires.
+func TestSharedRotatingRefreshToken(t *testing.T) {
+	rdb, prefix := testClient(t)
+	p := authtest.NewProvider(authtest.ProviderConfig{Clients: []authtest.Client{{ID: "cli"}}, Users: []authtest.User{{Username: "ada"}}})
+	defer p.Close()
+	rt := p.IssueRefreshToken("ada", "cli", []string{"openid", "offline_access"})
+	var hs []*handlers.RefreshToken
+	for range 2 {
+		s, _ := newStore(t, rdb, prefix, nil)
+		h, err := handlers.NewRefreshToken(handlers.RefreshTokenConfig{
+			OAuthConfig:  handlers.OAuthConfig{Endpoints: handlers.Endpoints{Issuer: p.Issuer()}, ClientID: "cli", Store: s},
+			RefreshToken: auth.NewSecret(rt),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		hs = append(hs, h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for round := range 10 {
+		errs := make(chan error, len(hs))
+		for _, h := range hs {
+			go func() {
+				h.Invalidate(auth.ServiceHub, "") // a service refused the token: refresh
+				_, err := h.HubRequestHeaders(ctx)
+				errs <- err
+			}()
+		}
+		for range hs {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	if n := p.ReusedRefreshTokens(); n != 0 {
+		t.Errorf("%d logins revoked for a reused refresh token", n)
+	}
+}
