@@ -298,3 +298,34 @@ func TestSharedRotatingRefreshToken(t *testing.T) {
 		t.Errorf("%d logins revoked for a reused refresh token", n)
 	}
 }
+
+// auth.EncryptedStore over the Redis store: Redis holds no token in clear,
+// the TTL still follows the refresh token, and the lease is Redis'.
+func TestEncryptedOverRedis(t *testing.T) {
+	rdb, prefix := testClient(t)
+	s, _ := newStore(t, rdb, prefix, nil)
+	enc, err := auth.NewEncryptedStore(auth.EncryptedStoreConfig{Store: s,
+		Keys: []auth.EncryptionKey{{ID: "k1", Key: auth.NewSecret("0123456789abcdef0123456789abcdef")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	unlock, err := enc.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Save(ctx, key, token("rt-clear", time.Now().Add(2*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	tokKey := prefix + "tok:{" + key.Name() + "}"
+	if v := rdb.HGet(ctx, tokKey, "data").Val(); v == "" || strings.Contains(v, "rt-clear") {
+		t.Errorf("Redis holds %q", v)
+	}
+	if ttl := rdb.PTTL(ctx, tokKey).Val(); ttl <= time.Hour {
+		t.Errorf("TTL %v, want the refresh token's 2 h", ttl)
+	}
+	if got, _ := enc.Load(ctx, key); got == nil || got.RefreshToken.Reveal() != "rt-clear" {
+		t.Errorf("Load = %v", got)
+	}
+}
