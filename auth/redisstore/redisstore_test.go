@@ -329,3 +329,52 @@ func TestEncryptedOverRedis(t *testing.T) {
 		t.Errorf("Load = %v", got)
 	}
 }
+
+// BenchmarkRefreshPath is the store's cost on the refresh path, as the
+// engine pays it once per refresh: Lock, Load, Save, release (5 Redis
+// round trips: SET NX, HMGET, the save script, the release script, and
+// none for renewal at this speed). The hot path does not touch the store.
+func BenchmarkRefreshPath(b *testing.B) {
+	rdb, prefix := benchClient(b)
+	s, err := redisstore.New(redisstore.Config{Client: rdb, Prefix: prefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	tok := token("rt", time.Now().Add(time.Hour))
+	b.ReportAllocs()
+	for b.Loop() {
+		unlock, err := s.Lock(ctx, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Load(ctx, key); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Save(ctx, key, tok); err != nil {
+			b.Fatal(err)
+		}
+		unlock()
+	}
+}
+
+// benchClient is testClient for benchmarks.
+func benchClient(b *testing.B) (redis.UniversalClient, string) {
+	addr := os.Getenv(envRedis)
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		b.Skipf("no Redis at %s: %v", addr, err)
+	}
+	prefix := "authkit-bench:"
+	b.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+		rdb.Close()
+	})
+	return rdb, prefix
+}
