@@ -27,11 +27,13 @@ const maxTokenFileSize = 1 << 20
 // process.
 const lockRetryDelay = 10 * time.Millisecond
 
-// FileStoreConfig configures a [FileStore]. Only Dir is required.
+// FileStoreConfig configures a [FileStore]. The zero value is ready to use:
+// the token files go to [DefaultTokenDir].
 type FileStoreConfig struct {
-	// Dir is the directory of the token files. It is created with mode
-	// 0700 if missing; an existing directory that group or others may
-	// access is tightened to 0700 (NewFileStore fails if it cannot be).
+	// Dir is the directory of the token files; empty means
+	// [DefaultTokenDir]. It is created with mode 0700 if missing; an
+	// existing directory that group or others may access is tightened to
+	// 0700 (NewFileStore fails if it cannot be).
 	Dir string
 	// Logger receives a record for every file that is ignored (corrupt,
 	// truncated, unreadable, too permissive, another version, another
@@ -72,11 +74,28 @@ type FileStore struct {
 	writeHook func(f *os.File, data []byte) (int, error)
 }
 
+// DefaultTokenDir is where a [FileStore] keeps token files unless told
+// otherwise, and where the authkit command keeps its logins:
+// os.UserCacheDir()/authkit ($XDG_CACHE_HOME/authkit or ~/.cache/authkit on
+// Linux, ~/Library/Caches/authkit on macOS, %LocalAppData%\authkit on
+// Windows). Programs sharing it share their logins.
+func DefaultTokenDir() (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", configError("no default token directory (%v); set FileStoreConfig.Dir", err)
+	}
+	return filepath.Join(cache, "authkit"), nil
+}
+
 // NewFileStore validates cfg, creates or tightens the directory, and returns
 // the store.
 func NewFileStore(cfg FileStoreConfig) (*FileStore, error) {
 	if cfg.Dir == "" {
-		return nil, configError("FileStoreConfig.Dir is required")
+		d, err := DefaultTokenDir()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Dir = d
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {

@@ -181,7 +181,6 @@ func TestFileStoreDirectoryErrors(t *testing.T) {
 		name string
 		dir  string
 	}{
-		{name: "empty", dir: ""},
 		{name: "a file", dir: file},
 		{name: "below a file", dir: filepath.Join(file, "sub")},
 	}
@@ -888,5 +887,38 @@ func TestStoreKeyReadsTheOldAudience(t *testing.T) {
 	}
 	if k.Equal(auth.StoreKey{Issuer: "https://idp", ClientID: "cli", Scopes: []string{"openid"}, Audiences: []string{"api"}, Resources: []string{"https://r/"}}) {
 		t.Error("a key with a resource matches one without")
+	}
+}
+
+// The zero FileStoreConfig keeps tokens in the user's cache directory, in a
+// private "authkit" directory; without any cache directory it says what to
+// set.
+func TestFileStoreDefaultDir(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("XDG_CACHE_HOME decides os.UserCacheDir on Linux only")
+	}
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	s, err := auth.NewFileStore(auth.FileStoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(cache, "authkit")
+	if s.Dir() != want {
+		t.Fatalf("Dir() = %q, want %q", s.Dir(), want)
+	}
+	if d, err := auth.DefaultTokenDir(); err != nil || d != want {
+		t.Fatalf("DefaultTokenDir() = %q, %v", d, err)
+	}
+	fi, err := os.Stat(want)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("default directory: %v, %v", fi.Mode(), err)
+	}
+
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", "")
+	_, err = auth.NewFileStore(auth.FileStoreConfig{})
+	if !errors.Is(err, auth.ErrInvalidConfig) || !strings.Contains(err.Error(), "set FileStoreConfig.Dir") {
+		t.Fatalf("without a cache directory: %v", err)
 	}
 }

@@ -83,9 +83,10 @@ type BrowserLoginConfig struct {
 	IPv6 bool
 
 	// OpenBrowser opens the authorization URL in the person's browser. Nil
-	// means the platform's opener (open, xdg-open, rundll32), started
-	// directly, never through a shell, and only when a display is
-	// available. An error means no browser could be opened.
+	// means the command the BROWSER environment variable names, else the
+	// platform's opener (open, xdg-open, rundll32) when a display is
+	// available; either is started directly, never through a shell. An
+	// error means no browser could be opened.
 	OpenBrowser func(ctx context.Context, authURL string) error
 	// Output receives the URL to open by hand, always, and the device
 	// code of a fallback; nil means os.Stderr.
@@ -96,8 +97,8 @@ type BrowserLoginConfig struct {
 	// authkit's short success and error pages.
 	Landing func(w http.ResponseWriter, r *http.Request, outcome LoginOutcome)
 	// DeviceFallback runs the device authorization grant instead when no
-	// browser can be opened: with the platform opener, when there is no
-	// display (on Linux and BSD neither DISPLAY nor WAYLAND_DISPLAY is set;
+	// browser can be opened: with the platform opener, when BROWSER is
+	// unset and there is no display (on Linux and BSD neither DISPLAY nor WAYLAND_DISPLAY is set;
 	// elsewhere an SSH session without DISPLAY) or the opener fails; with
 	// OpenBrowser, when it returns an error. It needs a device
 	// authorization endpoint (configured or discovered). Without it the
@@ -439,10 +440,14 @@ func platformOpen(_ context.Context, authURL string) error {
 	return systemOpen(authURL)
 }
 
-// haveDisplay reports whether a browser could be shown: on Linux and the
-// BSDs a DISPLAY or WAYLAND_DISPLAY is set; elsewhere the session is not an
-// SSH session without a forwarded DISPLAY.
+// haveDisplay reports whether a browser could be shown: BROWSER names one
+// (the user says so), or on Linux and the BSDs a DISPLAY or WAYLAND_DISPLAY
+// is set; elsewhere the session is not an SSH session without a forwarded
+// DISPLAY.
 func haveDisplay() bool {
+	if _, _, ok := browserCommand(os.Getenv("BROWSER"), ""); ok {
+		return true
+	}
 	x := os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 	switch runtime.GOOS {
 	case "darwin", "windows":

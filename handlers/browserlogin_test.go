@@ -9,6 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -498,5 +502,76 @@ func TestBrowserLoginConfig(t *testing.T) {
 				t.Fatalf("err = %v, want auth.ErrInvalidConfig", err)
 			}
 		})
+	}
+}
+
+// TestBrowserLoginBROWSER: without OpenBrowser and without a display, the
+// command named by BROWSER opens the authorization URL (a real process
+// here, a script that records it), and the login happens in the browser,
+// not through the device fallback.
+func TestBrowserLoginBROWSER(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("a shell script stands for the browser")
+	}
+	dir := t.TempDir()
+	script, got := filepath.Join(dir, "browser"), filepath.Join(dir, "url")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s' \"$2\" > "+got+".tmp && mv "+got+".tmp "+got+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	t.Setenv("BROWSER", script+" --new-window %s")
+	s := newBrowserSetup(t, func(c *BrowserLoginConfig) {
+		c.OpenBrowser = nil
+		c.DeviceFallback = true
+	})
+	opened := make(chan error, 1)
+	go func() {
+		for {
+			b, err := os.ReadFile(got)
+			if err == nil {
+				opened <- s.browser.Open(t.Context(), string(b))
+				return
+			}
+			select {
+			case <-t.Context().Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	if err := s.h.Authenticate(testCtx(t, 30*time.Second)); err != nil {
+		t.Fatalf("Authenticate: %v\n%s", err, s.out)
+	}
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	if out := s.out.String(); strings.Contains(out, "confirmation code") || !strings.Contains(out, "Opened your browser") {
+		t.Errorf("output = %q", out)
+	}
+	if s.h.Username() != "ada" {
+		t.Errorf("Username() = %q", s.h.Username())
+	}
+}
+
+func TestBrowserCommand(t *testing.T) {
+	const u = "https://sso.example.com/authorize?a=1&b=2"
+	tests := []struct {
+		env  string
+		name string
+		args []string
+	}{
+		{env: "firefox", name: "firefox", args: []string{u}},
+		{env: "firefox --new-window", name: "firefox", args: []string{"--new-window", u}},
+		{env: "chromium --app=%s --x", name: "chromium", args: []string{"--app=" + u, "--x"}},
+		{env: "w3m" + string(os.PathListSeparator) + "lynx", name: "w3m", args: []string{u}},
+		{env: "  ", name: ""},
+		{env: "", name: ""},
+	}
+	for _, tt := range tests {
+		name, args, ok := browserCommand(tt.env, u)
+		if ok != (tt.name != "") || name != tt.name || !slices.Equal(args, tt.args) {
+			t.Errorf("browserCommand(%q) = %q %q %v, want %q %q", tt.env, name, args, ok, tt.name, tt.args)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
@@ -77,8 +78,8 @@ type DeviceCodeConfig struct {
 	// and the CI environment variable is unset.
 	Prompt func(ctx context.Context, p DevicePrompt) error
 	// OpenBrowser opens a URL for the default prompt; nil means the
-	// system's opener (xdg-open, open, rundll32). Set NoBrowser to never
-	// open one.
+	// command the BROWSER environment variable names, else the system's
+	// opener (xdg-open, open, rundll32). Set NoBrowser to never open one.
 	OpenBrowser func(uri string) error
 	// NoBrowser keeps the default prompt from opening a browser.
 	NoBrowser bool
@@ -253,20 +254,51 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// systemOpen opens uri in the user's browser.
+// systemOpen opens uri in the user's browser: with the command named by
+// the BROWSER environment variable when it is set (see browserCommand), else
+// with the platform's opener. The command is started directly, never
+// through a shell.
 func systemOpen(uri string) error {
 	var cmd *exec.Cmd
-	switch runtime.GOOS {
-	case "darwin":
-		cmd = exec.Command("open", uri)
-	case "windows":
-		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", uri)
-	default:
-		cmd = exec.Command("xdg-open", uri)
+	if name, args, ok := browserCommand(os.Getenv("BROWSER"), uri); ok {
+		cmd = exec.Command(name, args...)
+	} else {
+		switch runtime.GOOS {
+		case "darwin":
+			cmd = exec.Command("open", uri)
+		case "windows":
+			cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", uri)
+		default:
+			cmd = exec.Command("xdg-open", uri)
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	go func() { _ = cmd.Wait() }()
 	return nil
+}
+
+// browserCommand reads the BROWSER convention that xdg-open and Python's
+// webbrowser follow: a list of commands separated by the path list
+// separator, of which the first is used; its words are split at spaces,
+// and "%s" in them is replaced by the URL, which is otherwise the last
+// argument. It reports false when env names no command.
+func browserCommand(env, uri string) (name string, args []string, ok bool) {
+	first, _, _ := strings.Cut(env, string(os.PathListSeparator))
+	words := strings.Fields(first)
+	if len(words) == 0 {
+		return "", nil, false
+	}
+	placed := false
+	for _, w := range words[1:] {
+		if strings.Contains(w, "%s") {
+			w, placed = strings.ReplaceAll(w, "%s", uri), true
+		}
+		args = append(args, w)
+	}
+	if !placed {
+		args = append(args, uri)
+	}
+	return words[0], args, true
 }
