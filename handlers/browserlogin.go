@@ -104,6 +104,9 @@ type BrowserLoginConfig struct {
 	// authorization endpoint (configured or discovered). Without it the
 	// URL is printed and the login waits for it to be opened by hand.
 	DeviceFallback bool
+	// DevicePrompt shows the code of a device fallback; nil means
+	// DefaultPrompt on Output, without opening a browser.
+	DevicePrompt func(ctx context.Context, p DevicePrompt) error
 	// Timeout bounds the login when ctx has no sooner deadline; zero means
 	// DefaultBrowserLoginTimeout.
 	Timeout time.Duration
@@ -124,6 +127,7 @@ type BrowserLogin struct {
 	out      io.Writer
 	landing  func(w http.ResponseWriter, r *http.Request, outcome LoginOutcome)
 	fallback bool
+	prompt   func(context.Context, DevicePrompt) error
 	timeout  time.Duration
 }
 
@@ -152,7 +156,7 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	}
 	h := &BrowserLogin{
 		ports: cfg.RedirectPorts, path: path, ipv6: cfg.IPv6, open: cfg.OpenBrowser, out: cfg.Output,
-		landing: cfg.Landing, fallback: cfg.DeviceFallback, timeout: cfg.Timeout,
+		landing: cfg.Landing, fallback: cfg.DeviceFallback, prompt: cfg.DevicePrompt, timeout: cfg.Timeout,
 	}
 	if len(h.ports) == 0 {
 		h.ports = []int{0}
@@ -165,6 +169,9 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	}
 	if h.landing == nil {
 		h.landing = DefaultLanding
+	}
+	if h.prompt == nil {
+		h.prompt = DefaultPrompt(h.out, nil)
 	}
 	if h.timeout == 0 {
 		h.timeout = DefaultBrowserLoginTimeout
@@ -248,7 +255,7 @@ func (h *BrowserLogin) browserLogin(ctx context.Context) error {
 // deviceFallback runs the device flow in place of the browser login.
 func (h *BrowserLogin) deviceFallback(ctx context.Context, why string) error {
 	fmt.Fprintf(h.out, "Logging in with a code instead (%s).\n", netpolicy.TerminalSafe(why))
-	tok, err := h.core.deviceLogin(ctx, DefaultPrompt(h.out, nil), h.user)
+	tok, err := h.core.deviceLogin(ctx, h.prompt, h.user)
 	if err != nil {
 		return err
 	}

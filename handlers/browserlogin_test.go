@@ -575,3 +575,30 @@ func TestBrowserCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserLoginFallbackPrompt: a device fallback shows its code through
+// DevicePrompt when one is set, and Done closes when the login ends.
+func TestBrowserLoginFallbackPrompt(t *testing.T) {
+	prompts := make(chan DevicePrompt, 1)
+	s := newBrowserSetup(t, func(c *BrowserLoginConfig) {
+		c.DeviceFallback = true
+		c.OpenBrowser = func(context.Context, string) error { return errors.New("no browser here") }
+		c.DevicePrompt = func(_ context.Context, p DevicePrompt) error { prompts <- p; return nil }
+	}, func(pc *authtest.ProviderConfig) { pc.DeviceInterval = time.Second })
+	s.p.OnDeviceAuthorization(func(code string) { _ = s.p.ApproveDevice(code, "ada") })
+	if err := driven(s.clk, func() error { return s.h.Authenticate(testCtx(t, 30*time.Second)) }, s.h.Authenticated); err != nil {
+		t.Fatal(err)
+	}
+	p := <-prompts
+	if p.UserCode == "" || p.VerificationURI == "" {
+		t.Errorf("prompt = %+v", p)
+	}
+	select {
+	case <-p.Done:
+	default:
+		t.Error("Done is open after the login")
+	}
+	if strings.Contains(s.out.String(), "Your confirmation code is") {
+		t.Errorf("the default prompt ran too: %q", s.out)
+	}
+}

@@ -16,13 +16,19 @@ const DefaultTOTPParam = "totp"
 // PasswordConfig configures [Password]: the resource owner password
 // credentials grant (https://www.rfc-editor.org/rfc/rfc6749#section-4.3),
 // optionally with a TOTP second factor as Keycloak-style providers accept
-// it. ClientID, TokenURL (or Issuer), Username and Password are required.
+// it. ClientID, TokenURL (or Issuer), Username and Password (or
+// PasswordFunc) are required.
 type PasswordConfig struct {
 	OAuthConfig
 	// Username is the user's login name. Required.
 	Username string
-	// Password is the user's password. Required.
+	// Password is the user's password. Required unless PasswordFunc is set.
 	Password auth.Secret
+	// PasswordFunc, if set, supplies the password at each password login
+	// (it may ask a person) instead of Password; a refresh does not call it.
+	// An error wrapping auth.ErrLoginRequired says no password can be had
+	// now, and surfaces as such from the getters.
+	PasswordFunc func(ctx context.Context) (auth.Secret, error)
 	// TOTPSecret, if set, is the user's base32 RFC 6238 secret: a code is
 	// computed at each login (https://www.rfc-editor.org/rfc/rfc6238).
 	TOTPSecret auth.Secret
@@ -40,25 +46,26 @@ type PasswordConfig struct {
 // It is safe for concurrent use; Close it when done.
 type Password struct {
 	oauthHandler
-	pass  auth.Secret
-	code  func(context.Context) (string, error)
-	param string
-	store auth.Store // for Logout's other entry of the user
+	pass   auth.Secret
+	passFn func(context.Context) (auth.Secret, error)
+	code   func(context.Context) (string, error)
+	param  string
+	store  auth.Store // for Logout's other entry of the user
 }
 
 var _ auth.AuthenticationHandler = (*Password)(nil)
 
 // NewPassword validates cfg and returns the handler. It performs no I/O.
 func NewPassword(cfg PasswordConfig) (*Password, error) {
-	if cfg.Username == "" || cfg.Password.IsZero() {
-		return nil, auth.ConfigError("handlers: Password: Username and Password are required")
+	if cfg.Username == "" || (cfg.Password.IsZero() && cfg.PasswordFunc == nil) {
+		return nil, auth.ConfigError("handlers: Password: Username and Password (or PasswordFunc) are required")
 	}
 	if !cfg.TOTPSecret.IsZero() {
 		if _, err := totp.Code(cfg.TOTPSecret.Reveal(), time.Time{}); err != nil {
 			return nil, auth.ConfigError("handlers: Password: TOTPSecret is not a base32 secret")
 		}
 	}
-	h := &Password{oauthHandler: oauthHandler{user: cfg.Username}, pass: cfg.Password, code: cfg.TOTPCode, param: cfg.TOTPParam, store: cfg.Store}
+	h := &Password{oauthHandler: oauthHandler{user: cfg.Username}, pass: cfg.Password, passFn: cfg.PasswordFunc, code: cfg.TOTPCode, param: cfg.TOTPParam, store: cfg.Store}
 	if err := h.core.init("Password", cfg.OAuthConfig, nil); err != nil {
 		return nil, err
 	}
@@ -91,7 +98,15 @@ func (h *Password) fetch(ctx context.Context, current *auth.Token) (*auth.Token,
 		}
 		h.core.log.Info("handlers: refresh token rejected; logging in with the password again", "reason", err)
 	}
-	form := url.Values{"grant_type": {"password"}, "username": {h.user}, "password": {h.pass.Reveal()}}
+	pass := h.pass
+	if h.passFn != nil {
+		p, err := h.passFn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("handlers: password for %q: %w", h.user, err)
+		}
+		pass = p
+	}
+	form := url.Values{"grant_type": {"password"}, "username": {h.user}, "password": {pass.Reveal()}}
 	if h.code != nil {
 		c, err := h.code(ctx)
 		if err != nil {

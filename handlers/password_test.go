@@ -3,8 +3,10 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +151,55 @@ func TestPasswordRefreshFallback(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPasswordFunc: the password is asked for at a password login only;
+// a refresh and a stored login do without it, and a function that has no
+// password to give makes the handler say that a login is required,
+// without a request.
+func TestPasswordFunc(t *testing.T) {
+	clk := authtest.NewClock(time.Time{})
+	p := newProvider(t, clk)
+	store := &auth.MemoryStore{}
+	var asked int
+	newH := func(fn func(context.Context) (auth.Secret, error), s auth.Store) *Password {
+		h, err := NewPassword(PasswordConfig{OAuthConfig: OAuthConfig{
+			Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli", Clock: clk, Store: s,
+		}, Username: "ada", PasswordFunc: fn, TOTPSecret: auth.NewSecret(adaTOTP)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+	give := func(context.Context) (auth.Secret, error) { asked++; return auth.NewSecret(adaPass), nil }
+	none := func(context.Context) (auth.Secret, error) {
+		asked++
+		return auth.Secret{}, fmt.Errorf("%w: no terminal to ask for a password", auth.ErrLoginRequired)
+	}
+	ctx := context.Background()
+
+	h := newH(give, store)
+	if err := h.Authenticate(ctx); err != nil || asked != 1 {
+		t.Fatalf("login: %v, asked %d times", err, asked)
+	}
+	h.Invalidate(auth.ServiceHub, "")
+	if err := h.Authenticate(ctx); err != nil || asked != 1 || p.GrantRequests(authtest.GrantRefreshToken) != 1 {
+		t.Fatalf("refresh: %v, asked %d times, %d refreshes", err, asked, p.GrantRequests(authtest.GrantRefreshToken))
+	}
+	if _, err := newH(none, store).Token(ctx); err != nil || asked != 1 {
+		t.Fatalf("stored login: %v, asked %d times", err, asked)
+	}
+	before := p.Requests(authtest.EndpointToken)
+	_, err := newH(none, &auth.MemoryStore{}).Token(ctx)
+	if !errors.Is(err, auth.ErrLoginRequired) || !strings.Contains(err.Error(), "no terminal") || asked != 2 {
+		t.Fatalf("no password: %v, asked %d times", err, asked)
+	}
+	if n := p.Requests(authtest.EndpointToken) - before; n != 0 {
+		t.Errorf("%d token requests without a password", n)
+	}
+	if _, err := NewPassword(PasswordConfig{OAuthConfig: OAuthConfig{Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "cli"}, Username: "ada"}); !errors.Is(err, auth.ErrInvalidConfig) {
+		t.Errorf("neither Password nor PasswordFunc: %v", err)
 	}
 }
