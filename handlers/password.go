@@ -27,7 +27,8 @@ type PasswordConfig struct {
 	// PasswordFunc, if set, supplies the password at each password login
 	// (it may ask a person) instead of Password; a refresh does not call it.
 	// An error wrapping auth.ErrLoginRequired says no password can be had
-	// now, and surfaces as such from the getters.
+	// now, and surfaces as such from the getters; like any failed fetch it
+	// is the answer until the engine's backoff lets the next attempt through.
 	PasswordFunc func(ctx context.Context) (auth.Secret, error)
 	// TOTPSecret, if set, is the user's base32 RFC 6238 secret: a code is
 	// computed at each login (https://www.rfc-editor.org/rfc/rfc6238).

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/authkit-go/authkit/auth"
+)
+
+// Exit codes.
+const (
+	exitOK            = 0
+	exitError         = 1
+	exitUsage         = 2
+	exitLoginRequired = 3
+)
+
+// defaultTimeout bounds the commands that never wait for a person.
+const defaultTimeout = 30 * time.Second
+
+// app is one run of the command.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	log            *slog.Logger
+
+	interactive bool // stderr is a terminal a person reads
+	color       bool // escape codes for colour are welcome
+	showQR      bool
+	animate     bool
+
+	// Global flags.
+	configPath string
+	profile    string
+	verbose    bool
+	timeout    time.Duration
+	flagSet    *overrides
+}
+
+// run executes the command line args and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	a.interactive = isTerminal(stderr) && getenv("TERM") != "dumb"
+	a.color = a.interactive && getenv("NO_COLOR") == ""
+	a.showQR, a.animate = a.interactive, a.interactive
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	ran := false
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		ran = true
+		a.log = newLogger(stderr, a.verbose)
+		return nil
+	}
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ue *usageError
+	code := exitError
+	switch {
+	case !ran || errors.As(err, &ue) || errors.Is(err, auth.ErrInvalidConfig):
+		code = exitUsage
+	case isLoginRequired(err):
+		code = exitLoginRequired
+	}
+	fmt.Fprintf(stderr, "authkit: %s\n", oneLine(err.Error()))
+	if !ran {
+		fmt.Fprintf(stderr, "Run 'authkit --help' for usage.\n")
+	}
+	return code
+}
+
+func isLoginRequired(err error) bool { return errors.Is(err, auth.ErrLoginRequired) }
+
+// loginRequired says, in one line, what to run, and why the login is
+// needed when the library said more than that it is.
+func loginRequired(p *profile, err error) error {
+	why := strings.Replace(err.Error(), auth.ErrLoginRequired.Error()+": ", "", 1)
+	if why == auth.ErrLoginRequired.Error() {
+		why = "no usable login"
+	}
+	return &loginRequiredError{msg: fmt.Sprintf("login required for profile %q (%s): run 'authkit login%s'", p.Name, oneLine(why), profileFlag(p)), err: err}
+}
+
+// loginRequiredError is exit code 3 with a message of its own.
+type loginRequiredError struct {
+	msg string
+	err error
+}
+
+func (e *loginRequiredError) Error() string { return e.msg }
+func (e *loginRequiredError) Unwrap() error { return e.err }
+
+// profileFlag is the --profile flag that names p, or "" for the default.
+func profileFlag(p *profile) string {
+	if p.Name == defaultProfile {
+		return ""
+	}
+	return " --profile " + p.Name
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "authkit",
+		Short: "Log in once; hand a valid access token to every program you run",
+		Long: `authkit logs you in to an OAuth 2.0 / OpenID Connect provider once, keeps
+the login in a private token directory shared with the programs built on
+authkit, refreshes it silently, and prints a valid access token for scripts
+and kubectl.
+
+Profiles live in ` + configPathHelp() + ` (TOML):
+
+  profile = "work"              # the default profile
+
+  [profiles.work]
+  issuer    = "https://sso.example.com"
+  client_id = "authkit-cli"
+  flow      = "device"          # device | browser | client-credentials | password
+  scopes    = ["api"]           # added to the flow's defaults
+  audiences = ["https://hub.example.com"]
+
+Flags override AUTHKIT_* environment variables (AUTHKIT_ISSUER,
+AUTHKIT_CLIENT_ID, AUTHKIT_FLOW, AUTHKIT_SCOPES, AUTHKIT_AUDIENCES,
+AUTHKIT_USERNAME, AUTHKIT_TOKEN_DIR, AUTHKIT_PROFILE, AUTHKIT_CONFIG), which
+override the file. Secrets: AUTHKIT_CLIENT_SECRET, AUTHKIT_PASSWORD.
+
+Prompts and progress go to stderr, data to stdout. NO_COLOR is respected.
+Exit codes: 0 ok, 1 error, 2 usage or configuration error, 3 login required.`,
+		Example: `  authkit login --demo                      # try it without an identity provider
+  authkit login --issuer https://sso.example.com --client-id authkit-cli
+  curl -H "$(authkit token --format header)" https://hub.example.com/api`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	f := root.PersistentFlags()
+	f.StringVar(&a.configPath, "config", "", "config file (default "+configPathHelp()+"; AUTHKIT_CONFIG)")
+	f.StringVarP(&a.profile, "profile", "p", "", "profile to use (AUTHKIT_PROFILE; default: the file's \"profile\", else \"default\")")
+	f.BoolVarP(&a.verbose, "verbose", "v", false, "log the library's debug records to stderr (never a secret)")
+	f.DurationVar(&a.timeout, "timeout", defaultTimeout, "how long to wait for the provider when nobody is being asked anything")
+	a.flagSet = &overrides{set: map[string]bool{}}
+	o := a.flagSet
+	f.StringVar(&o.Issuer, "issuer", "", "the provider's issuer URL")
+	f.StringVar(&o.ClientID, "client-id", "", "the OAuth client id")
+	f.StringVar(&o.Flow, "flow", "", "how to log in: device, browser, client-credentials or password")
+	f.StringSliceVar(&o.Scopes, "scope", nil, "scopes to request besides the flow's defaults (repeatable)")
+	f.StringSliceVar(&o.Audiences, "audience", nil, "audiences to request (repeatable)")
+	f.StringVar(&o.Username, "username", "", "the user who must log in")
+	f.StringVar(&o.TokenDir, "token-dir", "", "the token directory (default "+tokenDirHelp()+")")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	root.AddCommand(a.loginCommand(), a.tokenCommand(), a.statusCommand(), a.whoamiCommand(), a.logoutCommand())
+	return root
+}
+
+func configPathHelp() string {
+	if p, err := defaultConfigPath(); err == nil {
+		return p
+	}
+	return "$XDG_CONFIG_HOME/authkit/config.toml"
+}
+
+func tokenDirHelp() string {
+	if d, err := auth.DefaultTokenDir(); err == nil {
+		return d
+	}
+	return "$XDG_CACHE_HOME/authkit"
+}
+
+// config reads the configuration file and the environment's and flags'
+// overrides.
+func (a *app) config(cmd *cobra.Command) (*configFile, string, error) {
+	path, explicit := a.configPath, a.configPath != ""
+	if !explicit {
+		if v := a.getenv("AUTHKIT_CONFIG"); v != "" {
+			path, explicit = v, true
+		} else {
+			p, err := defaultConfigPath()
+			if err != nil {
+				return &configFile{}, "the config file", nil
+			}
+			path = p
+		}
+	}
+	cmd.Flags().Visit(func(fl *pflag.Flag) { a.flagSet.set[fl.Name] = true })
+	cfg, err := loadConfig(path, explicit, func(msg string) { fmt.Fprintf(a.stderr, "authkit: warning: %s\n", msg) })
+	return cfg, path, err
+}
+
+// profileName is the profile the user chose, and whether they chose it.
+func (a *app) profileName(cfg *configFile) (string, bool) {
+	switch {
+	case a.profile != "":
+		return a.profile, true
+	case a.getenv("AUTHKIT_PROFILE") != "":
+		return a.getenv("AUTHKIT_PROFILE"), true
+	case cfg.Profile != "":
+		return cfg.Profile, true
+	}
+	return defaultProfile, false
+}
+
+// selected resolves the one profile a command works on.
+func (a *app) selected(cmd *cobra.Command) (*profile, error) {
+	cfg, path, err := a.config(cmd)
+	if err != nil {
+		return nil, err
+	}
+	name, named := a.profileName(cfg)
+	return resolve(cfg, path, name, named, envOverrides(a.getenv), a.flagSet, a.getenv)
+}
+
+// all resolves every profile of the file, or the one selected when the
+// file has none or one was named.
+func (a *app) all(cmd *cobra.Command) ([]*profile, error) {
+	cfg, path, err := a.config(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Profiles) == 0 || a.profile != "" || a.getenv("AUTHKIT_PROFILE") != "" {
+		p, err := a.selected(cmd)
+		if err != nil {
+			return nil, err
+		}
+		return []*profile{p}, nil
+	}
+	var out []*profile
+	for _, name := range cfg.names() {
+		p, err := resolve(cfg, path, name, true, envOverrides(a.getenv), a.flagSet, a.getenv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// quick is the context of a command that asks nobody anything.
+func (a *app) quick(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, a.timeout)
+}
+
+// readSecret asks for a secret on the terminal without echo.
+func (a *app) readSecret(prompt string) (string, error) {
+	f, ok := a.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", fmt.Errorf("%w: no terminal to ask for it (set AUTHKIT_PASSWORD)", auth.ErrLoginRequired)
+	}
+	fmt.Fprint(a.stderr, prompt)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.stderr)
+	return string(b), err
+}
+
+// readLine asks for one line on the terminal.
+func (a *app) readLine(prompt string) (string, error) {
+	if !isTerminal(a.stdin) {
+		return "", fmt.Errorf("%w: no terminal to ask for it", auth.ErrLoginRequired)
+	}
+	fmt.Fprint(a.stderr, prompt)
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	return strings.TrimSpace(line), err
+}

@@ -1,0 +1,744 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/authtest"
+)
+
+// binary is the authkit command, built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "authkit-cli-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binary = filepath.Join(dir, "authkit")
+		if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+const (
+	cliClient   = "authkit-cli"
+	svcClient   = "svc"
+	svcSecret   = "svc-secret-4f1c"
+	adaPassword = "ada-password-9d2e"
+)
+
+// world is a user's machine: an identity provider, a home with config and
+// cache directories, and the command run in it as the user would.
+type world struct {
+	t    *testing.T
+	prov *authtest.Provider
+	home string
+	env  []string
+}
+
+func newWorld(t *testing.T, mods ...func(*authtest.ProviderConfig)) *world {
+	t.Helper()
+	cfg := authtest.ProviderConfig{
+		Clients:        []authtest.Client{{ID: cliClient}, {ID: svcClient, Secret: svcSecret}},
+		Users:          []authtest.User{{Username: "ada", Password: adaPassword}, {Username: "bob", Password: "bob-pw"}},
+		DeviceInterval: time.Second,
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	prov := authtest.NewProvider(cfg)
+	t.Cleanup(prov.Close)
+	home := t.TempDir()
+	w := &world{t: t, prov: prov, home: home, env: []string{
+		"HOME=" + home,
+		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, "cache"),
+		"PATH=" + os.Getenv("PATH"),
+		"TERM=xterm-256color",
+	}}
+	return w
+}
+
+// writeConfig writes the user's config.toml with mode perm.
+func (w *world) writeConfig(text string, perm os.FileMode) string {
+	w.t.Helper()
+	path := filepath.Join(w.home, "config", "authkit", "config.toml")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), perm); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.Chmod(path, perm); err != nil {
+		w.t.Fatal(err)
+	}
+	return path
+}
+
+// workConfig is a config file with a device profile "work" (the default)
+// and a client-credentials profile "robot".
+func (w *world) workConfig() {
+	w.writeConfig(fmt.Sprintf(`# authkit profiles
+profile = "work"
+
+[profiles.work]
+issuer    = %q
+client_id = %q
+
+[profiles.robot]
+issuer    = %q
+client_id = %q
+flow      = "client-credentials"
+`, w.prov.Issuer(), cliClient, w.prov.Issuer(), svcClient), 0o600)
+}
+
+type result struct {
+	stdout, stderr string // under a terminal, stdout holds both
+	code           int
+}
+
+// run runs the command with pipes for stdin, stdout and stderr: a script.
+func (w *world) run(env []string, args ...string) result {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(append([]string{}, w.env...), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return result{stdout: out.String(), stderr: errb.String(), code: exitCode(w.t, err)}
+}
+
+// runTerminal runs the command on a pseudo-terminal, as a person would.
+func (w *world) runTerminal(env []string, args ...string) result {
+	w.t.Helper()
+	if runtime.GOOS == "windows" {
+		w.t.Skip("no pseudo-terminals")
+	}
+	ctx, cancel := context.WithTimeout(w.t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(append([]string{}, w.env...), env...)
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 80, Cols: 160})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer tty.Close()
+	var out bytes.Buffer
+	_, _ = io.Copy(&out, tty) // ends with EIO when the command exits
+	err = cmd.Wait()
+	return result{stdout: out.String(), code: exitCode(w.t, err)}
+}
+
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	}
+	t.Fatalf("running authkit: %v", err)
+	return -1
+}
+
+// storedToken reads the login the command saved for the device client.
+func (w *world) storedToken(username string) *auth.Token {
+	w.t.Helper()
+	s, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(w.home, "cache", "authkit")})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	tok, err := s.Load(w.t.Context(), auth.StoreKey{Issuer: w.prov.Issuer(), ClientID: cliClient, Username: username,
+		Scopes: []string{"openid", "profile", "offline_access"}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return tok
+}
+
+var (
+	codeRE      = regexp.MustCompile(`enter the code:  ([A-Z]{4}-[A-Z]{4})`)
+	countdownRE = regexp.MustCompile(`the code expires in (\d+:\d\d)`)
+	escapeRE    = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
+)
+
+// TestLoginOnTerminal: a person logs in on a terminal. They see the code,
+// the URL, a QR code that carries verification_uri_complete, and a
+// countdown that stops when the login ends. Later runs, new processes,
+// reuse the login without a prompt and without asking the provider.
+func TestLoginOnTerminal(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	w.prov.AutoApprove("ada", 2500*time.Millisecond)
+
+	r := w.runTerminal(nil, "login")
+	if r.code != 0 {
+		t.Fatalf("login: exit %d\n%s", r.code, r.stdout)
+	}
+	out := r.stdout
+	m := codeRE.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, w.prov.Issuer()+"/device\r\n") {
+		t.Fatalf("no code and URL in:\n%s", out)
+	}
+	complete := w.prov.Issuer() + "/device?user_code=" + m[1]
+	checkQR(t, out, complete, true)
+	counts := map[string]bool{}
+	for _, c := range countdownRE.FindAllStringSubmatch(out, -1) {
+		counts[c[1]] = true
+	}
+	if len(counts) < 2 || !counts["10:00"] {
+		t.Errorf("countdown values %v, want 10:00 and then less", counts)
+	}
+	// The countdown line is erased before the result is printed.
+	if !strings.Contains(out, "\r\x1b[2KLogged in as ada at "+w.prov.Issuer()) {
+		t.Errorf("no result after an erased countdown line:\n%q", out[max(0, len(out)-400):])
+	}
+
+	devices, tokens := w.prov.Requests(authtest.EndpointDeviceCode), w.prov.Requests(authtest.EndpointToken)
+	r = w.run(nil, "login")
+	if r.code != 0 || !strings.Contains(r.stderr, "Already logged in (stored login, no prompt) as ada") || strings.Contains(r.stderr, "code") {
+		t.Errorf("second login: exit %d\n%s", r.code, r.stderr)
+	}
+	tok := w.run(nil, "token")
+	if tok.code != 0 || tok.stderr != "" {
+		t.Fatalf("token: exit %d\n%s", tok.code, tok.stderr)
+	}
+	if want := w.storedToken("").AccessToken.Reveal(); tok.stdout != want+"\n" {
+		t.Errorf("token printed %q, want the stored access token", tok.stdout)
+	}
+	if who := w.run(nil, "whoami"); who.code != 0 || who.stdout != "ada\t"+w.prov.Issuer()+"\n" {
+		t.Errorf("whoami: exit %d %q\n%s", who.code, who.stdout, who.stderr)
+	}
+	if n := w.prov.Requests(authtest.EndpointDeviceCode) - devices; n != 0 {
+		t.Errorf("%d device authorizations after the first login", n)
+	}
+	if n := w.prov.Requests(authtest.EndpointToken) - tokens; n != 0 {
+		t.Errorf("%d token requests after the first login (the stored token is valid)", n)
+	}
+}
+
+// checkQR decodes the half-block QR code in out and compares it with the
+// QR code of want.
+func checkQR(t *testing.T, out, want string, color bool) {
+	t.Helper()
+	var rows []string
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimRight(line, "\r")
+		if color {
+			if !strings.HasPrefix(line, "\x1b[30;47m") {
+				continue
+			}
+		} else if !strings.ContainsAny(line, "█▀▄") {
+			continue
+		}
+		rows = append(rows, escapeRE.ReplaceAllString(line, ""))
+	}
+	q, err := qrcode.New(want, qrcode.Low)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm := q.Bitmap()
+	if len(rows) != (len(bm)+1)/2 {
+		t.Fatalf("QR code of %d lines, want %d for %q:\n%s", len(rows), (len(bm)+1)/2, want, strings.Join(rows, "\n"))
+	}
+	for y, row := range rows {
+		cells := []rune(row)
+		if len(cells) != len(bm[0]) {
+			t.Fatalf("QR line %d has %d cells, want %d", y, len(cells), len(bm[0]))
+		}
+		for x, c := range cells {
+			top := c == '█' || c == '▀'
+			bottom := c == '█' || c == '▄'
+			if !color { // light modules are drawn
+				top, bottom = !top, !bottom
+			}
+			wantBottom := 2*y+1 < len(bm) && bm[2*y+1][x]
+			if top != bm[2*y][x] || (2*y+1 < len(bm) && bottom != wantBottom) {
+				t.Fatalf("QR module (%d,%d) differs from the code of %q", x, 2*y, want)
+			}
+		}
+	}
+}
+
+// TestLoginScript: without a terminal there is no QR code, no animation
+// and no escape code, unless --qr asks for the QR code; the result is the
+// same login.
+func TestLoginScript(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	r := w.run(nil, "login")
+	if r.code != 0 || r.stdout != "" {
+		t.Fatalf("login: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.ContainsAny(r.stderr, "█▀▄\r\x1b") || !strings.Contains(r.stderr, "Waiting for the login; the code expires at ") ||
+		!strings.Contains(r.stderr, "/device?user_code=") || !strings.Contains(r.stderr, "Logged in as ada") {
+		t.Errorf("login output:\n%q", r.stderr)
+	}
+
+	w.run(nil, "logout")
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	r = w.run(nil, "login", "--qr")
+	m := codeRE.FindStringSubmatch(r.stderr)
+	if r.code != 0 || m == nil || strings.Contains(r.stderr, "\x1b") {
+		t.Fatalf("login --qr: exit %d\n%s", r.code, r.stderr)
+	}
+	checkQR(t, r.stderr, w.prov.Issuer()+"/device?user_code="+m[1], false)
+}
+
+// TestNoColor: NO_COLOR keeps colour escapes out of a terminal session;
+// the QR code and the countdown stay.
+func TestNoColor(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	r := w.runTerminal([]string{"NO_COLOR=1"}, "login")
+	m := codeRE.FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil {
+		t.Fatalf("login: exit %d\n%s", r.code, r.stdout)
+	}
+	if strings.Contains(r.stdout, "\x1b[30") || strings.Contains(r.stdout, "\x1b[0m") {
+		t.Errorf("colour escapes despite NO_COLOR")
+	}
+	checkQR(t, r.stdout, w.prov.Issuer()+"/device?user_code="+m[1], false)
+	if !countdownRE.MatchString(r.stdout) {
+		t.Errorf("no countdown")
+	}
+}
+
+// TestTokenNeverPrompts: without a login, token exits 3 without asking the
+// provider for a device code; with --login it logs in (prompting on stderr)
+// and prints the token alone on stdout.
+func TestTokenNeverPrompts(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	for _, args := range [][]string{{"token"}, {"token", "--format", "kubectl"}, {"whoami"}} {
+		r := w.run(nil, args...)
+		if r.code != 3 || r.stdout != "" || r.stderr != "authkit: login required for profile \"work\" (no usable refresh token): run 'authkit login --profile work'\n" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if n := w.prov.Requests(authtest.EndpointDeviceCode); n != 0 {
+		t.Errorf("%d device authorizations without --login", n)
+	}
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	r := w.run(nil, "token", "--login")
+	if r.code != 0 || !strings.Contains(r.stderr, "enter the code") {
+		t.Fatalf("token --login: exit %d\n%s", r.code, r.stderr)
+	}
+	if want := w.storedToken("").AccessToken.Reveal(); r.stdout != want+"\n" {
+		t.Errorf("stdout %q, want the token alone", r.stdout)
+	}
+}
+
+// TestTokenFormats: header, json and kubectl print the same valid token;
+// kubectl's is an ExecCredential with the token's expiry.
+func TestTokenFormats(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	if r := w.run(nil, "login"); r.code != 0 {
+		t.Fatalf("login: %s", r.stderr)
+	}
+	stored := w.storedToken("")
+	at := stored.AccessToken.Reveal()
+
+	if r := w.run(nil, "token", "--format", "header"); r.stdout != "Authorization: Bearer "+at+"\n" {
+		t.Errorf("header: %q %s", r.stdout, r.stderr)
+	}
+	var js struct {
+		AccessToken string    `json:"access_token"`
+		TokenType   string    `json:"token_type"`
+		Expiry      time.Time `json:"expiry"`
+		Scope       string    `json:"scope"`
+		Refresh     *string   `json:"refresh_token"`
+	}
+	r := w.run(nil, "token", "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &js); err != nil || js.AccessToken != at || js.TokenType != "Bearer" ||
+		!js.Expiry.Equal(stored.Expiry) || js.Refresh != nil || strings.Contains(r.stdout, stored.RefreshToken.Reveal()) {
+		t.Errorf("json: %v %+v\n%s", err, js, r.stdout)
+	}
+
+	r = w.run(nil, "token", "--format", "kubectl")
+	var ec struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Status     struct {
+			Token               string `json:"token"`
+			ExpirationTimestamp string `json:"expirationTimestamp"`
+		} `json:"status"`
+	}
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ec); err != nil || r.code != 0 {
+		t.Fatalf("kubectl: %v, exit %d\n%s%s", err, r.code, r.stdout, r.stderr)
+	}
+	exp, err := time.Parse(time.RFC3339, ec.Status.ExpirationTimestamp)
+	if ec.APIVersion != "client.authentication.k8s.io/v1" || ec.Kind != "ExecCredential" || ec.Status.Token != at ||
+		err != nil || !exp.Equal(stored.Expiry.Truncate(time.Second)) {
+		t.Errorf("ExecCredential %+v (%v), want the token expiring at %s", ec, err, stored.Expiry.UTC().Format(time.RFC3339))
+	}
+	if r := w.run(nil, "token", "--format", "yaml"); r.code != 2 {
+		t.Errorf("--format yaml: exit %d", r.code)
+	}
+}
+
+// TestTokenRefreshesSilently: a stored access token that expired since
+// the last run (a laptop that slept) is refreshed by token in a new process,
+// without a prompt, and the rotated refresh token is saved for the next.
+func TestTokenRefreshesSilently(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	if r := w.run(nil, "login"); r.code != 0 {
+		t.Fatalf("login: %s", r.stderr)
+	}
+	for i := range 3 {
+		before := w.expireStored()
+		r := w.run(nil, "token")
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("token %d: exit %d\n%s", i, r.code, r.stderr)
+		}
+		after := w.storedToken("")
+		if r.stdout == before.AccessToken.Reveal()+"\n" || r.stdout != after.AccessToken.Reveal()+"\n" {
+			t.Errorf("token %d: not the refreshed token", i)
+		}
+		if after.RefreshToken.Equal(before.RefreshToken) {
+			t.Errorf("token %d: the rotated refresh token was not saved", i)
+		}
+	}
+	if n := w.prov.GrantRequests(authtest.GrantRefreshToken); n != 3 {
+		t.Errorf("%d refreshes for 3 runs, want 3", n)
+	}
+	if n := w.prov.Requests(authtest.EndpointDeviceCode); n != 1 {
+		t.Errorf("%d device logins, want 1", n)
+	}
+}
+
+// expireStored rewrites the stored login as if its access token had
+// expired a minute ago, and returns it.
+func (w *world) expireStored() *auth.Token {
+	w.t.Helper()
+	s, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(w.home, "cache", "authkit")})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	key := auth.StoreKey{Issuer: w.prov.Issuer(), ClientID: cliClient, Scopes: []string{"openid", "profile", "offline_access"}}
+	tok, err := s.Load(w.t.Context(), key)
+	if err != nil || tok == nil {
+		w.t.Fatalf("no stored login: %v", err)
+	}
+	tok.Expiry = time.Now().Add(-time.Minute)
+	if err := s.Save(w.t.Context(), key, tok); err != nil {
+		w.t.Fatal(err)
+	}
+	return tok
+}
+
+// TestLogoutRevokes: logout revokes at the provider, which then refuses
+// the old refresh token, and leaves the next run logged out.
+func TestLogoutRevokes(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	if r := w.run(nil, "login"); r.code != 0 {
+		t.Fatalf("login: %s", r.stderr)
+	}
+	old := w.storedToken("")
+	r := w.run(nil, "logout")
+	if r.code != 0 || r.stderr != "Logged out of profile \"work\": the tokens are revoked at the provider and deleted here.\n" {
+		t.Fatalf("logout: exit %d\n%s", r.code, r.stderr)
+	}
+	if w.storedToken("") != nil {
+		t.Error("the login is still stored")
+	}
+	if !w.prov.AccessTokenRevoked(old.AccessToken.Reveal()) {
+		t.Error("the access token was not revoked")
+	}
+	resp, err := http.PostForm(w.prov.TokenURL(), url.Values{"grant_type": {"refresh_token"},
+		"refresh_token": {old.RefreshToken.Reveal()}, "client_id": {cliClient}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), `"invalid_grant"`) {
+		t.Errorf("the old refresh token after logout: %d %s", resp.StatusCode, body)
+	}
+	if r := w.run(nil, "token"); r.code != 3 {
+		t.Errorf("token after logout: exit %d", r.code)
+	}
+	if r := w.run(nil, "logout"); r.code != 0 || !strings.Contains(r.stderr, "was not logged in") {
+		t.Errorf("second logout: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestStatus: status shows user, scopes and both expiries, exits 3 while a
+// profile is logged out, and never prints a token, in either format.
+func TestStatus(t *testing.T) {
+	w := newWorld(t)
+	w.writeConfig(fmt.Sprintf(`profile = "work"
+[profiles.work]
+issuer    = %q
+client_id = %q
+
+[profiles.robot]
+issuer        = %q
+client_id     = %q
+client_secret = %q
+flow          = "client-credentials"
+`, w.prov.Issuer(), cliClient, w.prov.Issuer(), svcClient, svcSecret), 0o600)
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	if r := w.run(nil, "login"); r.code != 0 {
+		t.Fatalf("login: %s", r.stderr)
+	}
+	if r := w.run(nil, "token", "-p", "robot"); r.code != 0 {
+		t.Fatalf("robot token: %s", r.stderr)
+	}
+	stored := w.storedToken("")
+	secrets := []string{stored.AccessToken.Reveal(), stored.RefreshToken.Reveal(), stored.IDToken.Reveal(), svcSecret}
+
+	r := w.run(nil, "status", "--json")
+	var sts []profileStatus
+	if err := json.Unmarshal([]byte(r.stdout), &sts); err != nil || r.code != 0 || len(sts) != 2 {
+		t.Fatalf("status --json: %v, exit %d\n%s%s", err, r.code, r.stdout, r.stderr)
+	}
+	robot, work := sts[0], sts[1]
+	if !work.LoggedIn || work.Username != "ada" || work.Flow != "device" || strings.Join(work.Scopes, " ") != "openid profile offline_access" ||
+		work.AccessTokenExpiry == nil || !work.AccessTokenExpiry.Equal(stored.Expiry) ||
+		work.RefreshTokenExpiry == nil || !work.RefreshTokenExpiry.Equal(stored.RefreshExpiry) || !work.HasRefreshToken {
+		t.Errorf("work: %+v", work)
+	}
+	if !robot.LoggedIn || robot.Username != "" || robot.Flow != "client-credentials" || robot.HasRefreshToken {
+		t.Errorf("robot: %+v", robot)
+	}
+	human := w.run(nil, "status")
+	if human.code != 0 || !strings.Contains(human.stdout, "work: logged in as ada\n") || !strings.Contains(human.stdout, "robot: logged in as client svc\n") {
+		t.Errorf("status: exit %d\n%s%s", human.code, human.stdout, human.stderr)
+	}
+	for _, out := range []string{r.stdout, r.stderr, human.stdout, human.stderr} {
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Fatalf("status printed a secret:\n%s", out)
+			}
+		}
+	}
+
+	w.run(nil, "logout", "--all")
+	r = w.run(nil, "status", "--profile", "work", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &sts); err != nil || r.code != 3 || len(sts) != 1 || sts[0].LoggedIn {
+		t.Errorf("status after logout: %v exit %d\n%s", err, r.code, r.stdout)
+	}
+}
+
+// TestBadConfig: every configuration mistake is one line on stderr and
+// exit code 2, with nothing on stdout.
+func TestBadConfig(t *testing.T) {
+	w := newWorld(t)
+	tests := []struct {
+		name   string
+		config string // "" leaves no file
+		env    []string
+		args   []string
+		want   string
+	}{
+		{name: "unknown profile", config: "[profiles.work]\nissuer = \"https://sso.example.com\"\nclient_id = \"x\"\n",
+			args: []string{"token", "--profile", "wrok"}, want: `unknown profile "wrok": not in CONFIG (it has work)`},
+		{name: "no config at all", args: []string{"token"},
+			want: `profile "default" has no issuer: set issuer in CONFIG, AUTHKIT_ISSUER or --issuer`},
+		{name: "missing issuer", config: "profile = \"work\"\n[profiles.work]\nclient_id = \"x\"\n", args: []string{"status"},
+			want: `profile "work" has no issuer: set issuer in CONFIG, AUTHKIT_ISSUER or --issuer`},
+		{name: "malformed file", config: "[profiles.work\nissuer = 1\n", args: []string{"login"},
+			want: `config file CONFIG: line 2: expected '.' or ']' to end table name, but got '\n' instead`},
+		{name: "unknown setting", config: "[profiles.work]\nisuer = \"https://sso.example.com\"\n", args: []string{"token", "-p", "work"},
+			want: `config file CONFIG: unknown setting "profiles.work.isuer"`},
+		{name: "wrong flow", config: "[profiles.work]\nissuer = \"https://sso.example.com\"\nclient_id = \"x\"\nflow = \"magic\"\n",
+			args: []string{"login", "-p", "work"}, want: `profile "work": flow "magic" is not one of device, browser, client-credentials, password`},
+		{name: "named config file missing", env: []string{"AUTHKIT_CONFIG=/nonexistent/authkit.toml"}, args: []string{"token"},
+			want: `config file /nonexistent/authkit.toml: no such file or directory`},
+		{name: "plain http to a remote issuer", args: []string{"token", "--issuer", "http://sso.example.com", "--client-id", "x"},
+			want: `handlers: DeviceCode: Issuer: netpolicy: "http://sso.example.com": credentials are sent over https only (plain http only to a loopback host); use https://`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(w.home, "config", "authkit", "config.toml")
+			os.Remove(path)
+			if tt.config != "" {
+				path = w.writeConfig(tt.config, 0o600)
+			}
+			r := w.run(tt.env, tt.args...)
+			want := "authkit: " + strings.ReplaceAll(tt.want, "CONFIG", path) + "\n"
+			if r.code != 2 || r.stdout != "" || r.stderr != want {
+				t.Errorf("exit %d, stdout %q\nstderr %q\nwant   %q", r.code, r.stdout, r.stderr, want)
+			}
+		})
+	}
+	if r := w.run(nil, "token", "--formt", "raw"); r.code != 2 || !strings.HasPrefix(r.stderr, "authkit: unknown flag: --formt\n") {
+		t.Errorf("unknown flag: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestSecretInConfig: a client secret in a file others may read is used,
+// with a warning that says how to fix the mode.
+func TestSecretInConfig(t *testing.T) {
+	w := newWorld(t)
+	text := fmt.Sprintf("[profiles.robot]\nissuer = %q\nclient_id = %q\nclient_secret = %q\nflow = \"client-credentials\"\n",
+		w.prov.Issuer(), svcClient, svcSecret)
+	path := w.writeConfig(text, 0o644)
+	r := w.run(nil, "token", "-p", "robot")
+	want := fmt.Sprintf("authkit: warning: %s holds a client secret and others may read it (mode 0644); run: chmod 600 %s\n", path, path)
+	if r.code != 0 || r.stderr != want || r.stdout == "" {
+		t.Errorf("mode 0644: exit %d\n%q\nwant %q", r.code, r.stderr, want)
+	}
+	w.writeConfig(text, 0o600)
+	if r := w.run(nil, "token", "-p", "robot"); r.code != 0 || r.stderr != "" {
+		t.Errorf("mode 0600: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := w.run(nil, "whoami", "-p", "robot"); r.stdout != "client svc\t"+w.prov.Issuer()+"\n" {
+		t.Errorf("whoami: %q %s", r.stdout, r.stderr)
+	}
+}
+
+// TestEnvironmentAndFlags: without a config file the environment makes a
+// profile; a flag beats the environment, which beats the file.
+func TestEnvironmentAndFlags(t *testing.T) {
+	w := newWorld(t)
+	env := []string{"AUTHKIT_ISSUER=" + w.prov.Issuer(), "AUTHKIT_CLIENT_ID=" + svcClient, "AUTHKIT_CLIENT_SECRET=" + svcSecret,
+		"AUTHKIT_FLOW=client-credentials"}
+	if r := w.run(env, "whoami"); r.code != 0 || r.stdout != "client svc\t"+w.prov.Issuer()+"\n" {
+		t.Fatalf("from the environment: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The file says device; the environment says client credentials.
+	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\n", w.prov.Issuer(), cliClient), 0o600)
+	if r := w.run(env, "whoami"); r.code != 0 || !strings.HasPrefix(r.stdout, "client svc\t") {
+		t.Errorf("environment over file: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The flag says device again: no login, exit 3.
+	if r := w.run(env, "whoami", "--flow", "device", "--client-id", cliClient); r.code != 3 {
+		t.Errorf("flag over environment: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestPasswordFlow: the password comes from AUTHKIT_PASSWORD (or the
+// terminal); without either, token says a login is required.
+func TestPasswordFlow(t *testing.T) {
+	w := newWorld(t)
+	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"ada\"\n", w.prov.Issuer(), cliClient), 0o600)
+	if r := w.run(nil, "token"); r.code != 3 || !strings.Contains(r.stderr, "login required") {
+		t.Errorf("no password: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := w.run([]string{"AUTHKIT_PASSWORD=" + adaPassword}, "login"); r.code != 0 || !strings.Contains(r.stderr, "Logged in as ada") {
+		t.Fatalf("login: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := w.run(nil, "whoami"); r.code != 0 || !strings.HasPrefix(r.stdout, "ada\t") {
+		t.Errorf("whoami with the stored login, no password: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if n := w.prov.GrantRequests(authtest.GrantPassword); n != 1 {
+		t.Errorf("%d password grants, want 1", n)
+	}
+}
+
+// TestPasswordOnTerminal: the password is read from the terminal without
+// echo.
+func TestPasswordOnTerminal(t *testing.T) {
+	w := newWorld(t)
+	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"ada\"\n", w.prov.Issuer(), cliClient), 0o600)
+	cmd := exec.Command(binary, "login")
+	cmd.Env = w.env
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out syncBuffer
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(&out, tty); close(done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "Password for ada: ") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling the child's output, not a timing
+	}
+	if _, err := tty.Write([]byte(adaPassword + "\r")); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if code := exitCode(t, cmd.Wait()); code != 0 || !strings.Contains(out.String(), "Logged in as ada") {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	if strings.Contains(out.String(), adaPassword) {
+		t.Error("the password was echoed")
+	}
+}
+
+// syncBuffer is a bytes.Buffer that one goroutine writes while another reads.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemo: login --demo needs nothing but the command, for both flows.
+func TestDemo(t *testing.T) {
+	w := newWorld(t)
+	r := w.run(nil, "login", "--demo")
+	if r.code != 0 || !strings.Contains(r.stderr, "It approves the code as \"ada\" after 3s") || !strings.Contains(r.stderr, "Logged in as ada") {
+		t.Errorf("demo: exit %d\n%s", r.code, r.stderr)
+	}
+	r = w.run(nil, "login", "--demo", "--flow", "browser")
+	if r.code != 0 || !strings.Contains(r.stderr, "Opened your browser") || !strings.Contains(r.stderr, "Logged in as ada") {
+		t.Errorf("demo with the browser flow: exit %d\n%s", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(w.home, "cache", "authkit")); len(entries) != 0 {
+		t.Errorf("the demo left %d files in the token directory", len(entries))
+	}
+}
+
+// TestHelp: every command has help with examples, on stdout, exit 0.
+func TestHelp(t *testing.T) {
+	w := newWorld(t)
+	for _, c := range []string{"", "login", "token", "status", "whoami", "logout"} {
+		r := w.run(nil, strings.Fields(c+" --help")...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("authkit %s --help: exit %d\n%s", c, r.code, r.stdout)
+		}
+	}
+}

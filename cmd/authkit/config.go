@@ -1,0 +1,268 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/authkit-go/authkit/auth"
+)
+
+// Flows a profile may name.
+const (
+	flowDevice            = "device"
+	flowBrowser           = "browser"
+	flowClientCredentials = "client-credentials"
+	flowPassword          = "password"
+)
+
+var flows = []string{flowDevice, flowBrowser, flowClientCredentials, flowPassword}
+
+// defaultProfile is the profile used when none is named anywhere.
+const defaultProfile = "default"
+
+// configFile is the TOML file of profiles:
+//
+//	profile = "work"                       # the default profile
+//
+//	[profiles.work]
+//	issuer    = "https://sso.example.com"
+//	client_id = "authkit-cli"
+//	flow      = "device"
+//	scopes    = ["api"]
+type configFile struct {
+	Profile  string                  `toml:"profile"`
+	Profiles map[string]*fileProfile `toml:"profiles"`
+}
+
+// fileProfile is one profile as written in the file.
+type fileProfile struct {
+	Issuer                 string   `toml:"issuer"`
+	TokenURL               string   `toml:"token_url"`
+	DeviceAuthorizationURL string   `toml:"device_authorization_url"`
+	AuthorizationURL       string   `toml:"authorization_url"`
+	RevocationURL          string   `toml:"revocation_url"`
+	JWKSURL                string   `toml:"jwks_url"`
+	ClientID               string   `toml:"client_id"`
+	ClientSecret           string   `toml:"client_secret"`
+	Flow                   string   `toml:"flow"`
+	Scopes                 []string `toml:"scopes"`
+	Audiences              []string `toml:"audiences"`
+	Username               string   `toml:"username"`
+	TOTP                   bool     `toml:"totp"`
+	RedirectPort           int      `toml:"redirect_port"`
+	TokenDir               string   `toml:"token_dir"`
+}
+
+// profile is a profile resolved from the file, the environment and the
+// flags, in that order of increasing precedence.
+type profile struct {
+	Name   string
+	Source string // where it came from, for messages
+	fileProfile
+	Secret   auth.Secret // ClientSecret, once read
+	Password auth.Secret // AUTHKIT_PASSWORD, if set
+}
+
+// usageError is a mistake in how authkit was called or configured: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// defaultConfigPath is os.UserConfigDir()/authkit/config.toml.
+func defaultConfigPath() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "authkit", "config.toml"), nil
+}
+
+// loadConfig reads the file at path. A missing file is an empty
+// configuration unless the user named it (explicit). warn receives the
+// warning about a file holding a secret that others may read.
+func loadConfig(path string, explicit bool, warn func(string)) (*configFile, error) {
+	var cfg configFile
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !explicit:
+		return &cfg, nil
+	case err != nil:
+		return nil, usagef("config file %s: %v", path, unwrapPathError(err))
+	}
+	md, err := toml.Decode(string(data), &cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, usagef("config file %s: line %d: %s", path, perr.Position.Line, perr.Message)
+		}
+		return nil, usagef("config file %s: %v", path, oneLine(err.Error()))
+	}
+	if undec := md.Undecoded(); len(undec) > 0 {
+		return nil, usagef("config file %s: unknown setting %q", path, undec[0].String())
+	}
+	for name, p := range cfg.Profiles {
+		if p == nil {
+			cfg.Profiles[name] = &fileProfile{}
+		}
+		if cfg.Profiles[name].ClientSecret != "" && runtime.GOOS != "windows" {
+			if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+				warn(fmt.Sprintf("%s holds a client secret and others may read it (mode %04o); run: chmod 600 %s",
+					path, fi.Mode().Perm(), path))
+			}
+			break
+		}
+	}
+	return &cfg, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// names returns the file's profile names, sorted.
+func (c *configFile) names() []string {
+	var out []string
+	for n := range c.Profiles {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// overrides are the settings given by environment variables and flags.
+type overrides struct {
+	Issuer, ClientID, Flow, Username, TokenDir string
+	Scopes, Audiences                          []string
+	set                                        map[string]bool // which fields were given
+}
+
+// apply writes the given overrides over p.
+func (o *overrides) apply(p *fileProfile) {
+	if o.set["issuer"] {
+		p.Issuer = o.Issuer
+	}
+	if o.set["client-id"] {
+		p.ClientID = o.ClientID
+	}
+	if o.set["flow"] {
+		p.Flow = o.Flow
+	}
+	if o.set["username"] {
+		p.Username = o.Username
+	}
+	if o.set["token-dir"] {
+		p.TokenDir = o.TokenDir
+	}
+	if o.set["scope"] {
+		p.Scopes = o.Scopes
+	}
+	if o.set["audience"] {
+		p.Audiences = o.Audiences
+	}
+}
+
+// envOverrides reads the AUTHKIT_* variables: AUTHKIT_ISSUER,
+// AUTHKIT_CLIENT_ID, AUTHKIT_FLOW, AUTHKIT_USERNAME, AUTHKIT_TOKEN_DIR,
+// AUTHKIT_SCOPES and AUTHKIT_AUDIENCES (separated by spaces or commas).
+func envOverrides(getenv func(string) string) *overrides {
+	o := &overrides{set: map[string]bool{}}
+	str := func(name, key string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst, o.set[key] = v, true
+		}
+	}
+	list := func(name, key string, dst *[]string) {
+		if v := getenv(name); v != "" {
+			*dst, o.set[key] = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }), true
+		}
+	}
+	str("AUTHKIT_ISSUER", "issuer", &o.Issuer)
+	str("AUTHKIT_CLIENT_ID", "client-id", &o.ClientID)
+	str("AUTHKIT_FLOW", "flow", &o.Flow)
+	str("AUTHKIT_USERNAME", "username", &o.Username)
+	str("AUTHKIT_TOKEN_DIR", "token-dir", &o.TokenDir)
+	list("AUTHKIT_SCOPES", "scope", &o.Scopes)
+	list("AUTHKIT_AUDIENCES", "audience", &o.Audiences)
+	return o
+}
+
+// resolve builds the named profile from the file, env and flags, and
+// checks it. named says whether the name was chosen by the user (flag or
+// environment) rather than by default.
+func resolve(cfg *configFile, path, name string, named bool, env, flags *overrides, getenv func(string) string) (*profile, error) {
+	fp, ok := cfg.Profiles[name]
+	p := &profile{Name: name, Source: path}
+	switch {
+	case ok:
+		p.fileProfile = *fp
+	case named || name != defaultProfile:
+		known := "it has none"
+		if n := cfg.names(); len(n) > 0 {
+			known = "it has " + strings.Join(n, ", ")
+		}
+		return nil, usagef("unknown profile %q: not in %s (%s)", name, path, known)
+	}
+	env.apply(&p.fileProfile)
+	flags.apply(&p.fileProfile)
+	if v := getenv("AUTHKIT_CLIENT_SECRET"); v != "" {
+		p.ClientSecret = v
+	}
+	p.Secret = auth.NewSecret(p.ClientSecret)
+	p.ClientSecret = ""
+	if v := getenv("AUTHKIT_PASSWORD"); v != "" {
+		p.Password = auth.NewSecret(v)
+	}
+	if p.Flow == "" {
+		p.Flow = flowDevice
+	}
+	return p, p.check()
+}
+
+// check reports the first thing missing or wrong in p, saying where to
+// set it.
+func (p *profile) check() error {
+	where := func(key, env, flag string) string {
+		return fmt.Sprintf("set %s in %s, %s or %s", key, p.Source, env, flag)
+	}
+	if !slices.Contains(flows, p.Flow) {
+		return usagef("profile %q: flow %q is not one of %s", p.Name, p.Flow, strings.Join(flows, ", "))
+	}
+	if p.Issuer == "" && p.TokenURL == "" {
+		return usagef("profile %q has no issuer: %s", p.Name, where("issuer", "AUTHKIT_ISSUER", "--issuer"))
+	}
+	if p.ClientID == "" {
+		return usagef("profile %q has no client id: %s", p.Name, where("client_id", "AUTHKIT_CLIENT_ID", "--client-id"))
+	}
+	if p.Flow == flowClientCredentials && p.Secret.IsZero() {
+		return usagef("profile %q: the client-credentials flow needs a client secret: set AUTHKIT_CLIENT_SECRET (or client_secret in %s, readable only by you)", p.Name, p.Source)
+	}
+	if p.Flow == flowPassword && p.Username == "" {
+		return usagef("profile %q: the password flow needs a username: %s", p.Name, where("username", "AUTHKIT_USERNAME", "--username"))
+	}
+	if p.RedirectPort < 0 || p.RedirectPort > 65535 {
+		return usagef("profile %q: redirect_port %d is not a port", p.Name, p.RedirectPort)
+	}
+	return nil
+}
+
+// oneLine joins the lines of a message (errors.Join separates its errors
+// with newlines) so that an error is one line on the terminal.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}

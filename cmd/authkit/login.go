@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/authtest"
+)
+
+func (a *app) loginCommand() *cobra.Command {
+	var noBrowser, demo, qr bool
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Log in, or reuse the stored login without a prompt",
+		Long: `login makes the profile's login valid. A stored login is reused, refreshed
+if needed, without any prompt. Otherwise:
+
+  device   prints a URL and a code, a QR code of the URL that carries the
+           code, and a countdown to the code's expiry (on a terminal);
+  browser  opens your browser (BROWSER names one) and waits for the provider
+           to send it back; without a browser it falls back to a device code;
+  password asks for the password (or reads AUTHKIT_PASSWORD);
+  client-credentials gets a token for the client itself.
+
+The login is saved in the token directory for the next runs of authkit and of
+the programs that use the same directory.`,
+		Example: `  authkit login --demo
+  authkit login --profile work
+  authkit login --flow browser
+  authkit login --issuer https://sso.example.com --client-id authkit-cli --no-browser`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("qr") {
+				a.showQR = qr
+			}
+			if demo {
+				return a.demo(cmd, noBrowser)
+			}
+			p, err := a.selected(cmd)
+			if err != nil {
+				return err
+			}
+			return a.login(cmd.Context(), p, handlerOptions{noBrowser: noBrowser})
+		},
+	}
+	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "never open a browser: log in with a device code")
+	cmd.Flags().BoolVar(&qr, "qr", false, "draw the QR code even when stderr is not a terminal (--qr=false: never)")
+	cmd.Flags().BoolVar(&demo, "demo", false, "log in to an identity provider embedded in authkit, to try it out")
+	return cmd
+}
+
+// login runs the login of p and says who is logged in.
+func (a *app) login(ctx context.Context, p *profile, opt handlerOptions) error {
+	s, err := a.open(p, opt)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	tok, asked, err := s.token(ctx, true, a.timeout)
+	if err != nil {
+		return err
+	}
+	reused := !asked && p.Flow != flowClientCredentials
+	how := "Logged in"
+	if reused {
+		how = "Already logged in (stored login, no prompt)"
+	}
+	fmt.Fprintf(a.stderr, "%s as %s at %s%s.\n", how, s.user(), issuerOf(p), expiryNote(tok))
+	return nil
+}
+
+// issuerOf names p's provider.
+func issuerOf(p *profile) string {
+	if p.Issuer != "" {
+		return p.Issuer
+	}
+	return p.TokenURL
+}
+
+// expiryNote says until when tok's access token is valid.
+func expiryNote(tok *auth.Token) string {
+	if tok == nil || tok.Expiry.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("; the access token is valid until %s and is refreshed when needed", tok.Expiry.Local().Format("15:04:05"))
+}
+
+// demoDelay is how long the demo's provider waits before it approves.
+const demoDelay = 3 * time.Second
+
+// demo logs in to an authtest provider embedded in the process, with a
+// throw-away token directory: the newcomer's first run, without an identity
+// provider.
+func (a *app) demo(cmd *cobra.Command, noBrowser bool) error {
+	const client, user, password = "authkit-demo", "ada", "demo-password"
+	prov := authtest.NewProvider(authtest.ProviderConfig{
+		Clients:        []authtest.Client{{ID: client}},
+		Users:          []authtest.User{{Username: user, Password: password}},
+		DeviceInterval: time.Second,
+	})
+	defer prov.Close()
+	dir, err := os.MkdirTemp("", "authkit-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p := &profile{Name: "demo", Source: "--demo", Secret: auth.Secret{}}
+	p.Issuer, p.ClientID, p.Flow, p.TokenDir = prov.Issuer(), client, flowDevice, dir
+	cmd.Flags().Visit(func(f *pflag.Flag) { a.flagSet.set[f.Name] = true })
+	envOverrides(a.getenv).apply(&p.fileProfile)
+	a.flagSet.apply(&p.fileProfile)
+	p.Issuer, p.ClientID, p.TokenDir = prov.Issuer(), client, dir // the demo's own
+	if p.Flow != flowDevice && p.Flow != flowBrowser {
+		return usagef("--demo shows the device and browser flows, not %q", p.Flow)
+	}
+	fmt.Fprintf(a.stderr, "Demo: an identity provider runs inside this authkit process at %s\n", prov.Issuer())
+	var opt handlerOptions
+	if p.Flow == flowBrowser && !noBrowser {
+		fmt.Fprintf(a.stderr, "(authtest). A simulated browser logs in as %q for you; nothing is saved.\n\n", user)
+		browser := prov.NewBrowser(user, password)
+		opt.open = func(ctx context.Context, u string) error {
+			go func() { _ = browser.Open(ctx, u) }()
+			return nil
+		}
+	} else {
+		fmt.Fprintf(a.stderr, "(authtest). It approves the code as %q after %s, as a person on their phone\nwould; nothing is saved.\n\n", user, demoDelay)
+		prov.AutoApprove(user, demoDelay)
+		opt.noBrowser = true
+	}
+	if err := a.login(cmd.Context(), p, opt); err != nil {
+		return errors.Join(errors.New("demo login failed"), err)
+	}
+	fmt.Fprintf(a.stderr, "\nWith your provider: authkit login --issuer <issuer URL> --client-id <client id>\n"+
+		"(or a profile in %s); then authkit token, status, whoami, logout.\n", configPathHelp())
+	return nil
+}
