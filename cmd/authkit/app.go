@@ -141,7 +141,8 @@ Profiles live in ` + configPathHelp() + ` (TOML):
 
 Flags override AUTHKIT_* environment variables (AUTHKIT_ISSUER,
 AUTHKIT_CLIENT_ID, AUTHKIT_FLOW, AUTHKIT_SCOPES, AUTHKIT_AUDIENCES,
-AUTHKIT_USERNAME, AUTHKIT_TOKEN_DIR, AUTHKIT_PROFILE, AUTHKIT_CONFIG), which
+AUTHKIT_USERNAME, AUTHKIT_USERNAME_CLAIM, AUTHKIT_TOKEN_DIR, AUTHKIT_PROFILE,
+AUTHKIT_CONFIG), which
 override the file. Secrets: AUTHKIT_CLIENT_SECRET, AUTHKIT_PASSWORD.
 
 Prompts and progress go to stderr, data to stdout. NO_COLOR is respected.
@@ -166,6 +167,7 @@ Exit codes: 0 ok, 1 error, 2 usage or configuration error, 3 login required.`,
 	f.StringSliceVar(&o.Scopes, "scope", nil, "scopes to request besides the flow's defaults (repeatable)")
 	f.StringSliceVar(&o.Audiences, "audience", nil, "audiences to request (repeatable)")
 	f.StringVar(&o.Username, "username", "", "the user who must log in")
+	f.StringVar(&o.UsernameClaim, "username-claim", "", "the ID token claim that names the user (default preferred_username)")
 	f.StringVar(&o.TokenDir, "token-dir", "", "the token directory (default "+tokenDirHelp()+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.AddCommand(a.loginCommand(), a.tokenCommand(), a.statusCommand(), a.whoamiCommand(), a.logoutCommand())

@@ -56,6 +56,7 @@ type fileProfile struct {
 	Scopes                 []string `toml:"scopes"`
 	Audiences              []string `toml:"audiences"`
 	Username               string   `toml:"username"`
+	UsernameClaim          string   `toml:"username_claim"`
 	TOTP                   bool     `toml:"totp"`
 	RedirectPort           int      `toml:"redirect_port"`
 	TokenDir               string   `toml:"token_dir"`
@@ -147,9 +148,9 @@ func (c *configFile) names() []string {
 
 // overrides are the settings given by environment variables and flags.
 type overrides struct {
-	Issuer, ClientID, Flow, Username, TokenDir string
-	Scopes, Audiences                          []string
-	set                                        map[string]bool // which fields were given
+	Issuer, ClientID, Flow, Username, UsernameClaim, TokenDir string
+	Scopes, Audiences                                         []string
+	set                                                       map[string]bool // which fields were given
 }
 
 // apply writes the given overrides over p.
@@ -166,6 +167,9 @@ func (o *overrides) apply(p *fileProfile) {
 	if o.set["username"] {
 		p.Username = o.Username
 	}
+	if o.set["username-claim"] {
+		p.UsernameClaim = o.UsernameClaim
+	}
 	if o.set["token-dir"] {
 		p.TokenDir = o.TokenDir
 	}
@@ -178,7 +182,8 @@ func (o *overrides) apply(p *fileProfile) {
 }
 
 // envOverrides reads the AUTHKIT_* variables: AUTHKIT_ISSUER,
-// AUTHKIT_CLIENT_ID, AUTHKIT_FLOW, AUTHKIT_USERNAME, AUTHKIT_TOKEN_DIR,
+// AUTHKIT_CLIENT_ID, AUTHKIT_FLOW, AUTHKIT_USERNAME, AUTHKIT_USERNAME_CLAIM,
+// AUTHKIT_TOKEN_DIR,
 // AUTHKIT_SCOPES and AUTHKIT_AUDIENCES (separated by spaces or commas).
 func envOverrides(getenv func(string) string) *overrides {
 	o := &overrides{set: map[string]bool{}}
@@ -196,6 +201,7 @@ func envOverrides(getenv func(string) string) *overrides {
 	str("AUTHKIT_CLIENT_ID", "client-id", &o.ClientID)
 	str("AUTHKIT_FLOW", "flow", &o.Flow)
 	str("AUTHKIT_USERNAME", "username", &o.Username)
+	str("AUTHKIT_USERNAME_CLAIM", "username-claim", &o.UsernameClaim)
 	str("AUTHKIT_TOKEN_DIR", "token-dir", &o.TokenDir)
 	list("AUTHKIT_SCOPES", "scope", &o.Scopes)
 	list("AUTHKIT_AUDIENCES", "audience", &o.Audiences)

@@ -66,7 +66,7 @@ func (a *app) open(p *profile, opt handlerOptions) (*session, error) {
 	switch flow {
 	case flowDevice:
 		s.h, err = handlers.NewDeviceCode(handlers.DeviceCodeConfig{
-			OAuthConfig: oc, Username: p.Username, Prompt: s.prompt,
+			OAuthConfig: oc, Username: p.Username, UsernameClaim: p.UsernameClaim, Prompt: s.prompt,
 		})
 	case flowBrowser:
 		var ports []int
@@ -74,7 +74,7 @@ func (a *app) open(p *profile, opt handlerOptions) (*session, error) {
 			ports = []int{p.RedirectPort}
 		}
 		s.h, err = handlers.NewBrowserLogin(handlers.BrowserLoginConfig{
-			OAuthConfig: oc, Username: p.Username, RedirectPorts: ports,
+			OAuthConfig: oc, Username: p.Username, UsernameClaim: p.UsernameClaim, RedirectPorts: ports,
 			OpenBrowser: opt.open, Output: a.stderr, DeviceFallback: true, DevicePrompt: s.prompt,
 		})
 	case flowClientCredentials:
@@ -162,10 +162,17 @@ func (s *session) close() { _ = s.h.Close() }
 // user names who the credentials are for: the verified username, or the
 // client for a client acting as itself.
 func (s *session) user() string {
-	if u := s.h.Username(); u != "" {
+	switch u := s.h.Username(); {
+	case u != "":
 		return u
+	case s.p.Flow == flowClientCredentials:
+		return "client " + s.p.ClientID
 	}
-	return "client " + s.p.ClientID
+	claim := s.p.UsernameClaim
+	if claim == "" {
+		claim = handlers.DefaultUsernameClaim
+	}
+	return fmt.Sprintf("a user the ID token does not name (no %q claim; see --username-claim)", claim)
 }
 
 // newLogger writes the library's records to w: warnings, or everything

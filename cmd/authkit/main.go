@@ -22,10 +22,11 @@
 //	scopes    = ["api"]         # added to the flow's defaults
 //	audiences = ["https://hub.example.com"]
 //	username  = "ada"           # only this user may log in (optional)
+//	username_claim = "email"    # the ID token claim naming the user (default preferred_username)
 //
 // Flags (--issuer, --client-id, --flow, --scope, --audience, --username,
-// --token-dir) override the environment (AUTHKIT_ISSUER, AUTHKIT_CLIENT_ID,
-// AUTHKIT_FLOW, AUTHKIT_SCOPES, AUTHKIT_AUDIENCES, AUTHKIT_USERNAME,
+// --username-claim, --token-dir) override the environment (AUTHKIT_ISSUER, AUTHKIT_CLIENT_ID,
+// AUTHKIT_FLOW, AUTHKIT_SCOPES, AUTHKIT_AUDIENCES, AUTHKIT_USERNAME, AUTHKIT_USERNAME_CLAIM,
 // AUTHKIT_TOKEN_DIR), which overrides the file. Secrets come from
 // AUTHKIT_CLIENT_SECRET and AUTHKIT_PASSWORD, or the terminal; a
 // client_secret written in the file makes authkit warn when the file is
