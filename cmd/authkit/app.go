@@ -106,9 +106,10 @@ type loginRequiredError struct {
 func (e *loginRequiredError) Error() string { return e.msg }
 func (e *loginRequiredError) Unwrap() error { return e.err }
 
-// profileFlag is the --profile flag that names p, or "" for the default.
+// profileFlag is the --profile flag that names p, or "" for the profile
+// used without one.
 func profileFlag(p *profile) string {
-	if p.Name == defaultProfile {
+	if p.Implicit {
 		return ""
 	}
 	return " --profile " + p.Name

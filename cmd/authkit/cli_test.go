@@ -24,6 +24,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/handlers"
 )
 
 // binary is the authkit command, built once by TestMain.
@@ -238,6 +239,21 @@ func TestLoginOnTerminal(t *testing.T) {
 	if who := w.run(nil, "whoami"); who.code != 0 || who.stdout != "ada\t"+w.prov.Issuer()+"\n" {
 		t.Errorf("whoami: exit %d %q\n%s", who.code, who.stdout, who.stderr)
 	}
+	// A program built on the library, configured for the same provider
+	// and client, uses the same login from the shared token directory.
+	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(w.home, "cache", "authkit")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdk, err := handlers.NewDeviceCode(handlers.DeviceCodeConfig{OAuthConfig: handlers.OAuthConfig{
+		Endpoints: handlers.Endpoints{Issuer: w.prov.Issuer()}, ClientID: cliClient, Store: store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdk.Close()
+	if hdr, err := sdk.HubRequestHeaders(t.Context()); err != nil || hdr.Get("Authorization") != "Bearer "+w.storedToken("").AccessToken.Reveal() || sdk.Username() != "ada" {
+		t.Errorf("a program sharing the token directory: %v, %q", err, sdk.Username())
+	}
 	if n := w.prov.Requests(authtest.EndpointDeviceCode) - devices; n != 0 {
 		t.Errorf("%d device authorizations after the first login", n)
 	}
@@ -343,7 +359,7 @@ func TestTokenNeverPrompts(t *testing.T) {
 	w.workConfig()
 	for _, args := range [][]string{{"token"}, {"token", "--format", "kubectl"}, {"whoami"}} {
 		r := w.run(nil, args...)
-		if r.code != 3 || r.stdout != "" || r.stderr != "authkit: login required for profile \"work\" (no usable refresh token): run 'authkit login --profile work'\n" {
+		if r.code != 3 || r.stdout != "" || r.stderr != "authkit: login required for profile \"work\" (no usable refresh token): run 'authkit login'\n" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
 		}
 	}

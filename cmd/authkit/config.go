@@ -67,6 +67,9 @@ type fileProfile struct {
 type profile struct {
 	Name   string
 	Source string // where it came from, for messages
+	// Implicit says the profile is used without --profile: it is the
+	// file's default, or "default".
+	Implicit bool
 	fileProfile
 	Secret   auth.Secret // ClientSecret, once read
 	Password auth.Secret // AUTHKIT_PASSWORD, if set
@@ -209,11 +212,11 @@ func envOverrides(getenv func(string) string) *overrides {
 }
 
 // resolve builds the named profile from the file, env and flags, and
-// checks it. named says whether the name was chosen by the user (flag or
-// environment) rather than by default.
+// checks it. named says whether the name was chosen (by a flag, the
+// environment or the file's default) rather than being "default".
 func resolve(cfg *configFile, path, name string, named bool, env, flags *overrides, getenv func(string) string) (*profile, error) {
 	fp, ok := cfg.Profiles[name]
-	p := &profile{Name: name, Source: path}
+	p := &profile{Name: name, Source: path, Implicit: name == defaultProfile || name == cfg.Profile}
 	switch {
 	case ok:
 		p.fileProfile = *fp

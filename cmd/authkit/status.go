@@ -25,6 +25,8 @@ type profileStatus struct {
 	RefreshTokenExpiry *time.Time `json:"refresh_token_expiry,omitempty"`
 	HasRefreshToken    bool       `json:"has_refresh_token"`
 	Error              string     `json:"error,omitempty"`
+
+	flag string // the --profile flag that names it, if needed
 }
 
 func (a *app) statusCommand() *cobra.Command {
@@ -73,7 +75,7 @@ profile shown is not logged in.`,
 
 // status reads one profile's login without prompting.
 func (a *app) status(cmd *cobra.Command, p *profile) profileStatus {
-	st := profileStatus{Profile: p.Name, Issuer: issuerOf(p), ClientID: p.ClientID, Flow: p.Flow}
+	st := profileStatus{Profile: p.Name, Issuer: issuerOf(p), ClientID: p.ClientID, Flow: p.Flow, flag: profileFlag(p)}
 	s, err := a.open(p, handlerOptions{})
 	if err != nil {
 		st.Error = oneLine(err.Error())
@@ -136,7 +138,7 @@ func (a *app) printStatus(sts []profileStatus) {
 			}
 			fmt.Fprintf(tw, "  refresh token\t%s\n", rt)
 		} else if st.Error == "" {
-			fmt.Fprintf(tw, "  \trun: authkit login%s\n", profileFlag(&profile{Name: st.Profile}))
+			fmt.Fprintf(tw, "  \trun: authkit login%s\n", st.flag)
 		}
 		_ = tw.Flush()
 	}
