@@ -24,6 +24,8 @@ const (
 	exitError         = 1
 	exitUsage         = 2
 	exitLoginRequired = 3
+	// exitInterrupted is the shells' 128 + SIGINT.
+	exitInterrupted = 130
 )
 
 // defaultTimeout bounds the commands that never wait for a person.
@@ -69,6 +71,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "\nauthkit: interrupted")
+		return exitInterrupted
 	}
 	var ue *usageError
 	code := exitError
@@ -147,7 +153,8 @@ AUTHKIT_CONFIG), which
 override the file. Secrets: AUTHKIT_CLIENT_SECRET, AUTHKIT_PASSWORD.
 
 Prompts and progress go to stderr, data to stdout. NO_COLOR is respected.
-Exit codes: 0 ok, 1 error, 2 usage or configuration error, 3 login required.`,
+Exit codes: 0 ok, 1 error, 2 usage or configuration error, 3 login required,
+130 interrupted.`,
 		Example: `  authkit login --demo                      # try it without an identity provider
   authkit login --issuer https://sso.example.com --client-id authkit-cli
   curl -H "$(authkit token --format header)" https://hub.example.com/api`,

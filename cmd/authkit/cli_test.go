@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,6 +85,16 @@ func newWorld(t *testing.T, mods ...func(*authtest.ProviderConfig)) *world {
 	return w
 }
 
+// login logs ada in with the device code of the default profile, in a
+// process of its own.
+func (w *world) login() {
+	w.t.Helper()
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	if r := w.run(nil, "login"); r.code != 0 {
+		w.t.Fatalf("login: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
 // writeConfig writes the user's config.toml with mode perm.
 func (w *world) writeConfig(text string, perm os.FileMode) string {
 	w.t.Helper()
@@ -103,9 +112,12 @@ func (w *world) writeConfig(text string, perm os.FileMode) string {
 }
 
 // workConfig is a config file with a device profile "work" (the default)
-// and a client-credentials profile "robot".
-func (w *world) workConfig() {
-	w.writeConfig(fmt.Sprintf(`# authkit profiles
+// and a client-credentials profile "robot", without its secret.
+func (w *world) workConfig() { w.writeConfig(w.workConfigText(), 0o600) }
+
+// workConfigText is workConfig's file; the robot profile is the last table.
+func (w *world) workConfigText() string {
+	return fmt.Sprintf(`# authkit profiles
 profile = "work"
 
 [profiles.work]
@@ -116,7 +128,7 @@ client_id = %q
 issuer    = %q
 client_id = %q
 flow      = "client-credentials"
-`, w.prov.Issuer(), cliClient, w.prov.Issuer(), svcClient), 0o600)
+`, w.prov.Issuer(), cliClient, w.prov.Issuer(), svcClient)
 }
 
 type result struct {
@@ -171,15 +183,26 @@ func exitCode(t *testing.T, err error) int {
 	return -1
 }
 
-// storedToken reads the login the command saved for the device client.
-func (w *world) storedToken(username string) *auth.Token {
+// store opens the token directory the command uses.
+func (w *world) store() *auth.FileStore {
 	w.t.Helper()
 	s, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(w.home, "cache", "authkit")})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	tok, err := s.Load(w.t.Context(), auth.StoreKey{Issuer: w.prov.Issuer(), ClientID: cliClient, Username: username,
-		Scopes: []string{"openid", "profile", "offline_access"}})
+	return s
+}
+
+// deviceKey is the store key of the device client's login.
+func (w *world) deviceKey(username string) auth.StoreKey {
+	return auth.StoreKey{Issuer: w.prov.Issuer(), ClientID: cliClient, Username: username,
+		Scopes: []string{"openid", "profile", "offline_access"}}
+}
+
+// storedToken reads the login the command saved for the device client.
+func (w *world) storedToken(username string) *auth.Token {
+	w.t.Helper()
+	tok, err := w.store().Load(w.t.Context(), w.deviceKey(username))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -241,12 +264,8 @@ func TestLoginOnTerminal(t *testing.T) {
 	}
 	// A program built on the library, configured for the same provider
 	// and client, uses the same login from the shared token directory.
-	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(w.home, "cache", "authkit")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sdk, err := handlers.NewDeviceCode(handlers.DeviceCodeConfig{OAuthConfig: handlers.OAuthConfig{
-		Endpoints: handlers.Endpoints{Issuer: w.prov.Issuer()}, ClientID: cliClient, Store: store}})
+		Endpoints: handlers.Endpoints{Issuer: w.prov.Issuer()}, ClientID: cliClient, Store: w.store()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,10 +400,7 @@ func TestTokenNeverPrompts(t *testing.T) {
 func TestTokenFormats(t *testing.T) {
 	w := newWorld(t)
 	w.workConfig()
-	w.prov.AutoApprove("ada", 1500*time.Millisecond)
-	if r := w.run(nil, "login"); r.code != 0 {
-		t.Fatalf("login: %s", r.stderr)
-	}
+	w.login()
 	stored := w.storedToken("")
 	at := stored.AccessToken.Reveal()
 
@@ -434,10 +450,7 @@ func TestTokenFormats(t *testing.T) {
 func TestTokenRefreshesSilently(t *testing.T) {
 	w := newWorld(t)
 	w.workConfig()
-	w.prov.AutoApprove("ada", 1500*time.Millisecond)
-	if r := w.run(nil, "login"); r.code != 0 {
-		t.Fatalf("login: %s", r.stderr)
-	}
+	w.login()
 	for i := range 3 {
 		before := w.expireStored()
 		r := w.run(nil, "token")
@@ -464,11 +477,7 @@ func TestTokenRefreshesSilently(t *testing.T) {
 // expired a minute ago, and returns it.
 func (w *world) expireStored() *auth.Token {
 	w.t.Helper()
-	s, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(w.home, "cache", "authkit")})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	key := auth.StoreKey{Issuer: w.prov.Issuer(), ClientID: cliClient, Scopes: []string{"openid", "profile", "offline_access"}}
+	s, key := w.store(), w.deviceKey("")
 	tok, err := s.Load(w.t.Context(), key)
 	if err != nil || tok == nil {
 		w.t.Fatalf("no stored login: %v", err)
@@ -485,10 +494,7 @@ func (w *world) expireStored() *auth.Token {
 func TestLogoutRevokes(t *testing.T) {
 	w := newWorld(t)
 	w.workConfig()
-	w.prov.AutoApprove("ada", 1500*time.Millisecond)
-	if r := w.run(nil, "login"); r.code != 0 {
-		t.Fatalf("login: %s", r.stderr)
-	}
+	w.login()
 	old := w.storedToken("")
 	r := w.run(nil, "logout")
 	if r.code != 0 || r.stderr != "Logged out of profile \"work\": the tokens are revoked at the provider and deleted here.\n" {
@@ -522,21 +528,8 @@ func TestLogoutRevokes(t *testing.T) {
 // profile is logged out, and never prints a token, in either format.
 func TestStatus(t *testing.T) {
 	w := newWorld(t)
-	w.writeConfig(fmt.Sprintf(`profile = "work"
-[profiles.work]
-issuer    = %q
-client_id = %q
-
-[profiles.robot]
-issuer        = %q
-client_id     = %q
-client_secret = %q
-flow          = "client-credentials"
-`, w.prov.Issuer(), cliClient, w.prov.Issuer(), svcClient, svcSecret), 0o600)
-	w.prov.AutoApprove("ada", 1500*time.Millisecond)
-	if r := w.run(nil, "login"); r.code != 0 {
-		t.Fatalf("login: %s", r.stderr)
-	}
+	w.writeConfig(w.workConfigText()+fmt.Sprintf("client_secret = %q\n", svcSecret), 0o600)
+	w.login()
 	if r := w.run(nil, "token", "-p", "robot"); r.code != 0 {
 		t.Fatalf("robot token: %s", r.stderr)
 	}
@@ -695,7 +688,7 @@ func TestPasswordOnTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tty.Close()
-	var out syncBuffer
+	var out authtest.LogBuffer // written by the copy, read by the test
 	done := make(chan struct{})
 	go func() { _, _ = io.Copy(&out, tty); close(done) }()
 	deadline := time.Now().Add(30 * time.Second)
@@ -714,22 +707,34 @@ func TestPasswordOnTerminal(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that one goroutine writes while another reads.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// TestInterrupted: Ctrl-C during a device login stops it at once: exit
+// 130, nothing stored.
+func TestInterrupted(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGINT")
+	}
+	w := newWorld(t)
+	w.workConfig()
+	cmd := exec.Command(binary, "login")
+	cmd.Env = w.env
+	var stderr authtest.LogBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "Waiting for the login") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling the child's output, not a timing
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCode(t, cmd.Wait()); code != 130 || !strings.HasSuffix(stderr.String(), "\nauthkit: interrupted\n") {
+		t.Errorf("exit %d\n%s", code, stderr.String())
+	}
+	if w.storedToken("") != nil {
+		t.Error("a login was stored")
+	}
 }
 
 // TestDemo: login --demo needs nothing but the command, for both flows.

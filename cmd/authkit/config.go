@@ -158,23 +158,18 @@ type overrides struct {
 
 // apply writes the given overrides over p.
 func (o *overrides) apply(p *fileProfile) {
-	if o.set["issuer"] {
-		p.Issuer = o.Issuer
-	}
-	if o.set["client-id"] {
-		p.ClientID = o.ClientID
-	}
-	if o.set["flow"] {
-		p.Flow = o.Flow
-	}
-	if o.set["username"] {
-		p.Username = o.Username
-	}
-	if o.set["username-claim"] {
-		p.UsernameClaim = o.UsernameClaim
-	}
-	if o.set["token-dir"] {
-		p.TokenDir = o.TokenDir
+	for _, f := range []struct {
+		key      string
+		dst      *string
+		override string
+	}{
+		{"issuer", &p.Issuer, o.Issuer}, {"client-id", &p.ClientID, o.ClientID}, {"flow", &p.Flow, o.Flow},
+		{"username", &p.Username, o.Username}, {"username-claim", &p.UsernameClaim, o.UsernameClaim},
+		{"token-dir", &p.TokenDir, o.TokenDir},
+	} {
+		if o.set[f.key] {
+			*f.dst = f.override
+		}
 	}
 	if o.set["scope"] {
 		p.Scopes = o.Scopes

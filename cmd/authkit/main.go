@@ -36,7 +36,7 @@
 // authkit's FileStore: os.UserCacheDir()/authkit by default (auth.DefaultTokenDir).
 //
 // Prompts and progress go to stderr, data to stdout. Exit codes: 0 ok,
-// 1 error, 2 usage or configuration error, 3 login required.
+// 1 error, 2 usage or configuration error, 3 login required, 130 interrupted.
 package main
 
 import (

@@ -163,24 +163,12 @@ It never prompts: without a usable login it exits with code 3.`,
   user=$(authkit whoami | cut -f1)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := a.selected(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := a.open(p, handlerOptions{})
+			s, _, err := a.validToken(cmd, false)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			ctx, cancel := a.quick(cmd.Context())
-			defer cancel()
-			if _, _, err := s.token(ctx, false, a.timeout); err != nil {
-				if isLoginRequired(err) {
-					return loginRequired(p, err)
-				}
-				return err
-			}
-			_, err = fmt.Fprintf(a.stdout, "%s\t%s\n", s.user(), issuerOf(p))
+			_, err = fmt.Fprintf(a.stdout, "%s\t%s\n", s.user(), issuerOf(s.p))
 			return err
 		},
 	}

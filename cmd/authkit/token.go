@@ -55,28 +55,40 @@ Formats:
 			default:
 				return usagef("--format %q is not one of raw, header, json, kubectl", format)
 			}
-			p, err := a.selected(cmd)
-			if err != nil {
-				return err
-			}
-			s, err := a.open(p, handlerOptions{})
+			s, tok, err := a.validToken(cmd, login)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			tok, _, err := s.token(cmd.Context(), login, a.timeout)
-			if err != nil {
-				if isLoginRequired(err) {
-					return loginRequired(p, err)
-				}
-				return err
-			}
 			return writeToken(a.stdout, tok, format)
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "o", formatRaw, "raw, header, json or kubectl")
 	cmd.Flags().BoolVar(&login, "login", false, "log in (prompting on stderr) when no token can be had silently")
 	return cmd
+}
+
+// validToken opens the selected profile and returns its session and a
+// valid token: silently, unless login allows a login. Without a usable
+// login the error says what to run (exit 3).
+func (a *app) validToken(cmd *cobra.Command, login bool) (*session, *auth.Token, error) {
+	p, err := a.selected(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := a.open(p, handlerOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, _, err := s.token(cmd.Context(), login, a.timeout)
+	if err != nil {
+		s.close()
+		if isLoginRequired(err) {
+			return nil, nil, loginRequired(p, err)
+		}
+		return nil, nil, err
+	}
+	return s, tok, nil
 }
 
 // writeToken prints tok's access token in format.
