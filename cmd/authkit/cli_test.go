@@ -24,6 +24,7 @@ import (
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/handlers"
+	"github.com/authkit-go/authkit/internal/totp"
 )
 
 // binary is the authkit command, built once by TestMain.
@@ -676,11 +677,14 @@ func TestPasswordFlow(t *testing.T) {
 	}
 }
 
-// TestPasswordOnTerminal: the password is read from the terminal without
-// echo.
+// TestPasswordOnTerminal: the password and a one-time code are read from
+// the terminal, the password without echo.
 func TestPasswordOnTerminal(t *testing.T) {
-	w := newWorld(t)
-	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"ada\"\n", w.prov.Issuer(), cliClient), 0o600)
+	const totpSecret = "JBSWY3DPEHPK3PXP"
+	w := newWorld(t, func(c *authtest.ProviderConfig) {
+		c.Users = append(c.Users, authtest.User{Username: "eve", Password: "eve-password-7c1a", TOTPSecret: totpSecret})
+	})
+	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"eve\"\ntotp = true\n", w.prov.Issuer(), cliClient), 0o600)
 	cmd := exec.Command(binary, "login")
 	cmd.Env = w.env
 	tty, err := pty.Start(cmd)
@@ -691,19 +695,48 @@ func TestPasswordOnTerminal(t *testing.T) {
 	var out authtest.LogBuffer // written by the copy, read by the test
 	done := make(chan struct{})
 	go func() { _, _ = io.Copy(&out, tty); close(done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "Password for ada: ") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond) // polling the child's output, not a timing
+	answer := func(prompt, text string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), prompt) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond) // polling the child's output, not a timing
+		}
+		if _, err := tty.Write([]byte(text + "\r")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := tty.Write([]byte(adaPassword + "\r")); err != nil {
+	answer("Password for eve: ", "eve-password-7c1a")
+	code, err := totp.Code(totpSecret, time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
+	answer("One-time code: ", code)
 	<-done
-	if code := exitCode(t, cmd.Wait()); code != 0 || !strings.Contains(out.String(), "Logged in as ada") {
-		t.Fatalf("exit %d\n%s", code, out.String())
+	if exit := exitCode(t, cmd.Wait()); exit != 0 || !strings.Contains(out.String(), "Logged in as eve") {
+		t.Fatalf("exit %d\n%s", exit, out.String())
 	}
-	if strings.Contains(out.String(), adaPassword) {
+	if strings.Contains(out.String(), "eve-password-7c1a") {
 		t.Error("the password was echoed")
+	}
+}
+
+// TestBrowserFallsBack: the browser flow without a display (and without
+// BROWSER) logs in with a device code, shown by the command's own prompt;
+// --no-browser goes to the device code directly.
+func TestBrowserFallsBack(t *testing.T) {
+	w := newWorld(t)
+	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"browser\"\n", w.prov.Issuer(), cliClient), 0o600)
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	r := w.run(nil, "login")
+	if r.code != 0 || !strings.Contains(r.stderr, "Logging in with a code instead (no display to open a browser on).") ||
+		!codeRE.MatchString(r.stderr) || !strings.Contains(r.stderr, "Logged in as ada") {
+		t.Fatalf("login: exit %d\n%s", r.code, r.stderr)
+	}
+	w.run(nil, "logout")
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	r = w.run(nil, "login", "--no-browser")
+	if r.code != 0 || strings.Contains(r.stderr, "instead") || !codeRE.MatchString(r.stderr) || !strings.Contains(r.stderr, "Logged in as ada") {
+		t.Fatalf("login --no-browser: exit %d\n%s", r.code, r.stderr)
 	}
 }
 
