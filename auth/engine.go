@@ -563,7 +563,9 @@ func (e *Engine) Logout(ctx context.Context) error {
 		}
 		revokeErr = e.revokeAll(ctx, held, stored)
 	}
-	err = e.store.Delete(ctx, *e.key)
+	// The local logout happens whatever the provider did: a revocation
+	// that used up the caller's deadline must not keep the login stored.
+	err = e.store.Delete(context.WithoutCancel(ctx), *e.key)
 	e.mu.Lock()
 	if e.st.Load().epoch == first.epoch {
 		e.cancelCallLocked()

@@ -516,3 +516,36 @@ func TestEngineRejectionDuringEarlyRefreshKeepsStreak(t *testing.T) {
 		t.Errorf("stats %+v: the second rejection in a row was not deferred", s)
 	}
 }
+
+// A logout whose revocation uses up the caller's deadline (a provider that
+// never answers) still deletes the stored login: the local logout happens
+// whatever the provider does.
+func TestEngineLogoutDeletesWhenRevocationHangs(t *testing.T) {
+	clock := fakeclock.New(time.Time{})
+	g := &fakeGrant{clock: clock, lifetime: time.Hour}
+	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: t.TempDir(), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := auth.StoreKey{Issuer: "https://issuer.example"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := newEngine(t, g, func(c *auth.EngineConfig) {
+		c.Store, c.StoreKey = store, key
+		c.Revoke = func(rctx context.Context, _ *auth.Token) error {
+			cancel() // the caller's deadline passes while the provider is silent
+			<-rctx.Done()
+			return rctx.Err()
+		}
+	})
+	if _, err := readHub(e, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err = e.Logout(ctx)
+	if !errors.Is(err, auth.ErrNotRevoked) {
+		t.Errorf("Logout = %v, want ErrNotRevoked", err)
+	}
+	if tok, err := store.Load(context.Background(), key); tok != nil || err != nil {
+		t.Errorf("the stored login survived the logout: %v, %v", tok != nil, err)
+	}
+}

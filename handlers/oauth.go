@@ -437,7 +437,7 @@ func (h *oauthHandler) logoutUser(ctx context.Context, store auth.Store) error {
 	if rerr := c.revoke(ctx, tok); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("%w: %w", auth.ErrNotRevoked, rerr))
 	}
-	return errors.Join(err, store.Delete(ctx, key))
+	return errors.Join(err, store.Delete(context.WithoutCancel(ctx), key)) // as the engine does
 }
 
 // names reports whether tok's ID token, signed by the provider for this
