@@ -144,7 +144,7 @@ func TestCLIDexDevice(t *testing.T) {
 
 	tok, stderr, exit := u.run("token")
 	if exit != 0 || stderr != "" || !isJWT(strings.TrimSpace(tok)) {
-		t.Errorf("token in a new process: exit %d %q\n%s", exit, tok, stderr)
+		t.Errorf("token in a new process: exit %d, %d bytes on stdout (not shown: a real token)\n%s", exit, len(tok), stderr)
 	}
 	if who, stderr, exit := u.run("whoami"); exit != 0 || who != userEmail+"\t"+iss+"\n" {
 		t.Errorf("whoami: exit %d %q\n%s", exit, who, stderr)
@@ -204,7 +204,7 @@ func TestCLIBrowser(t *testing.T) {
 			}
 			tok, stderr, exit := u.run("token", "--format", "header")
 			if exit != 0 || stderr != "" || !strings.HasPrefix(tok, "Authorization: Bearer ") {
-				t.Fatalf("token: exit %d %q\n%s", exit, tok, stderr)
+				t.Fatalf("token: exit %d, %d bytes on stdout (not shown: a real token)\n%s", exit, len(tok), stderr)
 			}
 			checkToken(t, p, iss, strings.TrimSpace(strings.TrimPrefix(tok, "Authorization: Bearer ")))
 			if who, stderr, exit := u.run("whoami"); exit != 0 || who != p.user+"\t"+iss+"\n" {

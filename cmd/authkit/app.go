@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/netpolicy"
 )
 
 // Exit codes.
@@ -24,8 +26,9 @@ const (
 	exitError         = 1
 	exitUsage         = 2
 	exitLoginRequired = 3
-	// exitInterrupted is the shells' 128 + SIGINT.
-	exitInterrupted = 130
+	// A signal ends the command with the shells' 128 + its number: 130 for
+	// SIGINT (Ctrl-C), 143 for SIGTERM.
+	exitSignal = 128
 )
 
 // defaultTimeout bounds the commands that never wait for a person.
@@ -49,14 +52,35 @@ type app struct {
 	verbose    bool
 	timeout    time.Duration
 	flagSet    *overrides
+
+	cfg     *configFile // read once
+	cfgPath string
 }
 
-// run executes the command line args and returns the exit code.
+// signalError is the cause of a run's ctx when a signal ended it.
+type signalError struct{ sig os.Signal }
+
+func (e signalError) Error() string {
+	if e.sig == os.Interrupt {
+		return "interrupted"
+	}
+	return "terminated"
+}
+
+// run executes the command line args and returns the exit code. A signal
+// that ends the run is ctx's cause (a signalError).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	a.interactive = isTerminal(stderr) && getenv("TERM") != "dumb"
 	a.color = a.interactive && getenv("NO_COLOR") == ""
 	a.showQR, a.animate = a.interactive, a.interactive
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		// A password prompt cut short by a signal must not leave the
+		// terminal without echo.
+		if state, err := term.GetState(int(f.Fd())); err == nil {
+			defer term.Restore(int(f.Fd()), state)
+		}
+	}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -66,15 +90,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		ran = true
 		a.log = newLogger(stderr, a.verbose)
+		if a.timeout <= 0 {
+			return usagef("--timeout must be positive, not %s", a.timeout)
+		}
 		return nil
 	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	if ctx.Err() != nil {
-		fmt.Fprintln(stderr, "\nauthkit: interrupted")
-		return exitInterrupted
+	var sig signalError
+	if errors.As(context.Cause(ctx), &sig) {
+		fmt.Fprintf(stderr, "\nauthkit: %s\n", sig.Error())
+		if n, ok := sig.sig.(syscall.Signal); ok {
+			return exitSignal + int(n)
+		}
+		return exitError
 	}
 	var ue *usageError
 	code := exitError
@@ -84,7 +115,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case isLoginRequired(err):
 		code = exitLoginRequired
 	}
-	fmt.Fprintf(stderr, "authkit: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(stderr, "authkit: %s\n", netpolicy.TerminalSafe(oneLine(err.Error())))
 	if !ran {
 		fmt.Fprintf(stderr, "Run 'authkit --help' for usage.\n")
 	}
@@ -126,6 +157,22 @@ func isTerminal(w any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// newLogger writes the library's records to w: warnings, or everything
+// with verbose. Records carry no secrets (the library's rule).
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}))
+}
+
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "authkit",
@@ -148,13 +195,14 @@ Profiles live in ` + configPathHelp() + ` (TOML):
 
 Flags override AUTHKIT_* environment variables (AUTHKIT_ISSUER,
 AUTHKIT_CLIENT_ID, AUTHKIT_FLOW, AUTHKIT_SCOPES, AUTHKIT_AUDIENCES,
-AUTHKIT_USERNAME, AUTHKIT_USERNAME_CLAIM, AUTHKIT_TOKEN_DIR, AUTHKIT_PROFILE,
-AUTHKIT_CONFIG), which
-override the file. Secrets: AUTHKIT_CLIENT_SECRET, AUTHKIT_PASSWORD.
+AUTHKIT_USERNAME, AUTHKIT_USERNAME_CLAIM, AUTHKIT_TOKEN_DIR), which override
+the file, for the profile in use (--profile, AUTHKIT_PROFILE, the file's
+"profile", else "default"); the file is AUTHKIT_CONFIG or --config. Secrets:
+AUTHKIT_CLIENT_SECRET and AUTHKIT_PASSWORD, for the profile in use only.
 
 Prompts and progress go to stderr, data to stdout. NO_COLOR is respected.
 Exit codes: 0 ok, 1 error, 2 usage or configuration error, 3 login required,
-130 interrupted.`,
+130 interrupted (Ctrl-C), 143 terminated.`,
 		Example: `  authkit login --demo                      # try it without an identity provider
   authkit login --issuer https://sso.example.com --client-id authkit-cli
   curl -H "$(authkit token --format header)" https://hub.example.com/api`,
@@ -196,70 +244,83 @@ func tokenDirHelp() string {
 	return "$XDG_CACHE_HOME/authkit"
 }
 
-// config reads the configuration file and the environment's and flags'
-// overrides.
-func (a *app) config(cmd *cobra.Command) (*configFile, string, error) {
+// config reads the configuration file, once, and notes the flags given.
+func (a *app) config(cmd *cobra.Command) (*configFile, error) {
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
+	cmd.Flags().Visit(func(fl *pflag.Flag) { a.flagSet.set[fl.Name] = true })
 	path, explicit := a.configPath, a.configPath != ""
 	if !explicit {
 		if v := a.getenv("AUTHKIT_CONFIG"); v != "" {
 			path, explicit = v, true
-		} else {
-			p, err := defaultConfigPath()
-			if err != nil {
-				return &configFile{}, "the config file", nil
-			}
+		} else if p, err := defaultConfigPath(); err == nil {
 			path = p
+		} else {
+			a.cfg, a.cfgPath = &configFile{}, "the config file"
+			return a.cfg, nil
 		}
 	}
-	cmd.Flags().Visit(func(fl *pflag.Flag) { a.flagSet.set[fl.Name] = true })
 	cfg, err := loadConfig(path, explicit, func(msg string) { fmt.Fprintf(a.stderr, "authkit: warning: %s\n", msg) })
-	return cfg, path, err
+	if err != nil {
+		return nil, err
+	}
+	a.cfg, a.cfgPath = cfg, path
+	return cfg, nil
 }
 
-// profileName is the profile the user chose, and whether they chose it.
-func (a *app) profileName(cfg *configFile) (string, bool) {
+// active is the profile in use: --profile, else AUTHKIT_PROFILE, else the
+// file's default, else "default". named says --profile or AUTHKIT_PROFILE
+// chose it.
+func (a *app) active(cfg *configFile) (name string, named bool) {
 	switch {
 	case a.profile != "":
 		return a.profile, true
 	case a.getenv("AUTHKIT_PROFILE") != "":
 		return a.getenv("AUTHKIT_PROFILE"), true
 	case cfg.Profile != "":
-		return cfg.Profile, true
+		return cfg.Profile, false
 	}
 	return defaultProfile, false
 }
 
 // selected resolves the one profile a command works on.
 func (a *app) selected(cmd *cobra.Command) (*profile, error) {
-	cfg, path, err := a.config(cmd)
+	cfg, err := a.config(cmd)
 	if err != nil {
 		return nil, err
 	}
-	name, named := a.profileName(cfg)
-	return resolve(cfg, path, name, named, envOverrides(a.getenv), a.flagSet, a.getenv)
+	name, named := a.active(cfg)
+	return resolve(cfg, a.cfgPath, name, true, !named, envOverrides(a.getenv), a.flagSet, a.getenv)
 }
 
-// all resolves every profile of the file, or the one selected when the
-// file has none or one was named.
-func (a *app) all(cmd *cobra.Command) ([]*profile, error) {
-	cfg, path, err := a.config(cmd)
+// resolved is one profile of a listing, or why it cannot be used.
+type resolved struct {
+	name string
+	p    *profile
+	err  error
+}
+
+// all resolves every profile of the file (the environment and the flags
+// apply to the active one only), or the active one alone when the file
+// has none or --profile or AUTHKIT_PROFILE names one.
+func (a *app) all(cmd *cobra.Command) ([]resolved, error) {
+	cfg, err := a.config(cmd)
 	if err != nil {
 		return nil, err
 	}
-	if len(cfg.Profiles) == 0 || a.profile != "" || a.getenv("AUTHKIT_PROFILE") != "" {
+	name, named := a.active(cfg)
+	if len(cfg.Profiles) == 0 || named {
 		p, err := a.selected(cmd)
 		if err != nil {
 			return nil, err
 		}
-		return []*profile{p}, nil
+		return []resolved{{name: p.Name, p: p}}, nil
 	}
-	var out []*profile
-	for _, name := range cfg.names() {
-		p, err := resolve(cfg, path, name, true, envOverrides(a.getenv), a.flagSet, a.getenv)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
+	var out []resolved
+	for _, n := range cfg.names() {
+		p, err := resolve(cfg, a.cfgPath, n, n == name, n == name, envOverrides(a.getenv), a.flagSet, a.getenv)
+		out = append(out, resolved{name: n, p: p, err: err})
 	}
 	return out, nil
 }

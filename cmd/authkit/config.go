@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -44,22 +45,22 @@ type configFile struct {
 
 // fileProfile is one profile as written in the file.
 type fileProfile struct {
-	Issuer                 string   `toml:"issuer"`
-	TokenURL               string   `toml:"token_url"`
-	DeviceAuthorizationURL string   `toml:"device_authorization_url"`
-	AuthorizationURL       string   `toml:"authorization_url"`
-	RevocationURL          string   `toml:"revocation_url"`
-	JWKSURL                string   `toml:"jwks_url"`
-	ClientID               string   `toml:"client_id"`
-	ClientSecret           string   `toml:"client_secret"`
-	Flow                   string   `toml:"flow"`
-	Scopes                 []string `toml:"scopes"`
-	Audiences              []string `toml:"audiences"`
-	Username               string   `toml:"username"`
-	UsernameClaim          string   `toml:"username_claim"`
-	TOTP                   bool     `toml:"totp"`
-	RedirectPort           int      `toml:"redirect_port"`
-	TokenDir               string   `toml:"token_dir"`
+	Issuer                 string      `toml:"issuer"`
+	TokenURL               string      `toml:"token_url"`
+	DeviceAuthorizationURL string      `toml:"device_authorization_url"`
+	AuthorizationURL       string      `toml:"authorization_url"`
+	RevocationURL          string      `toml:"revocation_url"`
+	JWKSURL                string      `toml:"jwks_url"`
+	ClientID               string      `toml:"client_id"`
+	ClientSecret           auth.Secret `toml:"client_secret"`
+	Flow                   string      `toml:"flow"`
+	Scopes                 []string    `toml:"scopes"`
+	Audiences              []string    `toml:"audiences"`
+	Username               string      `toml:"username"`
+	UsernameClaim          string      `toml:"username_claim"`
+	TOTP                   bool        `toml:"totp"`
+	RedirectPort           int         `toml:"redirect_port"`
+	TokenDir               string      `toml:"token_dir"`
 }
 
 // profile is a profile resolved from the file, the environment and the
@@ -71,7 +72,6 @@ type profile struct {
 	// file's default, or "default".
 	Implicit bool
 	fileProfile
-	Secret   auth.Secret // ClientSecret, once read
 	Password auth.Secret // AUTHKIT_PASSWORD, if set
 }
 
@@ -109,18 +109,15 @@ func loadConfig(path string, explicit bool, warn func(string)) (*configFile, err
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			return nil, usagef("config file %s: line %d: %s", path, perr.Position.Line, perr.Message)
+			return nil, usagef("config file %s: line %d: %s", path, perr.Position.Line, withoutQuoted(perr.Message))
 		}
 		return nil, usagef("config file %s: %v", path, oneLine(err.Error()))
 	}
 	if undec := md.Undecoded(); len(undec) > 0 {
 		return nil, usagef("config file %s: unknown setting %q", path, undec[0].String())
 	}
-	for name, p := range cfg.Profiles {
-		if p == nil {
-			cfg.Profiles[name] = &fileProfile{}
-		}
-		if cfg.Profiles[name].ClientSecret != "" && runtime.GOOS != "windows" {
+	for _, p := range cfg.Profiles {
+		if !p.ClientSecret.IsZero() && runtime.GOOS != "windows" {
 			if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 				warn(fmt.Sprintf("%s holds a client secret and others may read it (mode %04o); run: chmod 600 %s",
 					path, fi.Mode().Perm(), path))
@@ -130,6 +127,14 @@ func loadConfig(path string, explicit bool, warn func(string)) (*configFile, err
 	}
 	return &cfg, nil
 }
+
+// quotedRE matches what a TOML parse error quotes from the file.
+var quotedRE = regexp.MustCompile(`"[^"]*"`)
+
+// withoutQuoted replaces the text a parse error quotes from the file: it
+// may be a secret written without quotes ("expected value but found
+// "s3cr3t" instead").
+func withoutQuoted(msg string) string { return quotedRE.ReplaceAllString(msg, "…") }
 
 func unwrapPathError(err error) error {
 	var pe *fs.PathError
@@ -206,31 +211,33 @@ func envOverrides(getenv func(string) string) *overrides {
 	return o
 }
 
-// resolve builds the named profile from the file, env and flags, and
-// checks it. named says whether the name was chosen (by a flag, the
-// environment or the file's default) rather than being "default".
-func resolve(cfg *configFile, path, name string, named bool, env, flags *overrides, getenv func(string) string) (*profile, error) {
+// resolve builds the named profile from the file and, for the active
+// profile only (the one named by --profile, AUTHKIT_PROFILE or the file's
+// default), the environment and the flags: an AUTHKIT_CLIENT_SECRET meant
+// for one provider is never sent to another profile's. implicit says the
+// profile is used without --profile.
+func resolve(cfg *configFile, path, name string, active, implicit bool, env, flags *overrides, getenv func(string) string) (*profile, error) {
 	fp, ok := cfg.Profiles[name]
-	p := &profile{Name: name, Source: path, Implicit: name == defaultProfile || name == cfg.Profile}
+	p := &profile{Name: name, Source: path, Implicit: implicit}
 	switch {
 	case ok:
 		p.fileProfile = *fp
-	case named || name != defaultProfile:
+	case name != defaultProfile || !implicit:
 		known := "it has none"
 		if n := cfg.names(); len(n) > 0 {
 			known = "it has " + strings.Join(n, ", ")
 		}
 		return nil, usagef("unknown profile %q: not in %s (%s)", name, path, known)
 	}
-	env.apply(&p.fileProfile)
-	flags.apply(&p.fileProfile)
-	if v := getenv("AUTHKIT_CLIENT_SECRET"); v != "" {
-		p.ClientSecret = v
-	}
-	p.Secret = auth.NewSecret(p.ClientSecret)
-	p.ClientSecret = ""
-	if v := getenv("AUTHKIT_PASSWORD"); v != "" {
-		p.Password = auth.NewSecret(v)
+	if active {
+		env.apply(&p.fileProfile)
+		flags.apply(&p.fileProfile)
+		if v := getenv("AUTHKIT_CLIENT_SECRET"); v != "" {
+			p.ClientSecret = auth.NewSecret(v)
+		}
+		if v := getenv("AUTHKIT_PASSWORD"); v != "" {
+			p.Password = auth.NewSecret(v)
+		}
 	}
 	if p.Flow == "" {
 		p.Flow = flowDevice
@@ -253,8 +260,8 @@ func (p *profile) check() error {
 	if p.ClientID == "" {
 		return usagef("profile %q has no client id: %s", p.Name, where("client_id", "AUTHKIT_CLIENT_ID", "--client-id"))
 	}
-	if p.Flow == flowClientCredentials && p.Secret.IsZero() {
-		return usagef("profile %q: the client-credentials flow needs a client secret: set AUTHKIT_CLIENT_SECRET (or client_secret in %s, readable only by you)", p.Name, p.Source)
+	if p.Flow == flowClientCredentials && p.ClientSecret.IsZero() {
+		return usagef("profile %q: the client-credentials flow needs a client secret: set AUTHKIT_CLIENT_SECRET with --profile %s (or client_secret in %s, readable only by you)", p.Name, p.Name, p.Source)
 	}
 	if p.Flow == flowPassword && p.Username == "" {
 		return usagef("profile %q: the password flow needs a username: %s", p.Name, where("username", "AUTHKIT_USERNAME", "--username"))

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/handlers"
+	"github.com/authkit-go/authkit/internal/netpolicy"
 )
 
 // handler is what the commands need of the library's handlers.
@@ -27,6 +30,7 @@ type handler interface {
 type session struct {
 	p        *profile
 	h        handler
+	readOnly bool        // never a new login, even with AUTHKIT_PASSWORD
 	mayAsk   atomic.Bool // the person may be asked now
 	asked    atomic.Bool // a login ran (a prompt, a password grant)
 	prompter *devicePrompter
@@ -35,6 +39,9 @@ type session struct {
 // handlerOptions are the command-line choices that shape a handler.
 type handlerOptions struct {
 	noBrowser bool
+	// readOnly keeps the session to the stored login and its refresh:
+	// status, whoami and logout never log in.
+	readOnly bool
 	// open replaces the browser opener (the demo's simulated browser).
 	open func(ctx context.Context, authURL string) error
 }
@@ -45,19 +52,22 @@ func (a *app) open(p *profile, opt handlerOptions) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{p: p, prompter: a.newPrompter()}
+	s := &session{p: p, readOnly: opt.readOnly, prompter: a.newPrompter()}
 	oc := handlers.OAuthConfig{
 		Endpoints: handlers.Endpoints{
 			Issuer: p.Issuer, TokenURL: p.TokenURL, DeviceAuthorizationURL: p.DeviceAuthorizationURL,
 			AuthorizationURL: p.AuthorizationURL, RevocationURL: p.RevocationURL, JWKSURL: p.JWKSURL,
 		},
 		ClientID:     p.ClientID,
-		ClientSecret: p.Secret,
+		ClientSecret: p.ClientSecret,
 		ExtraScopes:  p.Scopes,
 		Audiences:    p.Audiences,
-		Logger:       a.log,
-		UserAgent:    "authkit-cli/" + auth.Version,
-		Store:        store,
+		// Each request is bounded: a provider that never answers ends a
+		// login or a device poll with an error, not a hang.
+		HTTPClient: &http.Client{Timeout: a.timeout},
+		Logger:     a.log,
+		UserAgent:  "authkit-cli/" + auth.Version,
+		Store:      store,
 	}
 	flow := p.Flow
 	if flow == flowBrowser && opt.noBrowser {
@@ -101,17 +111,19 @@ func (s *session) prompt(ctx context.Context, p handlers.DevicePrompt) error {
 }
 
 // password is the password flow's PasswordFunc: AUTHKIT_PASSWORD, else the
-// terminal, when the person may be asked.
+// terminal, when the person may be asked; never for a read-only session.
 func (s *session) password(a *app) func(context.Context) (auth.Secret, error) {
 	return func(ctx context.Context) (auth.Secret, error) {
-		s.asked.Store(true)
-		if !s.p.Password.IsZero() {
+		switch {
+		case s.readOnly:
+			return auth.Secret{}, fmt.Errorf("%w: no stored password login", auth.ErrLoginRequired)
+		case !s.p.Password.IsZero():
+			s.asked.Store(true)
 			return s.p.Password, nil
-		}
-		if !s.mayAsk.Load() {
-			s.asked.Store(false)
+		case !s.mayAsk.Load():
 			return auth.Secret{}, fmt.Errorf("%w: no password (set AUTHKIT_PASSWORD or log in)", auth.ErrLoginRequired)
 		}
+		s.asked.Store(true)
 		v, err := a.readSecret(fmt.Sprintf("Password for %s: ", s.p.Username))
 		if err != nil {
 			return auth.Secret{}, err
@@ -156,15 +168,39 @@ func (s *session) token(ctx context.Context, login bool, timeout time.Duration) 
 	return tok, true, err
 }
 
+// validToken opens the selected profile and returns its session and a
+// valid token: silently, unless login allows a login. Without a usable
+// login the error says what to run (exit 3).
+func (a *app) validToken(cmd *cobra.Command, login bool, opt handlerOptions) (*session, *auth.Token, error) {
+	p, err := a.selected(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := a.open(p, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, _, err := s.token(cmd.Context(), login, a.timeout)
+	if err != nil {
+		s.close()
+		if isLoginRequired(err) {
+			return nil, nil, loginRequired(p, err)
+		}
+		return nil, nil, err
+	}
+	return s, tok, nil
+}
+
 // close stops the handler.
 func (s *session) close() { _ = s.h.Close() }
 
-// user names who the credentials are for: the verified username, or the
-// client for a client acting as itself.
+// user names who the credentials are for, safe to print on a terminal:
+// the username (verified from the ID token, or the password flow's
+// configured one), or the client for a client acting as itself.
 func (s *session) user() string {
 	switch u := s.h.Username(); {
 	case u != "":
-		return u
+		return netpolicy.TerminalSafe(u)
 	case s.p.Flow == flowClientCredentials:
 		return "client " + s.p.ClientID
 	}
@@ -173,20 +209,4 @@ func (s *session) user() string {
 		claim = handlers.DefaultUsernameClaim
 	}
 	return fmt.Sprintf("a user the ID token does not name (no %q claim; see --username-claim)", claim)
-}
-
-// newLogger writes the library's records to w: warnings, or everything
-// with verbose. Records carry no secrets (the library's rule).
-func newLogger(w interface{ Write([]byte) (int, error) }, verbose bool) *slog.Logger {
-	level := slog.LevelWarn
-	if verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}}))
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
@@ -111,12 +110,13 @@ func (a *app) demo(cmd *cobra.Command, noBrowser bool) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	p := &profile{Name: "demo", Source: "--demo", Secret: auth.Secret{}}
+	// The demo is the same wherever it runs: only --flow changes it, not a
+	// profile, the environment or other flags.
+	p := &profile{Name: "demo", Source: "--demo", Implicit: true}
 	p.Issuer, p.ClientID, p.Flow, p.TokenDir = prov.Issuer(), client, flowDevice, dir
-	cmd.Flags().Visit(func(f *pflag.Flag) { a.flagSet.set[f.Name] = true })
-	envOverrides(a.getenv).apply(&p.fileProfile)
-	a.flagSet.apply(&p.fileProfile)
-	p.Issuer, p.ClientID, p.TokenDir = prov.Issuer(), client, dir // the demo's own
+	if cmd.Flags().Changed("flow") {
+		p.Flow = a.flagSet.Flow
+	}
 	if p.Flow != flowDevice && p.Flow != flowBrowser {
 		return usagef("--demo shows the device and browser flows, not %q", p.Flow)
 	}

@@ -24,19 +24,22 @@
 //	username  = "ada"           # only this user may log in (optional)
 //	username_claim = "email"    # the ID token claim naming the user (default preferred_username)
 //
-// Flags (--issuer, --client-id, --flow, --scope, --audience, --username,
-// --username-claim, --token-dir) override the environment (AUTHKIT_ISSUER, AUTHKIT_CLIENT_ID,
-// AUTHKIT_FLOW, AUTHKIT_SCOPES, AUTHKIT_AUDIENCES, AUTHKIT_USERNAME, AUTHKIT_USERNAME_CLAIM,
-// AUTHKIT_TOKEN_DIR), which overrides the file. Secrets come from
-// AUTHKIT_CLIENT_SECRET and AUTHKIT_PASSWORD, or the terminal; a
-// client_secret written in the file makes authkit warn when the file is
-// readable by others.
+// For the profile in use (--profile, AUTHKIT_PROFILE, the file's "profile",
+// else "default"), flags (--issuer, --client-id, --flow, --scope,
+// --audience, --username, --username-claim, --token-dir) override the
+// environment (AUTHKIT_ISSUER, AUTHKIT_CLIENT_ID, AUTHKIT_FLOW,
+// AUTHKIT_SCOPES, AUTHKIT_AUDIENCES, AUTHKIT_USERNAME,
+// AUTHKIT_USERNAME_CLAIM, AUTHKIT_TOKEN_DIR), which overrides the file.
+// Secrets come from AUTHKIT_CLIENT_SECRET and AUTHKIT_PASSWORD (for the
+// profile in use only), or the terminal; a client_secret written in the
+// file makes authkit warn while the file is readable by others.
 //
 // Logins are kept in a token directory shared with the programs that use
 // authkit's FileStore: os.UserCacheDir()/authkit by default (auth.DefaultTokenDir).
 //
 // Prompts and progress go to stderr, data to stdout. Exit codes: 0 ok,
-// 1 error, 2 usage or configuration error, 3 login required, 130 interrupted.
+// 1 error, 2 usage or configuration error, 3 login required, 130 interrupted
+// (Ctrl-C), 143 terminated.
 package main
 
 import (
@@ -47,8 +50,13 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
-	stop()
-	os.Exit(code)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		signal.Stop(sigs) // a second Ctrl-C ends the process at once
+		cancel(signalError{sig})
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }

@@ -55,7 +55,7 @@ func (d *devicePrompter) show(ctx context.Context, p handlers.DevicePrompt) erro
 	}
 	if !d.countdown {
 		fmt.Fprintf(&b, "Waiting for the login; the code expires at %s (in %s).\n",
-			expiry.Local().Format("15:04:05"), remaining(expiry.Sub(d.now())))
+			expiry.Local().Format("15:04:05"), clock(expiry.Sub(d.now())))
 		_, err := io.WriteString(d.w, b.String())
 		return err
 	}
@@ -74,11 +74,7 @@ func (d *devicePrompter) count(ctx context.Context, expiry time.Time, done <-cha
 	t := time.NewTicker(d.tick)
 	defer t.Stop()
 	for {
-		left := expiry.Sub(d.now())
-		if left < 0 {
-			left = 0
-		}
-		fmt.Fprintf(d.w, "\r\x1b[2KWaiting for the login... the code expires in %s", clock(left))
+		fmt.Fprintf(d.w, "\r\x1b[2KWaiting for the login... the code expires in %s", clock(expiry.Sub(d.now())))
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -93,21 +89,13 @@ func (d *devicePrompter) count(ctx context.Context, expiry time.Time, done <-cha
 // wait returns when the countdown, if any, has stopped.
 func (d *devicePrompter) wait() { d.wg.Wait() }
 
-// clock formats d as m:ss (h:mm:ss from an hour).
+// clock formats d as m:ss (h:mm:ss from an hour); a negative d is 0:00.
 func clock(d time.Duration) string {
-	s := int(d.Round(time.Second) / time.Second)
+	s := max(int(d.Round(time.Second)/time.Second), 0)
 	if s >= 3600 {
 		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
 	}
 	return fmt.Sprintf("%d:%02d", s/60, s%60)
-}
-
-// remaining formats a duration for a sentence, to the second.
-func remaining(d time.Duration) string {
-	if d < 0 {
-		d = 0
-	}
-	return d.Round(time.Second).String()
 }
 
 // renderQR draws content as a QR code with half-block characters, two

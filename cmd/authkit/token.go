@@ -55,7 +55,7 @@ Formats:
 			default:
 				return usagef("--format %q is not one of raw, header, json, kubectl", format)
 			}
-			s, tok, err := a.validToken(cmd, login)
+			s, tok, err := a.validToken(cmd, login, handlerOptions{})
 			if err != nil {
 				return err
 			}
@@ -66,29 +66,6 @@ Formats:
 	cmd.Flags().StringVarP(&format, "format", "o", formatRaw, "raw, header, json or kubectl")
 	cmd.Flags().BoolVar(&login, "login", false, "log in (prompting on stderr) when no token can be had silently")
 	return cmd
-}
-
-// validToken opens the selected profile and returns its session and a
-// valid token: silently, unless login allows a login. Without a usable
-// login the error says what to run (exit 3).
-func (a *app) validToken(cmd *cobra.Command, login bool) (*session, *auth.Token, error) {
-	p, err := a.selected(cmd)
-	if err != nil {
-		return nil, nil, err
-	}
-	s, err := a.open(p, handlerOptions{})
-	if err != nil {
-		return nil, nil, err
-	}
-	tok, _, err := s.token(cmd.Context(), login, a.timeout)
-	if err != nil {
-		s.close()
-		if isLoginRequired(err) {
-			return nil, nil, loginRequired(p, err)
-		}
-		return nil, nil, err
-	}
-	return s, tok, nil
 }
 
 // writeToken prints tok's access token in format.
