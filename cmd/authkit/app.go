@@ -206,6 +206,7 @@ Exit codes: 0 ok, 1 error, 2 usage or configuration error, 3 login required,
 		Example: `  authkit login --demo                      # try it without an identity provider
   authkit login --issuer https://sso.example.com --client-id authkit-cli
   curl -H "$(authkit token --format header)" https://hub.example.com/api`,
+		Version:       auth.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

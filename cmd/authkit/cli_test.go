@@ -882,9 +882,13 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestHelp: every command has help with examples, on stdout, exit 0.
+// TestHelp: every command has help with examples, on stdout, exit 0; and
+// --version says which authkit this is.
 func TestHelp(t *testing.T) {
 	w := newWorld(t)
+	if r := w.run(nil, "--version"); r.code != 0 || r.stdout != "authkit version "+auth.Version+"\n" {
+		t.Errorf("--version: exit %d %q", r.code, r.stdout)
+	}
 	for _, c := range []string{"", "login", "token", "status", "whoami", "logout"} {
 		r := w.run(nil, strings.Fields(c+" --help")...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "Usage:") {
