@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -643,6 +644,26 @@ func TestBadConfig(t *testing.T) {
 	}
 	if r := w.run(nil, "token", "--formt", "raw"); r.code != 2 || !strings.HasPrefix(r.stderr, "authkit: unknown flag: --formt\n") {
 		t.Errorf("unknown flag: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestSilentProvider: a provider that never answers ends the command with
+// an error naming what it waited for (exit 1) once --timeout has passed,
+// not a hang.
+func TestSilentProvider(t *testing.T) {
+	w := newWorld(t)
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	r := w.run(nil, "login", "--issuer", srv.URL, "--client-id", cliClient, "--timeout", "1s")
+	if r.code != 1 || !strings.Contains(r.stderr, srv.URL) || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("login: exit %d\n%s", r.code, r.stderr)
 	}
 }
 
