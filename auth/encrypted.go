@@ -36,7 +36,7 @@ type EncryptedStoreConfig struct {
 }
 
 // EncryptedStore encrypts tokens at rest with AES-256-GCM before they
-// reach another store, and is a Locker when that store is. The whole token
+// reach another store. The whole token
 // is sealed, bound to its login's identity (issuer, client, user) as
 // additional data, so a ciphertext moved to another login does not open;
 // only the expiries stay in clear, for a store's time to live. An entry
@@ -49,16 +49,26 @@ type EncryptedStore struct {
 	log   *slog.Logger
 }
 
+// lockingEncryptedStore is an EncryptedStore over a Locker, and a Locker
+// itself: the inner store's lock of the same key.
+type lockingEncryptedStore struct {
+	*EncryptedStore
+	Locker
+}
+
 var (
 	_ Store  = (*EncryptedStore)(nil)
-	_ Locker = (*EncryptedStore)(nil)
+	_ Locker = lockingEncryptedStore{}
 )
 
 // encPrefix marks a sealed token; the key id and the ciphertext follow.
 const encPrefix = "authkit-enc:v1:"
 
-// NewEncryptedStore checks cfg and returns the store.
-func NewEncryptedStore(cfg EncryptedStoreConfig) (*EncryptedStore, error) {
+// NewEncryptedStore checks cfg and returns the store: an [*EncryptedStore],
+// which is also a [Locker] when cfg.Store is one (taking cfg.Store's lock)
+// and only then, so that the engine serialises the saves of a store that
+// has no lock of its own (TestEncryptedStoreIsALockerOnlyOverALocker).
+func NewEncryptedStore(cfg EncryptedStoreConfig) (Store, error) {
 	if cfg.Store == nil || len(cfg.Keys) == 0 {
 		return nil, configError("EncryptedStoreConfig needs a Store and at least one key")
 	}
@@ -86,6 +96,9 @@ func NewEncryptedStore(cfg EncryptedStoreConfig) (*EncryptedStore, error) {
 			return nil, configError("encryption key %q: %v", k.ID, err)
 		}
 		s.aeads[k.ID] = aead
+	}
+	if l, ok := cfg.Store.(Locker); ok {
+		return lockingEncryptedStore{s, l}, nil
 	}
 	return s, nil
 }
@@ -156,13 +169,4 @@ func (s *EncryptedStore) open(v string, key StoreKey) (*Token, error) {
 // Delete deletes key's entry in the inner store.
 func (s *EncryptedStore) Delete(ctx context.Context, key StoreKey) error {
 	return s.inner.Delete(ctx, key)
-}
-
-// Lock takes the inner store's lock, if it has one; otherwise it returns
-// at once.
-func (s *EncryptedStore) Lock(ctx context.Context, key StoreKey) (func(), error) {
-	if l, ok := s.inner.(Locker); ok {
-		return l.Lock(ctx, key)
-	}
-	return func() {}, nil
 }

@@ -19,7 +19,7 @@ var (
 	key2 = auth.EncryptionKey{ID: "k2", Key: auth.NewSecret("fedcba9876543210fedcba9876543210")}
 )
 
-func encrypted(t *testing.T, inner auth.Store, keys ...auth.EncryptionKey) (*auth.EncryptedStore, *authtest.LogBuffer) {
+func encrypted(t *testing.T, inner auth.Store, keys ...auth.EncryptionKey) (auth.Store, *authtest.LogBuffer) {
 	t.Helper()
 	logs := &authtest.LogBuffer{}
 	s, err := auth.NewEncryptedStore(auth.EncryptedStoreConfig{Store: inner, Keys: keys, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -58,7 +58,7 @@ func TestEncryptedFileStore(t *testing.T) {
 	if err != nil || got == nil || got.AccessToken.Reveal() != "at-plain-1" || got.RefreshToken.Reveal() != "rt-plain-1" || got.IDToken.Reveal() != "id-plain-1" {
 		t.Fatalf("Load = %v, %v", got, err)
 	}
-	unlock, err := s.Lock(ctx, key) // the FileStore's lock
+	unlock, err := s.(auth.Locker).Lock(ctx, key) // the FileStore's lock
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +89,11 @@ func TestEncryptedStoreKeysAndFailures(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		store *auth.EncryptedStore
+		store auth.Store
 		put   *auth.Token
 		want  string
 	}{
-		{"key no longer configured", func() *auth.EncryptedStore { s, _ := encrypted(t, mem, key1); return s }(), nil, `key "k2", which is not configured`},
+		{"key no longer configured", func() auth.Store { s, _ := encrypted(t, mem, key1); return s }(), nil, `key "k2", which is not configured`},
 		{"written without encryption", rotated, &auth.Token{AccessToken: auth.NewSecret("at-injected"), Expiry: time.Now().Add(time.Hour)}, "not encrypted"},
 		{"tampered", rotated, func() *auth.Token {
 			v := raw.AccessToken.Reveal()

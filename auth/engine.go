@@ -33,11 +33,18 @@ import (
 type FetchFunc func(ctx context.Context, current *Token) (*Token, error)
 
 // CheckFunc inspects a token that a [FetchFunc] obtained, after the engine
-// saved it: ID token verification, username pinning. An error leaves the
-// token held and saved — its refresh token is the one the next fetch
-// spends — but not served. A transient error (JWKS unreachable) makes the
-// engine run the check again, with backoff, without fetching again.
-type CheckFunc func(ctx context.Context, tok *Token) error
+// saved it: ID token verification, username pinning. It returns the
+// identity it verified (zero when the token names nobody), which the
+// engine records with the token in the store: a stored token that carries
+// one is used without checking it again, and without the provider. tok
+// carries the identity of the token it replaces, if known (see
+// [Token.Identity]), so that a check can require the same subject.
+//
+// An error leaves the token held and saved — its refresh token is the one
+// the next fetch spends — but not served. A transient error (JWKS
+// unreachable) makes the engine run the check again, with backoff, without
+// fetching again.
+type CheckFunc func(ctx context.Context, tok *Token) (Identity, error)
 
 // EngineConfig configures an [Engine]. Only Fetch is required.
 type EngineConfig struct {
@@ -63,9 +70,11 @@ type EngineConfig struct {
 	// forever. An engine with RefreshIdle must be closed: it refreshes for
 	// as long as it is not.
 	RefreshIdle bool
-	// OnRejected, if set, is called in its own goroutine each time a
-	// service rejects the credential being served (see Invalidate), even
-	// when the rejection is deferred: a hint for whoever issues it.
+	// OnRejected, if set, is told when a service rejects the credential
+	// being served (see Invalidate), even when the rejection is deferred:
+	// a hint for whoever issues it. It runs in a goroutine of its own, one
+	// call at a time: rejections that come while it runs are coalesced
+	// into one more call, with the latest service.
 	OnRejected func(svc Service)
 	// Clock is the source of time; nil means SystemClock().
 	Clock Clock
@@ -105,6 +114,15 @@ type Stats struct {
 	// Waits counts callers that found no valid credentials and waited for
 	// a fetch (or got the last fetch's error).
 	Waits int64
+	// SaveFailures counts fetched tokens that could not be saved to the
+	// store, retries included. Such a token stays in memory, is saved
+	// first thing at the next refresh, and is never replaced by the
+	// older stored one.
+	SaveFailures int64
+	// LostLogins counts stored logins found with the spend record of a
+	// process that stopped before saving what the provider sent back:
+	// their refresh token was not presented again (see [ErrLoginLost]).
+	LostLogins int64
 }
 
 // Engine is the token lifecycle shared by every OAuth grant: it caches the
@@ -142,6 +160,7 @@ type Engine struct {
 	st          atomic.Pointer[state] // never nil
 	fast        bool                  // the clock is the system clock: read coarseNow
 	refreshIdle bool
+	notifying   atomic.Bool // an onRejected goroutine runs
 
 	fetch      FetchFunc
 	check      CheckFunc
@@ -152,14 +171,14 @@ type Engine struct {
 	onRejected func(Service)
 	revoke     func(context.Context, *Token) error
 	clock      Clock
-	store      Store
-	key        *StoreKey // nil without a store
+	cust       *custody // nil without a store
 	log        *slog.Logger
 	sched      *scheduler // runs refreshDue when the current state is due
 	schedIdx   int        // in sched's heap, or -1; guarded by sched.mu
 
-	wg     sync.WaitGroup // background fetches
-	saveMu sync.Mutex     // orders saves to a store that is not a Locker
+	wg sync.WaitGroup // background fetches
+
+	rejected atomic.Pointer[Service] // the latest rejection for onRejected
 
 	mu           sync.Mutex // guards the fields below and every change of st
 	call         *fetchCall // the fetch in flight, if any
@@ -230,6 +249,12 @@ type fetchCall struct {
 	creds *Credentials
 	err   error
 
+	// spending is true while a refresh token is at the provider: Close
+	// lets such a fetch finish and save (see closeGrace).
+	spending atomic.Bool
+	// early: the fetch started while the token was still valid.
+	early bool
+
 	last error // the last transient failure; guarded by Engine.mu
 }
 
@@ -260,7 +285,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{
 		fetch: cfg.Fetch, check: cfg.Check, wire: &defaultWire, backoff: cfg.Backoff,
-		refreshIdle: cfg.RefreshIdle, onRejected: cfg.OnRejected, revoke: cfg.Revoke, clock: cfg.Clock, store: cfg.Store, log: cfg.Logger,
+		refreshIdle: cfg.RefreshIdle, onRejected: cfg.OnRejected, revoke: cfg.Revoke, clock: cfg.Clock, log: cfg.Logger,
 	}
 	if cfg.Wire != (Wire{}) {
 		w := cfg.Wire.WithDefaults()
@@ -268,9 +293,6 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if cfg.Margin != (Margin{}) {
 		e.margin = &cfg.Margin
-	}
-	if e.store != nil {
-		e.key = &cfg.StoreKey
 	}
 	e.schedIdx = -1
 	switch {
@@ -289,6 +311,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if e.log == nil {
 		e.log = discardLogger
+	}
+	if cfg.Store != nil {
+		e.cust = newCustody(cfg.Store, cfg.StoreKey, e.clock, e.log)
 	}
 	e.st.Store(&state{})
 	if cfg.Initial != nil {
@@ -326,7 +351,7 @@ func (e *Engine) load() *Credentials {
 	if now >= s.serveUntil {
 		return nil
 	}
-	if now >= s.refreshAt+int64(kickRetry) {
+	if now-int64(kickRetry) >= s.refreshAt { // refreshAt may be never: no overflow
 		// The scheduler's timer starts the refresh at refreshAt; readers
 		// step in when it is late (a loaded machine), one per kickRetry:
 		// the one that won may be preempted before it starts the fetch.
@@ -439,23 +464,24 @@ func (e *Engine) Stats() Stats {
 // same rule (the issuer may know better than the service).
 func (e *Engine) Invalidate(svc Service, rejected string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	s := e.st.Load()
 	if s.closed || s.creds == nil || s.creds.Token == nil || s.creds.Token.AccessToken.IsZero() {
+		e.mu.Unlock()
 		return
 	}
 	served := s.creds.Token.AccessToken
 	if rejected != "" && !strings.Contains(rejected, served.Reveal()) {
+		e.mu.Unlock()
 		return // an older credential, already replaced
 	}
-	if e.onRejected != nil {
-		go e.onRejected(svc)
-	}
+	e.notifyRejected(svc)
 	if e.clock.Now().UnixNano() < s.quietUntil {
 		e.stats.RejectionsDeferred++
-		if e.stats.RejectionsDeferred&(e.stats.RejectionsDeferred-1) == 0 { // 1, 2, 4, 8...
+		deferred := e.stats.RejectionsDeferred
+		e.mu.Unlock()
+		if deferred&(deferred-1) == 0 { // 1, 2, 4, 8...
 			e.log.Warn("auth: a service keeps rejecting new credentials; fetching again after the backoff",
-				"service", string(svc), "rejected_in_a_row", s.rejections, "deferred", e.stats.RejectionsDeferred)
+				"service", string(svc), "rejected_in_a_row", s.rejections, "deferred", deferred)
 		}
 		return
 	}
@@ -468,23 +494,52 @@ func (e *Engine) Invalidate(svc Service, rejected string) {
 	}
 	e.failures, e.lastErr, e.retryAt = 0, nil, 0
 	e.stats.Invalidations++
+	e.mu.Unlock()
 	e.log.Info("auth: credential rejected; the next use fetches a new one", "service", string(svc))
+}
+
+// notifyRejected tells OnRejected of a rejection by svc: in one goroutine
+// at a time, the rejections that come meanwhile coalesced into one more
+// call with the latest service.
+func (e *Engine) notifyRejected(svc Service) {
+	if e.onRejected == nil {
+		return
+	}
+	e.rejected.Store(&svc)
+	if !e.notifying.CompareAndSwap(false, true) {
+		return // the running goroutine takes it
+	}
+	go func() {
+		for {
+			for p := e.rejected.Swap(nil); p != nil; p = e.rejected.Swap(nil) {
+				e.onRejected(*p)
+			}
+			e.notifying.Store(false)
+			// A rejection stored after the last Swap and before the Store
+			// found the flag set: take it, unless another goroutine did.
+			if e.rejected.Load() == nil || !e.notifying.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
 
 // Set installs a token obtained outside the engine (by an interactive login,
 // say), serves it from now on and saves it to the store. It starts a new
 // login epoch: a fetch in flight is cancelled and can neither install nor
 // save its result. A failure to save is logged; the token is served anyway.
+// A token made with [Token.WithIdentity] records who it belongs to.
 func (e *Engine) Set(ctx context.Context, tok *Token) error {
 	if tok == nil || tok.AccessToken.IsZero() {
 		return fmt.Errorf("%w: no access token", ErrMalformedToken)
 	}
 	tok = tok.Clone()
+	tok.setMeta(func(m *tokenMeta) { m.spend = nil })
 	capExpiry(tok)
 	if _, err := e.prepareToken(tok.Clone()); err != nil {
 		return err
 	}
-	install := func(epoch uint64) *state {
+	install := func(epoch uint64, tok *Token) *state {
 		creds, _ := e.prepareToken(tok.Clone())
 		next, err := e.newState(epoch, tok, creds, 0)
 		if err != nil {
@@ -501,19 +556,25 @@ func (e *Engine) Set(ctx context.Context, tok *Token) error {
 		e.mu.Unlock()
 		return ErrClosed
 	}
-	first := install(cur.epoch + 1)
+	tok.setMeta(func(m *tokenMeta) { m.gen = nextGen(cur.tok) })
+	first := install(cur.epoch+1, tok)
 	e.mu.Unlock()
-	if e.store == nil {
+	if e.cust == nil {
 		return nil
 	}
-	unlock, err := e.lockStore(ctx)
+	unlock, err := e.cust.lock(ctx)
 	if err != nil {
 		e.log.Warn("auth: token not saved; it stays in memory", "error", err)
 		return nil
 	}
 	defer unlock()
+	saved := tok
 	if e.st.Load().epoch == first.epoch {
-		if err := e.store.Save(ctx, *e.key, tok); err != nil {
+		// Newer than anything stored, whoever stored it.
+		stored, _ := e.cust.store.Load(ctx, e.cust.key)
+		saved = tok.Clone()
+		saved.setMeta(func(m *tokenMeta) { m.gen = nextGen(stored, tok) })
+		if err := e.cust.save(ctx, saved); err != nil {
 			e.log.Warn("auth: token not saved; it stays in memory", "error", err)
 		}
 	}
@@ -521,7 +582,7 @@ func (e *Engine) Set(ctx context.Context, tok *Token) error {
 	// login's token from the store: start another one, under the lock.
 	e.mu.Lock()
 	if e.st.Load().epoch == first.epoch {
-		install(first.epoch + 1)
+		install(first.epoch+1, saved)
 	}
 	e.mu.Unlock()
 	return nil
@@ -547,17 +608,17 @@ func (e *Engine) Logout(ctx context.Context) error {
 	e.setLocked(first)
 	e.failures, e.lastErr, e.retryAt = 0, nil, 0
 	e.mu.Unlock()
-	if e.store == nil {
+	if e.cust == nil {
 		return e.revokeAll(ctx, held)
 	}
-	unlock, err := e.lockStore(ctx)
+	unlock, err := e.cust.lock(ctx)
 	if err != nil {
 		return errors.Join(err, e.revokeAll(ctx, held))
 	}
 	defer unlock()
 	var revokeErr error
 	if e.revoke != nil {
-		stored, lerr := e.store.Load(ctx, *e.key)
+		stored, lerr := e.cust.store.Load(ctx, e.cust.key)
 		if lerr != nil {
 			e.log.Warn("auth: logout: the stored token could not be read to revoke it", "error", lerr)
 		}
@@ -565,7 +626,7 @@ func (e *Engine) Logout(ctx context.Context) error {
 	}
 	// The local logout happens whatever the provider did: a revocation
 	// that used up the caller's deadline must not keep the login stored.
-	err = e.store.Delete(context.WithoutCancel(ctx), *e.key)
+	err = e.cust.store.Delete(context.WithoutCancel(ctx), e.cust.key)
 	e.mu.Lock()
 	if e.st.Load().epoch == first.epoch {
 		e.cancelCallLocked()
@@ -608,6 +669,12 @@ func (e *Engine) revokeAll(ctx context.Context, toks ...*Token) error {
 // Close stops the background work and waits for it to end. Calls after Close
 // return ErrClosed. Close is not needed for correctness: it only ends the
 // background work early.
+//
+// Close loses nothing the provider issued: a refresh whose refresh token is
+// at the provider is given up to 5 seconds to finish and save its result
+// (TestCustodyCloseSavesWhatTheProviderIssued); one that takes longer is
+// cancelled and leaves its spend record in the store, so that no process
+// presents that refresh token again (see [ErrLoginLost]).
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	cur := e.st.Load()
@@ -615,9 +682,22 @@ func (e *Engine) Close() error {
 		e.mu.Unlock()
 		return nil
 	}
-	e.cancelCallLocked()
-	e.setLocked(&state{epoch: cur.epoch + 1, closed: true})
+	call := e.call
+	// Closed in the same login epoch: a refresh at the provider still
+	// saves what it gets.
+	e.setLocked(&state{epoch: cur.epoch, closed: true})
 	e.mu.Unlock()
+	if call != nil {
+		if e.cust != nil && call.spending.Load() {
+			t := time.NewTimer(closeGrace)
+			select {
+			case <-call.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		call.cancel()
+	}
 	e.wg.Wait()
 	return nil
 }
@@ -714,7 +794,7 @@ func (e *Engine) wait(ctx context.Context) (*Credentials, error) {
 // startLocked starts a fetch from state s.
 func (e *Engine) startLocked(s *state, early bool) *fetchCall {
 	var ctx context.Context
-	call := &fetchCall{done: make(chan struct{}), epoch: s.epoch}
+	call := &fetchCall{done: make(chan struct{}), epoch: s.epoch, early: early}
 	if e.timeout > 0 {
 		ctx, call.cancel = context.WithTimeout(context.Background(), e.timeout)
 	} else {
@@ -809,13 +889,18 @@ func (e *Engine) attempt(ctx context.Context, call *fetchCall, held **Token) (to
 		}
 	}
 	if fetched || *held != nil {
-		if err := e.runCheck(ctx, call, tok); err != nil {
+		checked, err := e.runCheck(ctx, call, tok)
+		if err != nil {
 			if IsTransient(err) {
 				*held = tok
 			}
 			return nil, nil, false, err
 		}
 		*held = nil
+		if checked != tok {
+			tok = checked
+			e.resaveIdentity(ctx, tok)
+		}
 	}
 	if !e.servable(tok) {
 		// Issued already past its serve time: a clock that is off, or an
@@ -876,141 +961,232 @@ func (e *Engine) hold(call *fetchCall, tok *Token) {
 }
 
 // runCheck runs the check; a failed token is held as the refresh source.
-func (e *Engine) runCheck(ctx context.Context, call *fetchCall, tok *Token) error {
+// It returns tok, or a copy of it that records a newly verified identity.
+func (e *Engine) runCheck(ctx context.Context, call *fetchCall, tok *Token) (*Token, error) {
 	if e.check == nil {
-		return nil
+		return tok, nil
 	}
-	err := e.check(ctx, tok.Clone())
+	id, err := e.check(ctx, tok.Clone())
 	if err != nil {
 		e.hold(call, tok)
+		return nil, err
 	}
-	return err
+	if id != tok.Identity() {
+		tok = tok.WithIdentity(id)
+	}
+	return tok, nil
 }
 
-// obtain returns a token from the store or the fetch function, holding the
-// store's cross-process lock (if any) around "reload, fetch, save". A
-// fetched token is saved before anything else can fail. fetched is false
-// for a token another process saved.
+// obtain returns a token from the store or the fetch function. With a
+// store it holds the store's lock around "reload, record the spend, fetch,
+// save" (see custody): the token the provider issued is saved before
+// anything else can fail. fetched is false for a token another process
+// saved.
 func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetched bool, err error) {
+	e.mu.Lock()
+	rej := call.rej
+	e.mu.Unlock()
 	current := e.st.Load().tok
-	if e.store != nil {
-		if l, ok := e.store.(Locker); ok {
-			unlock, err := l.Lock(ctx, *e.key)
-			if err != nil {
-				return nil, false, fmt.Errorf("auth: lock token store: %w", err)
-			}
-			defer unlock()
+	c := e.cust
+	if c == nil {
+		if e.st.Load().epoch != call.epoch {
+			return nil, false, errSuperseded
 		}
-		stored, err := e.store.Load(ctx, *e.key)
+		tok, err := e.fetchFrom(ctx, current)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, false, ctx.Err()
-			}
-			e.log.Warn("auth: token store unreadable; continuing without it", "error", err)
+			return nil, false, err
 		}
-		if e.foreign(stored, current, call.rej) {
-			// Saved by another process or run, perhaps before its check
-			// failed: checked again before it is used.
-			if e.check == nil || e.check(ctx, stored.Clone()) == nil {
-				e.mu.Lock()
-				e.stats.StoreHits++
-				e.mu.Unlock()
-				return stored, false, nil
-			}
-			e.log.Debug("auth: the stored token fails its check; refreshing it")
+		return tok, true, nil // no generation without a store
+	}
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
+	stored, err := c.load(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if e.foreign(stored, current, rej, call.early) && e.adopt(ctx, stored) {
+		return stored, false, nil
+	}
+	src := current
+	switch {
+	case current.gen() > 0 && newer(current, stored):
+		// Ours is newer than the stored one: its save failed, or the
+		// store lost it. Persist first; never spend the older one.
+		if err := c.save(ctx, current); err != nil {
+			return nil, false, Transient(fmt.Errorf("%w: %w", errUnrecorded, err))
 		}
-		if stored != nil && !stored.RefreshToken.IsZero() {
-			current = stored // another process may have rotated it: ours is spent
-		}
+	case stored != nil && !stored.RefreshToken.IsZero():
+		src = stored // another process may have rotated it: ours is spent
+	}
+	lost := src == stored && c.lostBy(stored)
+	if lost {
+		// Its owner presented the refresh token and is gone without
+		// saving the answer: the grant gets the login without it.
+		src = stored.Clone()
+		src.RefreshToken = Secret{}
+		src.setMeta(func(m *tokenMeta) { m.spend = nil })
+		e.mu.Lock()
+		e.stats.LostLogins++
+		e.mu.Unlock()
+		e.log.Warn("auth: the stored login's refresh token was being spent by a process that stopped before saving the answer; not presenting it again",
+			"spent_at", stored.spendRec().At, "pid", stored.spendRec().PID)
 	}
 	if e.st.Load().epoch != call.epoch {
 		return nil, false, errSuperseded
 	}
-	e.mu.Lock()
-	e.stats.Fetches++
-	e.mu.Unlock()
-	tok, err = e.fetch(ctx, current.Clone())
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	spends := src != nil && !src.RefreshToken.IsZero()
+	if spends {
+		if err := c.beginSpend(ctx, src); err != nil {
+			return nil, false, err
+		}
+		call.spending.Store(true)
+	}
+	tok, err = e.fetchFrom(ctx, src)
+	call.spending.Store(false)
 	if err != nil {
+		if spends && answered(err) {
+			c.endSpend(ctx, src)
+		}
+		if lost && errors.Is(err, ErrLoginRequired) {
+			err = fmt.Errorf("%w: %w", ErrLoginLost, err)
+		}
 		return nil, false, err
 	}
-	if tok == nil || tok.AccessToken.IsZero() {
-		return nil, false, fmt.Errorf("%w: the fetch returned no access token", ErrMalformedToken)
+	tok.setMeta(func(m *tokenMeta) { m.gen = nextGen(src, stored, current) })
+	if e.st.Load().epoch != call.epoch {
+		return nil, false, errSuperseded // a login or logout came meanwhile
 	}
-	capExpiry(tok)
-	if err := e.saveFetched(ctx, call.epoch, tok); err != nil {
-		return nil, false, err
+	if err := c.save(ctx, tok); err != nil {
+		e.mu.Lock()
+		e.stats.SaveFailures++
+		e.mu.Unlock()
+		e.log.Warn("auth: the new token could not be saved; it is kept in memory and saved before the next refresh", "error", err)
 	}
 	return tok, true, nil
 }
 
+// fetchFrom runs the fetch function on src and returns its token, which
+// carries src's verified identity until a check says otherwise.
+func (e *Engine) fetchFrom(ctx context.Context, src *Token) (*Token, error) {
+	e.mu.Lock()
+	e.stats.Fetches++
+	e.mu.Unlock()
+	tok, err := e.fetch(ctx, src.Clone())
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil || tok.AccessToken.IsZero() {
+		return nil, fmt.Errorf("%w: the fetch returned no access token", ErrMalformedToken)
+	}
+	tok = tok.Clone()
+	tok.setMeta(func(m *tokenMeta) {
+		m.spend = nil
+		if m.ident == nil {
+			m.ident = src.ident()
+		}
+	})
+	capExpiry(tok)
+	return tok, nil
+}
+
+// adopt decides whether a token another process saved is served. One that
+// records its verified identity is: the store is trusted (a private file,
+// an encrypted entry, one's own Redis), so serving it takes no provider
+// request. An older one is checked again; a check that fails for want of
+// the provider does not stop it from being served.
+func (e *Engine) adopt(ctx context.Context, stored *Token) bool {
+	if e.check != nil && stored.ident() == nil {
+		id, err := e.check(ctx, stored.Clone())
+		switch {
+		case err == nil:
+			*stored = *stored.WithIdentity(id)
+		case IsTransient(err):
+			e.log.Debug("auth: the stored token could not be checked now; serving it", "error", err)
+		default:
+			e.log.Debug("auth: the stored token fails its check; refreshing it", "error", err)
+			return false
+		}
+	}
+	e.mu.Lock()
+	e.stats.StoreHits++
+	e.mu.Unlock()
+	return true
+}
+
 // foreign reports whether stored is a token another process (or run) saved
-// after ours, not yet due for refresh: it is used instead of fetching. Our
-// own token is what is being refreshed, and a rejected one is no use.
-func (e *Engine) foreign(stored, current *Token, rej *rejection) bool {
+// after ours that is worth serving instead of fetching: not yet due for
+// refresh, or — when callers wait because nothing valid is held — still
+// valid, so that a stored login is served at once (and refreshed in the
+// background) even while the provider is unreachable. Our own token is
+// what is being refreshed, an older one is no use, and a rejected one
+// neither.
+func (e *Engine) foreign(stored, current *Token, rej *rejection, early bool) bool {
 	if stored == nil || stored.AccessToken.IsZero() || rej != nil && stored.AccessToken.Equal(rej.access) ||
-		current != nil && stored.AccessToken.Equal(current.AccessToken) {
+		current != nil && (stored.AccessToken.Equal(current.AccessToken) || current.gen() > stored.gen()) {
 		return false
 	}
-	capExpiry(stored)
 	if noExpiry(stored.Expiry) {
 		return true
 	}
 	now := e.clock.Now()
-	refreshAt, _ := e.schedule(stored, now, 0)
-	return now.Before(refreshAt)
+	refreshAt, serveUntil := e.schedule(stored, now, 0)
+	if early {
+		return now.Before(refreshAt)
+	}
+	return now.Before(serveUntil)
 }
 
-// saveFetched saves a token the fetch just obtained, unless a login or a
-// logout started a new epoch meanwhile. It runs under the store lock
-// obtain holds (or saveMu for a store without one).
-func (e *Engine) saveFetched(ctx context.Context, epoch uint64, tok *Token) error {
-	if e.store == nil {
-		if e.st.Load().epoch != epoch {
-			return errSuperseded
-		}
-		return nil
+// resaveIdentity saves tok again once its check named who it belongs to,
+// if the store still holds it: a stored login then names its user without
+// the provider.
+func (e *Engine) resaveIdentity(ctx context.Context, tok *Token) {
+	if e.cust == nil {
+		return
 	}
-	if _, ok := e.store.(Locker); !ok {
-		e.saveMu.Lock()
-		defer e.saveMu.Unlock()
+	unlock, err := e.cust.lock(ctx)
+	if err != nil {
+		return
 	}
-	if e.st.Load().epoch != epoch {
-		return errSuperseded
+	defer unlock()
+	if stored, err := e.cust.load(ctx); err != nil || stored == nil || stored.gen() != tok.gen() || !stored.AccessToken.Equal(tok.AccessToken) {
+		return
 	}
-	if err := e.store.Save(context.WithoutCancel(ctx), *e.key, tok); err != nil {
-		e.log.Warn("auth: token not saved; it stays in memory", "error", err)
+	if err := e.cust.store.Save(context.WithoutCancel(ctx), e.cust.key, tok); err != nil {
+		e.log.Debug("auth: the verified identity was not saved with the token", "error", err)
 	}
-	return nil
 }
 
-// lockStore takes the store's lock, or saveMu for a store without one.
-func (e *Engine) lockStore(ctx context.Context) (func(), error) {
-	if l, ok := e.store.(Locker); ok {
-		unlock, err := l.Lock(ctx, *e.key)
-		if err != nil {
-			return nil, fmt.Errorf("auth: lock token store: %w", err)
-		}
-		return unlock, nil
-	}
-	e.saveMu.Lock()
-	return e.saveMu.Unlock, nil
-}
-
-// finish ends call: it installs the token, or records the failure.
+// finish ends call: it installs the token, or records the failure. Its
+// records are logged once the engine's mutex is released, so that a slow
+// log sink never stalls readers.
 func (e *Engine) finish(call *fetchCall, tok *Token, creds *Credentials, took time.Duration, err error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	logf := e.finishLocked(call, tok, creds, took, err)
+	close(call.done)
+	e.mu.Unlock()
+	if logf != nil {
+		logf()
+	}
+}
+
+// finishLocked is finish under the mutex; it returns what to log.
+func (e *Engine) finishLocked(call *fetchCall, tok *Token, creds *Credentials, took time.Duration, err error) (logf func()) {
 	if e.call == call {
 		e.call = nil
 	}
-	defer close(call.done)
 	cur := e.st.Load()
 	switch {
 	case cur.closed:
 		call.err = ErrClosed
-		return
+		return nil
 	case cur.epoch != call.epoch || errors.Is(err, errSuperseded):
-		return // waiters look at the new state
+		return nil // waiters look at the new state
 	}
 	if err == nil {
 		if took > 0 {
@@ -1019,13 +1195,16 @@ func (e *Engine) finish(call *fetchCall, tok *Token, creds *Credentials, took ti
 		next, serr := e.newState(cur.epoch, tok, creds, call.rejections)
 		if serr == nil {
 			if call.rej != nil && tok.AccessToken.Equal(call.rej.access) {
-				e.log.Warn("auth: the new credential is the one a service just rejected; serving it again, with backoff",
-					"service", string(call.rej.by), "rejected_in_a_row", call.rejections)
+				by, n := call.rej.by, call.rejections
+				logf = func() {
+					e.log.Warn("auth: the new credential is the one a service just rejected; serving it again, with backoff",
+						"service", string(by), "rejected_in_a_row", n)
+				}
 			}
 			e.setLocked(next)
 			e.failures, e.lastErr, e.retryAt = 0, nil, 0
 			call.creds = creds
-			return
+			return logf
 		}
 		err = serr
 		e.stats.Failures++
@@ -1034,23 +1213,24 @@ func (e *Engine) finish(call *fetchCall, tok *Token, creds *Credentials, took ti
 			cur = e.st.Load()
 		}
 	}
-	e.failedLocked(call, cur, err)
+	return e.failedLocked(call, cur, err)
 }
 
-// failedLocked records a terminal failure of call.
-func (e *Engine) failedLocked(call *fetchCall, cur *state, err error) {
+// failedLocked records a terminal failure of call; it returns what to log.
+func (e *Engine) failedLocked(call *fetchCall, cur *state, err error) (logf func()) {
 	e.failures++
 	d := e.backoff.delay(int(e.failures), retryAfter(err))
 	now := e.clock.Now()
 	if cur.creds != nil && now.UnixNano() < cur.serveUntil {
 		// An early refresh failed; the current token is still valid: keep
 		// serving it and try again later.
-		e.log.Warn("auth: early refresh failed; keeping the current token", "error", err, "retry_in", d)
 		next := cur.withToken(cur.tok)
 		next.refreshAt = now.Add(d).UnixNano()
 		e.setLocked(next)
 		call.creds = cur.creds
-		return
+		return func() {
+			e.log.Warn("auth: early refresh failed; keeping the current token", "error", err, "retry_in", d)
+		}
 	}
 	if call.rej != nil {
 		err = fmt.Errorf("auth: no new credential after the %s rejected the last one: %w", call.rej.by, err)
@@ -1059,10 +1239,9 @@ func (e *Engine) failedLocked(call *fetchCall, cur *state, err error) {
 	call.err = err
 	if errors.Is(err, ErrLoginRequired) {
 		// The normal start of an interactive login, not a failure to warn of.
-		e.log.Debug("auth: no credential without a login", "error", err)
-		return
+		return func() { e.log.Debug("auth: no credential without a login", "error", err) }
 	}
-	e.log.Warn("auth: fetch failed", "error", err, "retry_in", d)
+	return func() { e.log.Warn("auth: fetch failed", "error", err, "retry_in", d) }
 }
 
 // newState returns the state that serves tok, or an error wrapping

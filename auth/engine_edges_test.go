@@ -323,11 +323,11 @@ func TestEngineHeldTokenIsNotWrittenWhileRead(t *testing.T) {
 		Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
 			return &auth.Token{AccessToken: auth.NewSecret("a"), RefreshToken: auth.NewSecret("r"), Expiry: time.Now().Add(time.Hour)}, nil
 		},
-		Check: func(context.Context, *auth.Token) error {
+		Check: func(context.Context, *auth.Token) (auth.Identity, error) {
 			if n.Add(1) == 1 {
-				return auth.Transient(errors.New("key set unreachable"))
+				return auth.Identity{}, auth.Transient(errors.New("key set unreachable"))
 			}
-			return nil
+			return auth.Identity{}, nil
 		},
 		Backoff: auth.Backoff{Min: 5 * time.Millisecond, Max: 5 * time.Millisecond},
 	})
@@ -370,7 +370,9 @@ func TestEngineStoredTokenIsCheckedAgain(t *testing.T) {
 			currents = append(currents, cur)
 			return &auth.Token{AccessToken: auth.NewSecret(fmt.Sprint("other-user-", n)), RefreshToken: auth.NewSecret(fmt.Sprint("r", n)), Expiry: time.Now().Add(time.Hour)}, nil
 		},
-		Check:    func(context.Context, *auth.Token) error { return auth.ErrUserMismatch },
+		Check: func(context.Context, *auth.Token) (auth.Identity, error) {
+			return auth.Identity{}, auth.ErrUserMismatch
+		},
 		Store:    store,
 		StoreKey: key,
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -38,6 +39,82 @@ type Token struct {
 	// itself, any other JSON value as its JSON text. Values may be secrets,
 	// so they are Secrets too.
 	Extra map[string]Secret `json:"extra,omitempty"`
+
+	meta *tokenMeta // custody bookkeeping, kept by the stores (custody.go); nil for none
+}
+
+// tokenMeta is what the engine and the stores keep with a token besides
+// what the provider sent. It holds no secret, and is never changed once
+// a token carries it: a change gives the token a new one.
+type tokenMeta struct {
+	gen   uint64       // issue order within the login: higher is newer
+	spend *spendRecord // set while a process spends RefreshToken
+	ident *Identity    // verified when the token was obtained; nil when unknown
+}
+
+// gen is t's generation; 0 when unknown.
+func (t *Token) gen() uint64 {
+	if t == nil || t.meta == nil {
+		return 0
+	}
+	return t.meta.gen
+}
+
+// spendRec is t's spend record, or nil.
+func (t *Token) spendRec() *spendRecord {
+	if t == nil || t.meta == nil {
+		return nil
+	}
+	return t.meta.spend
+}
+
+// ident is t's verified identity, or nil.
+func (t *Token) ident() *Identity {
+	if t == nil || t.meta == nil {
+		return nil
+	}
+	return t.meta.ident
+}
+
+// setMeta changes t's bookkeeping through f. t must not be published yet
+// (a fresh token or clone): its old tokenMeta, which clones share, is
+// copied, never written.
+func (t *Token) setMeta(f func(m *tokenMeta)) {
+	var m tokenMeta
+	if t.meta != nil {
+		m = *t.meta
+	}
+	f(&m)
+	if m == (tokenMeta{}) {
+		t.meta = nil
+		return
+	}
+	t.meta = &m
+}
+
+// tokenView is what a Token prints: its exported fields, the secrets
+// among them redacted by their own type.
+type tokenView struct {
+	AccessToken   Secret
+	TokenType     string
+	RefreshToken  Secret
+	IDToken       Secret
+	Scope         string
+	Expiry        time.Time
+	RefreshExpiry time.Time
+	Extra         map[string]Secret
+}
+
+// Format prints t's exported fields under every verb, never a secret and
+// never the bookkeeping the engine keeps with it.
+func (t Token) Format(f fmt.State, verb rune) {
+	v := tokenView{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken, IDToken: t.IDToken,
+		Scope: t.Scope, Expiry: t.Expiry, RefreshExpiry: t.RefreshExpiry, Extra: t.Extra}
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprintf(f, "auth.Token%+v", v)
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), v)
 }
 
 // ValidAt reports whether the access token is set and still valid at now

@@ -16,6 +16,9 @@ type storedToken struct {
 	Expiry        time.Time                  `json:"expiry,omitzero"`
 	RefreshExpiry time.Time                  `json:"refresh_expiry,omitzero"`
 	Extra         map[string]json.RawMessage `json:"extra,omitempty"`
+	Generation    uint64                     `json:"generation,omitempty"`
+	Spend         *spendRecord               `json:"spend,omitempty"`
+	Identity      *Identity                  `json:"identity,omitempty"`
 }
 
 // marshalStored encodes tok in the stores' format.
@@ -24,6 +27,7 @@ func marshalStored(tok *Token) ([]byte, error) {
 		AccessToken: tok.AccessToken.Reveal(), TokenType: tok.TokenType,
 		RefreshToken: tok.RefreshToken.Reveal(), IDToken: tok.IDToken.Reveal(),
 		Scope: tok.Scope, Expiry: tok.Expiry, RefreshExpiry: tok.RefreshExpiry,
+		Generation: tok.gen(), Spend: tok.spendRec(), Identity: tok.ident(),
 	}
 	if len(tok.Extra) > 0 {
 		st.Extra = make(map[string]json.RawMessage, len(tok.Extra))
@@ -53,6 +57,12 @@ func unmarshalStored(data []byte) (*Token, error) {
 		RefreshToken: NewSecret(st.RefreshToken), IDToken: NewSecret(st.IDToken),
 		Scope: st.Scope, Expiry: st.Expiry, RefreshExpiry: st.RefreshExpiry,
 	}
+	tok.setMeta(func(m *tokenMeta) {
+		m.gen, m.spend = st.Generation, st.Spend
+		if st.Identity != nil && !st.Identity.IsZero() {
+			m.ident = st.Identity
+		}
+	})
 	if len(st.Extra) > 0 {
 		tok.Extra = make(map[string]Secret, len(st.Extra))
 		for k, v := range st.Extra {

@@ -380,10 +380,11 @@ func (l *browserAttempt) finish(q url.Values) LoginOutcome {
 	}
 	// A new login, not a rotation: a token that fails the check is not
 	// saved (the stored login of the configured user stays as it was).
-	if err := retryTransient(l.ctx, c.clock, func() error { return c.checkLogin(l.ctx, tok, l.h.user, l.nonce) }); err != nil {
+	var id auth.Identity
+	if err := retryTransient(l.ctx, c.clock, func() (err error) { id, err = c.checkLogin(l.ctx, tok, l.h.user, l.nonce); return err }); err != nil {
 		return LoginOutcome{Err: err}
 	}
-	if err := l.h.engine.Set(l.ctx, tok); err != nil {
+	if err := l.h.engine.Set(l.ctx, tok.WithIdentity(id)); err != nil {
 		return LoginOutcome{Err: err}
 	}
 	return LoginOutcome{Username: c.knownUsername(l.h.user)}

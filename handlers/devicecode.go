@@ -202,10 +202,11 @@ func (c *oauthCore) deviceLogin(ctx context.Context, prompt func(context.Context
 	// A new login, not a rotation: a token that fails the check is not
 	// saved (the stored login of the configured user stays as it was).
 	// A key set that is briefly unreachable is waited for.
-	if err := retryTransient(ctx, c.clock, func() error { return c.checkIdentity(ctx, tok, want) }); err != nil {
+	var id auth.Identity
+	if err := retryTransient(ctx, c.clock, func() (err error) { id, err = c.checkIdentity(ctx, tok, want); return err }); err != nil {
 		return nil, err
 	}
-	return tok, nil
+	return tok.WithIdentity(id), nil
 }
 
 // retryTransient runs f until it succeeds, fails for good, or ctx ends,

@@ -113,7 +113,18 @@ type oauthHandler struct {
 
 // Username is the user named by the last verified ID token, else the
 // configured username, else "" (a client acting as itself).
-func (h *oauthHandler) Username() string { return h.core.knownUsername(h.user) }
+func (h *oauthHandler) Username() string {
+	if p := h.core.username.Load(); p != nil {
+		return *p
+	}
+	if h.engine != nil {
+		// A stored login names the user it was verified for.
+		if id := h.engine.Current().Identity(); id.Username != "" {
+			return id.Username
+		}
+	}
+	return h.user
+}
 
 // Close stops the background refresh (and the key set's, if any).
 func (h *oauthHandler) Close() error {
@@ -550,52 +561,61 @@ func (c *oauthCore) setupVerifier(claim string) {
 // ID token) and, for a token that comes after an earlier verified one,
 // that it names the same subject
 // (https://openid.net/specs/openid-connect-core-1_0.html#RefreshTokenResponse).
-// It learns the username. A key set that cannot be fetched is a transient
-// error (auth.IsTransient): the check is worth running again.
-func (c *oauthCore) checkIdentity(ctx context.Context, tok *auth.Token, want string) error {
+// It learns the username and returns the identity, which the engine
+// records with the token; a token without an ID token keeps the identity
+// it carries (that of the token it refreshed). A key set that cannot be
+// fetched is a transient error (auth.IsTransient): the check is worth
+// running again.
+func (c *oauthCore) checkIdentity(ctx context.Context, tok *auth.Token, want string) (auth.Identity, error) {
 	return c.checkLogin(ctx, tok, want, "")
 }
 
 // checkLogin is checkIdentity for the answer to a login that sent nonce
 // (when not empty): the ID token must carry it
 // (https://openid.net/specs/openid-connect-core-1_0.html#NonceNotes).
-func (c *oauthCore) checkLogin(ctx context.Context, tok *auth.Token, want, nonce string) error {
+func (c *oauthCore) checkLogin(ctx context.Context, tok *auth.Token, want, nonce string) (auth.Identity, error) {
+	carried := tok.Identity()
 	if tok.IDToken.IsZero() || c.verifier == nil {
-		if want != "" && c.subject.Load() == nil {
+		if want != "" && c.subject.Load() == nil && carried.Subject == "" {
 			// A pinned username is only as good as the ID token that
 			// proves it: without one, the login is refused.
-			return fmt.Errorf("%w: the provider sent no ID token, so the configured username %q cannot be verified; request the \"openid\" scope",
+			return auth.Identity{}, fmt.Errorf("%w: the provider sent no ID token, so the configured username %q cannot be verified; request the \"openid\" scope",
 				ErrInvalidIDToken, want)
 		}
-		return nil
+		c.setUsername(carried.Username)
+		return carried, nil
 	}
 	ep, err := c.endpoints(ctx, needJWKS)
 	if err != nil {
-		return err
+		return auth.Identity{}, err
 	}
 	claims, name, err := c.verifier.verify(ctx, ep.JWKSURL, tok.IDToken.Reveal())
 	if err != nil {
-		return err
+		return auth.Identity{}, err
 	}
 	if got, _ := claims["nonce"].(string); nonce != "" && got != nonce {
-		return fmt.Errorf("%w: its nonce is not the one this login sent (a replayed or injected ID token); log in again", ErrInvalidIDToken)
+		return auth.Identity{}, fmt.Errorf("%w: its nonce is not the one this login sent (a replayed or injected ID token); log in again", ErrInvalidIDToken)
 	}
 	sub, _ := claims["sub"].(string)
-	if prev := c.subject.Load(); prev != nil && *prev != sub {
-		return fmt.Errorf("%w: the new ID token names subject %q, the login named %q (OpenID Connect Core §12.2); log in again",
-			auth.ErrUserMismatch, sub, *prev)
+	prev := carried.Subject
+	if p := c.subject.Load(); p != nil {
+		prev = *p
+	}
+	if prev != "" && prev != sub {
+		return auth.Identity{}, fmt.Errorf("%w: the new ID token names subject %q, the login named %q (OpenID Connect Core §12.2); log in again",
+			auth.ErrUserMismatch, sub, prev)
 	}
 	if want != "" && name == "" {
-		return fmt.Errorf("%w: it has no %q claim to compare with the configured username %q; set UsernameClaim to a claim the provider sends (e.g. \"email\" or \"sub\")",
+		return auth.Identity{}, fmt.Errorf("%w: it has no %q claim to compare with the configured username %q; set UsernameClaim to a claim the provider sends (e.g. \"email\" or \"sub\")",
 			ErrInvalidIDToken, c.verifier.claim, want)
 	}
 	if want != "" && name != want {
-		return fmt.Errorf("%w: logged in as %q, want %q; log in as %q or change the configured username",
+		return auth.Identity{}, fmt.Errorf("%w: logged in as %q, want %q; log in as %q or change the configured username",
 			auth.ErrUserMismatch, name, want, want)
 	}
 	c.subject.Store(&sub)
 	c.setUsername(name)
-	return nil
+	return auth.Identity{Subject: sub, Username: name}, nil
 }
 
 // setUsername records the username learnt from an ID token.

@@ -44,7 +44,7 @@ func (h *personLogin) fetch(ctx context.Context, current *auth.Token) (*auth.Tok
 }
 
 // check verifies the ID token of a refreshed token, after the engine saved it.
-func (h *personLogin) check(ctx context.Context, tok *auth.Token) error {
+func (h *personLogin) check(ctx context.Context, tok *auth.Token) (auth.Identity, error) {
 	return h.core.checkIdentity(ctx, tok, h.user)
 }
 
@@ -67,13 +67,22 @@ func (h *personLogin) Authenticate(ctx context.Context) error {
 	return h.interactive(ctx)
 }
 
-// learnUsername reads the username of a token that came from the store.
+// learnUsername reads the username of a token that came from the store:
+// the identity verified when it was obtained, recorded with it; a token
+// stored by an older version is verified now.
 func (h *personLogin) learnUsername(ctx context.Context) {
 	if h.core.username.Load() != nil {
 		return
 	}
-	if tok := h.engine.Current(); tok != nil {
-		_ = h.core.checkIdentity(ctx, tok, "")
+	tok := h.engine.Current()
+	switch {
+	case tok == nil:
+	case !tok.Identity().IsZero():
+		id := tok.Identity()
+		h.core.subject.Store(&id.Subject)
+		h.core.setUsername(id.Username)
+	default:
+		_, _ = h.core.checkIdentity(ctx, tok, "")
 	}
 }
 

@@ -83,7 +83,7 @@ func (h *RefreshToken) fetch(ctx context.Context, current *auth.Token) (*auth.To
 }
 
 // check verifies the ID token of a refreshed token, after the engine saved it.
-func (h *RefreshToken) check(ctx context.Context, tok *auth.Token) error {
+func (h *RefreshToken) check(ctx context.Context, tok *auth.Token) (auth.Identity, error) {
 	return h.core.checkIdentity(ctx, tok, h.user)
 }
 

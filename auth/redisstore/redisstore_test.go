@@ -310,7 +310,7 @@ func TestEncryptedOverRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	unlock, err := enc.Lock(ctx, key)
+	unlock, err := enc.(auth.Locker).Lock(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}

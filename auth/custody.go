@@ -1,0 +1,220 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Identity is who a login belongs to, as the ID token verified when its
+// token was obtained named them. The engine records it with the token (from
+// [CheckFunc]) and the stores keep it, so that a stored login names its
+// user without asking the provider again.
+type Identity struct {
+	// Subject is the ID token's "sub".
+	Subject string `json:"sub,omitempty"`
+	// Username is the name the handler read from the ID token.
+	Username string `json:"username,omitempty"`
+}
+
+// IsZero reports whether id names nobody.
+func (id Identity) IsZero() bool { return id == Identity{} }
+
+// Identity returns who t belongs to, as verified when it was obtained; zero
+// when that is unknown (no ID token, or a token stored by an older version).
+func (t *Token) Identity() Identity {
+	if id := t.ident(); id != nil {
+		return *id
+	}
+	return Identity{}
+}
+
+// WithIdentity returns a copy of t that records id as verified for it. A
+// login made outside the engine (see [Engine.Set]) hands its verified
+// identity over this way.
+func (t *Token) WithIdentity(id Identity) *Token {
+	c := t.Clone()
+	c.setMeta(func(m *tokenMeta) {
+		m.ident = nil
+		if !id.IsZero() {
+			m.ident = &id
+		}
+	})
+	return c
+}
+
+// spendRecord says that an owner presented (or was about to present) a
+// token's refresh token to the provider at a time, and had not yet saved
+// what came back. It is stored with the token.
+type spendRecord struct {
+	Owner string    `json:"owner"`
+	PID   int       `json:"pid,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// ErrLoginLost means the stored login's refresh token may have been spent
+// by a process that stopped before saving what the provider sent back: it
+// is not presented again, since a provider with reuse detection would
+// revoke the whole login. It comes with [ErrLoginRequired] when the grant
+// cannot log in again without a person.
+var ErrLoginLost = errors.New("auth: the stored login was lost: a process stopped while it refreshed the token, and a refresh token is never presented twice")
+
+// errUnrecorded ends an attempt that could not record its spend.
+var errUnrecorded = errors.New("auth: the token store could not record that the refresh token is being spent; not spending it")
+
+// saveAttempts bounds the attempts to save a token the provider issued.
+const saveAttempts = 4
+
+// closeGrace is how long Close lets a refresh that has reached the
+// provider finish and save its result.
+const closeGrace = 5 * time.Second
+
+// custody keeps an engine's tokens in its store, under one ordering rule:
+// every change of the stored entry — a spend record, a fetched token, a
+// login, a logout — happens under the store's lock (a Locker's, or the
+// engine's own mutex for a store that is not one), and the newer token
+// wins: tokens carry a generation that each save raises.
+//
+// Spend protocol: before a refresh token is presented, the entry is saved
+// again with a spend record naming this engine. The fetched token replaces
+// it. A holder of the lock that finds another owner's record knows that
+// owner is gone from the spend (it would still hold the lock otherwise)
+// and never presents that refresh token: the grant gets the token without
+// it, to make a full grant where it can.
+type custody struct {
+	store  Store
+	locker Locker // nil for a store that is not one
+	key    StoreKey
+	owner  string // this engine's name in spend records
+	clock  Clock
+	log    *slog.Logger
+
+	mu sync.Mutex // guards the entry for a store that is not a Locker
+}
+
+func newCustody(store Store, key StoreKey, clock Clock, log *slog.Logger) *custody {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // never fails
+	c := &custody{store: store, key: key, owner: hex.EncodeToString(b), clock: clock, log: log}
+	c.locker, _ = store.(Locker)
+	return c
+}
+
+// lock takes the entry's lock.
+func (c *custody) lock(ctx context.Context) (func(), error) {
+	if c.locker == nil {
+		c.mu.Lock()
+		return c.mu.Unlock, nil
+	}
+	unlock, err := c.locker.Lock(ctx, c.key)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, Transient(fmt.Errorf("auth: lock token store: %w", err))
+	}
+	return unlock, nil
+}
+
+// load reads the entry; a store that cannot be read is a transient
+// failure, never "nothing stored": a refresh token is spent only once the
+// store said what it holds.
+func (c *custody) load(ctx context.Context) (*Token, error) {
+	tok, err := c.store.Load(ctx, c.key)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, Transient(fmt.Errorf("auth: read token store: %w", err))
+	}
+	if tok != nil {
+		capExpiry(tok)
+	}
+	return tok, nil
+}
+
+// lostBy reports whether stored carries the spend record of another owner.
+func (c *custody) lostBy(stored *Token) bool {
+	rec := stored.spendRec()
+	return rec != nil && rec.Owner != c.owner && !stored.RefreshToken.IsZero()
+}
+
+// beginSpend records, under the lock, that src's refresh token is about to
+// be presented.
+func (c *custody) beginSpend(ctx context.Context, src *Token) error {
+	rec := src.Clone()
+	rec.setMeta(func(m *tokenMeta) { m.spend = &spendRecord{Owner: c.owner, PID: os.Getpid(), At: c.clock.Now().UTC()} })
+	if err := c.store.Save(context.WithoutCancel(ctx), c.key, rec); err != nil {
+		return Transient(fmt.Errorf("%w: %w", errUnrecorded, err))
+	}
+	return nil
+}
+
+// endSpend withdraws the record of a spend that the provider answered
+// without consuming the refresh token (an error answer, or a request that
+// never left).
+func (c *custody) endSpend(ctx context.Context, src *Token) {
+	clean := src.Clone()
+	clean.setMeta(func(m *tokenMeta) { m.spend = nil })
+	if err := c.store.Save(context.WithoutCancel(ctx), c.key, clean); err != nil {
+		c.log.Debug("auth: spend record not withdrawn; other processes will not present this refresh token", "error", err)
+	}
+}
+
+// save writes tok, retrying a failed write a few times: it may be the only
+// copy of a rotated refresh token. It reports the last failure.
+func (c *custody) save(ctx context.Context, tok *Token) error {
+	var err error
+	for attempt := 1; attempt <= saveAttempts; attempt++ {
+		if err = c.store.Save(context.WithoutCancel(ctx), c.key, tok); err == nil {
+			return nil
+		}
+		if attempt < saveAttempts {
+			// Real time, not the engine's clock: the wait is for a disk or
+			// a network to recover, whatever time a test pretends it is.
+			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		}
+	}
+	return err
+}
+
+// answered reports whether err shows that the provider did not consume the
+// refresh token: it answered with an error, or the request never left (no
+// connection). A timeout or a broken connection after the request left is
+// not: the provider may have rotated the token.
+func answered(err error) bool {
+	var oe *OAuthError
+	var re *ResponseError
+	if errors.As(err, &oe) || errors.As(err, &re) {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
+// newer reports whether a is a later token of the login than b.
+func newer(a, b *Token) bool {
+	return a != nil && (b == nil || a.gen() > b.gen())
+}
+
+// nextGen is the generation of a token that replaces those given.
+func nextGen(toks ...*Token) uint64 {
+	var g uint64
+	for _, t := range toks {
+		if t.gen() > g {
+			g = t.gen()
+		}
+	}
+	return g + 1
+}
