@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -915,5 +917,61 @@ func TestHelp(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "Usage:") {
 			t.Errorf("authkit %s --help: exit %d\n%s", c, r.code, r.stdout)
 		}
+	}
+}
+
+// providerRequests counts the requests the provider answered at its
+// discovery, key set and token endpoints.
+func providerRequests(p *authtest.Provider) int {
+	return p.Requests(authtest.EndpointDiscovery) + p.Requests(authtest.EndpointKeys) + p.Requests(authtest.EndpointToken)
+}
+
+// TestTokenOffline: a stored login whose access token is valid is served
+// with no provider request — with the provider up, and with it stopped —
+// and names the user verified when it was obtained.
+func TestTokenOffline(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	w.login()
+	want := w.storedToken("").AccessToken.Reveal()
+	before := providerRequests(w.prov)
+	if r := w.run(nil, "token"); r.code != 0 || r.stdout != want+"\n" {
+		t.Fatalf("token with the provider up: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := w.run(nil, "whoami"); r.code != 0 || r.stdout != "ada\t"+w.prov.Issuer()+"\n" {
+		t.Fatalf("whoami with the provider up: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if n := providerRequests(w.prov) - before; n != 0 {
+		t.Errorf("token and whoami of a valid stored login made %d provider requests, want 0", n)
+	}
+
+	// The provider stops; its address now accepts connections and counts them.
+	issuer := w.prov.Issuer()
+	addr := strings.TrimPrefix(w.prov.URL(), "http://")
+	w.prov.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on the stopped provider's address %s: %v", addr, err)
+	}
+	defer ln.Close()
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	if r := w.run(nil, "token"); r.code != 0 || r.stdout != want+"\n" {
+		t.Fatalf("token with the provider stopped: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := w.run(nil, "whoami"); r.code != 0 || r.stdout != "ada\t"+issuer+"\n" {
+		t.Fatalf("whoami with the provider stopped: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("%d connections to the stopped provider, want 0", n)
 	}
 }
