@@ -30,10 +30,12 @@ type JWTConfig struct {
 	// JWKSURL is where the issuer publishes its keys (JWK Set,
 	// https://www.rfc-editor.org/rfc/rfc7517#section-5). They are fetched
 	// when a token first needs them, one fetch at a time, each call waiting
-	// only as long as its ctx allows; again after RefreshInterval, and (at
-	// most once a minute) when a token names an unknown key. A fetch that
-	// fails keeps the keys already known. The URL must be https, or http to
-	// a loopback address.
+	// only as long as its ctx allows; again after RefreshInterval; and at
+	// once when a token names a key the set lacks — a key the issuer has
+	// just added verifies on its first use (TestJWTValidatorJWKS) —
+	// then at most once every 10 s for further unknown keys. A fetch that
+	// fails keeps the keys already known. The URL must be https, or http
+	// to a loopback address.
 	JWKSURL string
 	// HTTPClient fetches the JWK Set; nil means a client with a 30 s
 	// timeout. Redirects from https to http are refused.

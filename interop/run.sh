@@ -7,7 +7,8 @@
 #
 #   go test -race -count=1 ./interop/... [extra go test flags from "$@"]
 #
-# with AUTHKIT_DEX_ISSUER, AUTHKIT_OIDC_ISSUER and AUTHKIT_CHROMIUM set, and stops both by PID on
+# with AUTHKIT_DEX_ISSUER, AUTHKIT_OIDC_ISSUER and AUTHKIT_CHROMIUM set (and AUTHKIT_OIDC_DIR, the
+# installed oidc-provider, for tests that start an instance of their own), and stops both by PID on
 # exit, whatever the outcome. The exit status is go test's.
 #
 # Needs: go, node (>= 20) and npm on PATH, and apt-get (as root or with sudo)
@@ -160,7 +161,7 @@ cd "$root"
 # (bash runs traps only between foreground commands) and the tests and
 # the providers are stopped with it.
 AUTHKIT_DEX_ISSUER="$dex_issuer" AUTHKIT_OIDC_ISSUER="$oidc_issuer" AUTHKIT_CHROMIUM="$chromium" \
-	go test -race -count=1 "$@" ./interop/... </dev/null &
+	AUTHKIT_OIDC_DIR="$work/oidc" go test -race -count=1 "$@" ./interop/... </dev/null &
 test_pid=$!
 pids=("$test_pid" "${pids[@]}")
 if wait "$test_pid"; then status=0; else status=$?; fi

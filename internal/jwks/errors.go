@@ -18,9 +18,11 @@ var (
 	// later.
 	ErrKeysUnavailable = errors.New("jwks: keys unavailable; retry later")
 	// ErrUnknownKey means no key fits the token: the key set was fetched
-	// (again, if MinRefresh allowed) and has no key with the token's "kid"
-	// (https://www.rfc-editor.org/rfc/rfc7515#section-4.1.4), or none of
-	// that kid fits the token's "alg". Retrying does not help.
+	// (again, if Config.UnknownKidRefresh allowed) and has no key with the
+	// token's "kid" (https://www.rfc-editor.org/rfc/rfc7515#section-4.1.4),
+	// or none of that kid fits the token's "alg". Retrying at once does
+	// not help; after a key rotation, a retry once UnknownKidRefresh has
+	// passed may.
 	ErrUnknownKey = errors.New("jwks: no key for the token")
 	// ErrClosed is returned after Close. It also matches auth.ErrClosed.
 	ErrClosed = fmt.Errorf("jwks: key set closed: %w", auth.ErrClosed)

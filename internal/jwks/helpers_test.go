@@ -119,7 +119,9 @@ func marshalSet(t *testing.T, keys ...jwkset.JWKMarshal) []byte {
 }
 
 // fakeJWKS is a JWK Set endpoint that counts requests and can be told
-// what to answer, or to hold its answers.
+// what to answer, or to hold its answers. A request gets the answer set
+// when it arrived, even if it is held past a later serve: a fetch sees the
+// set as it was when it reached the provider.
 type fakeJWKS struct {
 	srv  *httptest.Server
 	n    atomic.Int64
@@ -135,14 +137,14 @@ func newFakeJWKS(t *testing.T, body []byte) *fakeJWKS {
 	f := &fakeJWKS{hits: make(chan struct{}, 10000), status: http.StatusOK, body: body}
 	ended := make(chan struct{})
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.n.Add(1)
+		f.mu.Lock()
+		gate, status, body := f.gate, f.status, f.body
+		f.mu.Unlock()
+		f.n.Add(1) // after the snapshot: a test that saw the hit may serve anew
 		select {
 		case f.hits <- struct{}{}:
 		default:
 		}
-		f.mu.Lock()
-		gate := f.gate
-		f.mu.Unlock()
 		if gate != nil {
 			select {
 			case <-gate:
@@ -152,9 +154,6 @@ func newFakeJWKS(t *testing.T, body []byte) *fakeJWKS {
 				return
 			}
 		}
-		f.mu.Lock()
-		status, body := f.status, f.body
-		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		if string(body) != endless {
@@ -200,6 +199,34 @@ func (f *fakeJWKS) waitHit(t *testing.T) {
 	case <-f.hits:
 	case <-time.After(waitLimit):
 		t.Fatal("the JWK Set endpoint got no request")
+	}
+}
+
+// waitingCtx is a context that tells when a caller starts waiting for a
+// fetch: lookup calls Done only to block on one. It is a plain context
+// otherwise.
+type waitingCtx struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{} // closed at the first call of Done
+}
+
+func newWaitingCtx(parent context.Context) *waitingCtx {
+	return &waitingCtx{Context: parent, waiting: make(chan struct{})}
+}
+
+func (c *waitingCtx) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Done()
+}
+
+// waitWaiting waits until a caller waits on c.
+func (c *waitingCtx) waitWaiting(t *testing.T) {
+	t.Helper()
+	select {
+	case <-c.waiting:
+	case <-time.After(waitLimit):
+		t.Fatal("the caller never waited for a fetch")
 	}
 }
 

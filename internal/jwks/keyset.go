@@ -4,8 +4,18 @@
 // A [KeySet] fetches on demand, one fetch at a time, like go-oidc's
 // RemoteKeySet: the fetch runs on the KeySet's own lifetime (an
 // internal/flight Group), each caller waits for it only as long as its own
-// ctx allows, and the lock is never held during I/O. A [Verifier] checks a token's signature with those keys,
-// accepting only allow-listed algorithms whose key type matches.
+// ctx allows, and the lock is never held during I/O. A [Verifier] checks a
+// token's signature with those keys, accepting only allow-listed
+// algorithms whose key type matches.
+//
+// Key rotation: providers sign with a new key the moment they publish it,
+// so the first token naming a kid the cached set lacks refetches the set at
+// once, even if it was fetched a moment ago, and waits for that fetch.
+// Further unknown-kid refetches are rate-limited to one per
+// [Config.UnknownKidRefresh] (10 s by default), so a flood of tokens with
+// made-up kids costs at most one fetch per window; a kid the limit refuses
+// fails at once with [ErrUnknownKey]. A fetch that fails keeps the keys
+// already known.
 package jwks
 
 import (
@@ -41,11 +51,21 @@ type Config struct {
 	// zero means 1 hour. The stale set keeps serving the kids it has while
 	// the refetch runs, and after it fails.
 	TTL time.Duration
-	// MinRefresh is the least time between two fetches, whether a TTL
-	// expiry or a token naming an unknown kid asks for it; zero means 1
-	// minute. Before any set was fetched, a failed fetch is retried after
-	// min(MinRefresh, 1 s).
+	// MinRefresh is the least time between the start of the latest fetch
+	// (of any kind) and a fetch that a TTL expiry asks for, so that a
+	// failing endpoint is retried at most that often; zero means 1 minute.
+	// Before any set was fetched, a failed fetch is retried after
+	// min(MinRefresh, 1 s). It does not delay the fetches that unknown kids
+	// ask for: see UnknownKidRefresh.
 	MinRefresh time.Duration
+	// UnknownKidRefresh is the least time between two fetches asked for by
+	// tokens naming a kid the cached set lacks; zero means 10 s. Only those
+	// fetches count: the first unknown kid after a fetch of another kind
+	// (the first fetch, a TTL refetch) refetches at once, so a key added by
+	// a rotation verifies on its first use. While the limit refuses, an
+	// unknown kid fails at once with ErrUnknownKey (ErrKeysUnavailable if
+	// the latest fetch failed).
+	UnknownKidRefresh time.Duration
 	// Logger receives the failures of fetches (status and reason, never
 	// the body); nil means silent.
 	Logger *slog.Logger
@@ -65,7 +85,8 @@ type KeySet struct {
 	ownClient bool // client was made here; Close closes its idle connections
 	now       func() time.Time
 	ttl       time.Duration
-	minGap    time.Duration
+	minGap    time.Duration // MinRefresh
+	kidGap    time.Duration // UnknownKidRefresh
 	log       *slog.Logger
 
 	group flight.Group[struct{}, struct{}] // the fetch in flight; Close ends it
@@ -73,7 +94,11 @@ type KeySet struct {
 	mu          sync.Mutex // guards the fields below
 	cur         *keys      // newest set fetched, nil before the first
 	fetching    bool       // a fetch is in flight
+	started     uint64     // fetches started so far
+	finished    uint64     // fetches ended so far; one runs at a time, so they end in order
 	lastAttempt time.Time  // start of the latest fetch
+	lastKid     time.Time  // start of the latest fetch an unknown kid asked for
+	kidAsked    bool       // an unknown kid has asked for a fetch; lastKid is set
 	lastErr     error      // error of the latest fetch, nil if it succeeded
 	closed      bool
 }
@@ -85,12 +110,12 @@ func NewKeySet(cfg Config) (*KeySet, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, auth.ConfigError("jwks: URL %q is not an absolute http(s) URL", cfg.URL)
 	}
-	if cfg.TTL < 0 || cfg.MinRefresh < 0 {
-		return nil, auth.ConfigError("jwks: TTL and MinRefresh must not be negative")
+	if cfg.TTL < 0 || cfg.MinRefresh < 0 || cfg.UnknownKidRefresh < 0 {
+		return nil, auth.ConfigError("jwks: TTL, MinRefresh and UnknownKidRefresh must not be negative")
 	}
 	safe := *u
 	safe.User, safe.RawQuery, safe.Fragment, safe.RawFragment = nil, "", "", ""
-	s := &KeySet{url: cfg.URL, ua: cfg.UserAgent, safeURL: safe.String(), now: cfg.Now, ttl: cfg.TTL, minGap: cfg.MinRefresh, log: cfg.Logger}
+	s := &KeySet{url: cfg.URL, ua: cfg.UserAgent, safeURL: safe.String(), now: cfg.Now, ttl: cfg.TTL, minGap: cfg.MinRefresh, kidGap: cfg.UnknownKidRefresh, log: cfg.Logger}
 	if s.ua == "" {
 		s.ua = auth.DefaultUserAgent
 	}
@@ -102,6 +127,7 @@ func NewKeySet(cfg Config) (*KeySet, error) {
 	}
 	s.ttl = cmp.Or(s.ttl, time.Hour)
 	s.minGap = cmp.Or(s.minGap, time.Minute)
+	s.kidGap = cmp.Or(s.kidGap, 10*time.Second)
 	if cfg.HTTPClient == nil {
 		s.client = &http.Client{Timeout: fetchTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
 		s.ownClient = true
@@ -130,57 +156,69 @@ func (s *KeySet) Close() error {
 	return nil
 }
 
-// lookup returns the keys for kid (every key of the set when kid is empty),
-// fetching the set when there is none yet, when it is older than the TTL,
-// or when it lacks kid (see dueLocked). A set that has kid serves it at
-// once, even while a refetch runs. Otherwise the caller waits for the fetch
-// in flight, as long as ctx allows.
+// lookup returns the keys for kid (every key of the set when kid is empty).
+// A set that has kid serves it at once, even while a refetch runs, and
+// starts a refetch in the background when it is older than the TTL (see
+// ttlDueLocked). Otherwise the caller waits, as long as ctx allows, for the
+// fetch in flight, or for one it starts if kidDueLocked allows. A fetch
+// that was already in flight when the caller came may predate the key, so
+// if it lacks kid the caller may start one more; once a fetch started
+// after the caller came has ended, the caller has its answer. So a caller
+// waits for at most two fetches, and returns at once when the rate limit
+// refuses it and nothing is in flight.
 func (s *KeySet) lookup(ctx context.Context, kid string) ([]jwk, error) {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrClosed
-	}
-	found, ok := s.cur.find(kid)
-	if now := s.now(); !s.fetching && s.dueLocked(now, ok) {
-		s.startLocked(now)
-	}
-	if ok || !s.fetching {
-		defer s.mu.Unlock()
-		if ok {
+	came := s.started // a fetch numbered above this started after the caller came
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		now := s.now()
+		if found, ok := s.cur.find(kid); ok {
+			if !s.fetching && s.ttlDueLocked(now) {
+				s.startLocked(now, false)
+			}
+			s.mu.Unlock()
 			return found, nil
 		}
-		return nil, s.missingLocked(kid)
+		if s.finished > came { // a fetch newer than the caller ended without kid
+			err := s.missingLocked(kid)
+			s.mu.Unlock()
+			return nil, err
+		}
+		if !s.fetching {
+			if !s.kidDueLocked(now) {
+				err := s.missingLocked(kid)
+				s.mu.Unlock()
+				return nil, err
+			}
+			s.startLocked(now, s.cur != nil)
+		}
+		s.mu.Unlock()
+		if _, err, _ := s.group.Wait(ctx, struct{}{}); err != nil {
+			return nil, fmt.Errorf("%w: stopped waiting for %s: %w", ErrKeysUnavailable, s.safeURL, context.Cause(ctx))
+		}
+		s.mu.Lock()
 	}
-	s.mu.Unlock()
-
-	if _, err, _ := s.group.Wait(ctx, struct{}{}); err != nil {
-		return nil, fmt.Errorf("%w: stopped waiting for %s: %w", ErrKeysUnavailable, s.safeURL, context.Cause(ctx))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	if found, ok := s.cur.find(kid); ok {
-		return found, nil
-	}
-	return nil, s.missingLocked(kid)
 }
 
-// dueLocked reports whether a fetch should start now: when the set lacks
-// the kid asked for (found is false) or is older than the TTL, and the
-// latest fetch started MinRefresh ago or more; with no set yet, 1 s ago
-// suffices.
-func (s *KeySet) dueLocked(now time.Time, found bool) bool {
-	gap := s.minGap
-	switch {
-	case s.cur == nil:
-		gap = min(gap, time.Second)
-	case found && now.Sub(s.cur.fetched) < s.ttl:
-		return false
+// ttlDueLocked reports whether a set that has the kid asked for should be
+// refetched now: it is older than the TTL and the latest fetch of any kind
+// started MinRefresh ago or more.
+func (s *KeySet) ttlDueLocked(now time.Time) bool {
+	return now.Sub(s.cur.fetched) >= s.ttl && now.Sub(s.lastAttempt) >= s.minGap
+}
+
+// kidDueLocked reports whether a kid the cached set lacks may start a fetch
+// now: with no set yet, when the latest fetch started min(MinRefresh, 1 s)
+// ago or more; otherwise when the latest fetch that an unknown kid asked for
+// started UnknownKidRefresh ago or more (or never happened).
+func (s *KeySet) kidDueLocked(now time.Time) bool {
+	if s.cur == nil {
+		return s.started == 0 || now.Sub(s.lastAttempt) >= min(s.minGap, time.Second)
 	}
-	return now.Sub(s.lastAttempt) >= gap
+	return !s.kidAsked || now.Sub(s.lastKid) >= s.kidGap
 }
 
 // missingLocked is the error for a kid the cached set lacks: the latest
@@ -193,8 +231,14 @@ func (s *KeySet) missingLocked(kid string) error {
 }
 
 // startLocked starts a fetch in the group; fetching is true until it ends.
-func (s *KeySet) startLocked(now time.Time) {
+// forKid says an unknown kid asked for it, which counts against
+// UnknownKidRefresh.
+func (s *KeySet) startLocked(now time.Time, forKid bool) {
 	s.fetching, s.lastAttempt = true, now
+	s.started++
+	if forKid {
+		s.lastKid, s.kidAsked = now, true
+	}
 	s.group.Start(struct{}{}, func(ctx context.Context) (struct{}, error) {
 		set, err := s.fetch(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -208,6 +252,7 @@ func (s *KeySet) startLocked(now time.Time) {
 		}
 		s.lastErr = err
 		s.fetching = false
+		s.finished++
 		return struct{}{}, nil // the result is in s.cur and s.lastErr
 	})
 }

@@ -29,6 +29,7 @@ func TestNewKeySetConfigErrors(t *testing.T) {
 		{"other scheme", Config{URL: "ftp://example.com/jwks"}},
 		{"negative TTL", Config{URL: "https://example.com/jwks", TTL: -time.Second}},
 		{"negative MinRefresh", Config{URL: "https://example.com/jwks", MinRefresh: -time.Second}},
+		{"negative UnknownKidRefresh", Config{URL: "https://example.com/jwks", UnknownKidRefresh: -time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ks, err := NewKeySet(tc.cfg)
@@ -173,52 +174,234 @@ func TestNeverAnsweringServer(t *testing.T) {
 	goroutinesBackTo(t, base)
 }
 
-// A token naming a new kid refetches once; a flood of unknown kids within
-// MinRefresh fetches at most once more.
-func TestKeyRotation(t *testing.T) {
+// A provider signs with a new key the moment it adds it to its set: a token
+// signed with it verifies on the next call, even right after a fetch,
+// without moving the clock (issue 20, item 8).
+func TestRotatedKeyVerifiesAtOnce(t *testing.T) {
 	clk := fakeclock.New(time.Time{})
 	f := newFakeJWKS(t, jwkSet(t, key("A")))
-	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now, MinRefresh: time.Minute})
+	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now})
 	ctx := t.Context()
 
 	if err := parse(ctx, v, key("A").sign(t)); err != nil {
 		t.Fatal(err)
 	}
 	f.serve(http.StatusOK, jwkSet(t, key("A"), key("B")))
-
-	// Right after a fetch, an unknown kid does not refetch.
-	if err := parse(ctx, v, key("B").sign(t)); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("B within MinRefresh of the first fetch: %v, want ErrUnknownKey", err)
-	}
-	if n := f.n.Load(); n != 1 {
-		t.Fatalf("%d requests, want 1", n)
-	}
-
-	clk.Advance(time.Minute)
 	if err := parse(ctx, v, key("B").sign(t)); err != nil {
-		t.Fatalf("B after rotation: %v", err)
+		t.Fatalf("B, added right after the first fetch: %v", err)
+	}
+	if n := f.n.Load(); n != 2 {
+		t.Fatalf("%d requests, want 2 (the first fetch and one for B)", n)
+	}
+	for _, name := range []string{"A", "B"} {
+		if err := parse(ctx, v, key(name).sign(t)); err != nil {
+			t.Fatalf("%s from the new set: %v", name, err)
+		}
+	}
+	if n := f.n.Load(); n != 2 {
+		t.Errorf("%d requests, want 2 (known kids fetch nothing)", n)
+	}
+}
+
+// Unknown kids refetch at most once per UnknownKidRefresh (zero: 10 s): a
+// flood of tokens with made-up kids costs one fetch per window, and a kid
+// the limit refuses fails at once, without waiting.
+func TestUnknownKidRateLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  time.Duration
+		gap  time.Duration
+	}{
+		{"default", 0, 10 * time.Second},
+		{"configured", time.Minute, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := fakeclock.New(time.Time{})
+			f := newFakeJWKS(t, jwkSet(t, key("A")))
+			_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now, UnknownKidRefresh: tc.cfg})
+			ctx := t.Context()
+			if err := parse(ctx, v, key("A").sign(t)); err != nil {
+				t.Fatal(err)
+			}
+			requests := func(want int64, when string) {
+				t.Helper()
+				if n := f.n.Load(); n != want {
+					t.Fatalf("%s: %d requests, want %d", when, n, want)
+				}
+			}
+			flood := func(round int) {
+				t.Helper()
+				const callers = 100
+				errs := make(chan error, callers)
+				for i := range callers {
+					raw := key("A").withKid(fmt.Sprintf("forged-%d-%d", round, i)).sign(t)
+					go func() { errs <- parse(ctx, v, raw) }()
+				}
+				for range callers {
+					if err := <-errs; !errors.Is(err, ErrUnknownKey) {
+						t.Errorf("made-up kid: %v, want ErrUnknownKey", err)
+					}
+				}
+			}
+
+			flood(1)
+			requests(2, "after a flood right after the first fetch")
+
+			// Refused at once: a caller that waited would see its ctx
+			// cancelled and get ErrKeysUnavailable.
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := parse(cancelled, v, key("A").withKid("forged").sign(t)); !errors.Is(err, ErrUnknownKey) {
+				t.Fatalf("made-up kid refused by the limit: %v, want ErrUnknownKey at once", err)
+			}
+
+			f.serve(http.StatusOK, jwkSet(t, key("A"), key("B")))
+			clk.Advance(tc.gap - time.Nanosecond)
+			flood(2)
+			if err := parse(ctx, v, key("B").sign(t)); !errors.Is(err, ErrUnknownKey) {
+				t.Fatalf("B within the window: %v, want ErrUnknownKey", err)
+			}
+			requests(2, "within the window")
+
+			clk.Advance(time.Nanosecond)
+			if err := parse(ctx, v, key("B").sign(t)); err != nil {
+				t.Fatalf("B once the window is over: %v", err)
+			}
+			flood(3)
+			requests(3, "after B and a flood in the next window")
+			if err := parse(ctx, v, key("A").sign(t)); err != nil {
+				t.Errorf("A after the floods: %v", err)
+			}
+			requests(3, "at the end")
+		})
+	}
+}
+
+// A failed unknown-kid refetch (HTTP 500) keeps the known keys: A still
+// verifies, B is ErrKeysUnavailable, the next refetch waits for the window,
+// and B verifies once the endpoint recovered.
+func TestUnknownKidRefetchFailureKeepsKeys(t *testing.T) {
+	clk := fakeclock.New(time.Time{})
+	f := newFakeJWKS(t, jwkSet(t, key("A")))
+	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now})
+	ctx := t.Context()
+	if err := parse(ctx, v, key("A").sign(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	f.serve(http.StatusInternalServerError, []byte(secretMarker))
+	err := parse(ctx, v, key("B").sign(t))
+	if !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("B with a failing endpoint: %v, want ErrKeysUnavailable", err)
+	}
+	if re, ok := errors.AsType[*auth.ResponseError](err); !ok || re.StatusCode != http.StatusInternalServerError {
+		t.Errorf("error %v does not carry the HTTP status 500", err)
+	}
+	if strings.Contains(err.Error(), secretMarker) {
+		t.Errorf("error quotes the body: %v", err)
+	}
+	if err := parse(ctx, v, key("A").sign(t)); err != nil {
+		t.Fatalf("A after the failed refetch: %v", err)
 	}
 	if n := f.n.Load(); n != 2 {
 		t.Fatalf("%d requests, want 2", n)
 	}
 
-	clk.Advance(time.Minute)
-	const flood = 100
-	errs := make(chan error, flood)
-	for i := range flood {
-		raw := key("A").withKid(fmt.Sprintf("forged-%d", i)).sign(t)
-		go func() { errs <- parse(ctx, v, raw) }()
+	f.serve(http.StatusOK, jwkSet(t, key("A"), key("B")))
+	clk.Advance(10*time.Second - time.Nanosecond)
+	if err := parse(ctx, v, key("B").sign(t)); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("B within the window after a failure: %v, want ErrKeysUnavailable", err)
 	}
-	for range flood {
-		if err := <-errs; !errors.Is(err, ErrUnknownKey) {
-			t.Errorf("unknown kid: %v, want ErrUnknownKey", err)
+	if n := f.n.Load(); n != 2 {
+		t.Fatalf("%d requests within the window, want 2", n)
+	}
+	clk.Advance(time.Nanosecond)
+	for _, name := range []string{"B", "A"} {
+		if err := parse(ctx, v, key(name).sign(t)); err != nil {
+			t.Fatalf("%s once the endpoint recovered: %v", name, err)
 		}
 	}
 	if n := f.n.Load(); n != 3 {
-		t.Errorf("%d requests after the flood, want 3 (at most one more)", n)
+		t.Errorf("%d requests, want 3", n)
 	}
+}
+
+// Concurrent callers with a freshly rotated kid share one fetch: all of
+// them are waiting for it before it answers, and all verify.
+func TestRotatedKeyOneSharedFetch(t *testing.T) {
+	clk := fakeclock.New(time.Time{})
+	f := newFakeJWKS(t, jwkSet(t, key("A")))
+	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now})
+	if err := parse(t.Context(), v, key("A").sign(t)); err != nil {
+		t.Fatal(err)
+	}
+	f.waitHit(t)
+
+	f.serve(http.StatusOK, jwkSet(t, key("A"), key("B")))
+	release := f.hold()
+	defer release()
+	raw := key("B").sign(t)
+	const callers = 20
+	errs := make(chan error, callers)
+	for range callers {
+		ctx := newWaitingCtx(t.Context())
+		go func() { errs <- parse(ctx, v, raw) }()
+		ctx.waitWaiting(t)
+	}
+	f.waitHit(t)
+	release()
+	for range callers {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Errorf("B: %v", err)
+			}
+		case <-time.After(waitLimit):
+			t.Fatalf("callers still waiting after %v", waitLimit)
+		}
+	}
+	if n := f.n.Load(); n != 2 {
+		t.Errorf("%d requests, want 2 (one shared fetch for B)", n)
+	}
+}
+
+// A fetch already in flight when a token with a new kid comes may predate
+// the key: if it ends without the kid, the caller starts one more fetch
+// (the first for an unknown kid) and verifies.
+func TestKidMissingFromFetchInFlight(t *testing.T) {
+	clk := fakeclock.New(time.Time{})
+	f := newFakeJWKS(t, jwkSet(t, key("A")))
+	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now, TTL: time.Hour})
+	ctx := t.Context()
 	if err := parse(ctx, v, key("A").sign(t)); err != nil {
-		t.Errorf("A after the flood: %v", err)
+		t.Fatal(err)
+	}
+	f.waitHit(t)
+
+	release := f.hold()
+	defer release()
+	clk.Advance(time.Hour)
+	if err := parse(ctx, v, key("A").sign(t)); err != nil { // starts a TTL refetch
+		t.Fatal(err)
+	}
+	f.waitHit(t) // the refetch will answer the set without B
+	f.serve(http.StatusOK, jwkSet(t, key("A"), key("B")))
+	raw := key("B").sign(t)
+	wctx := newWaitingCtx(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- parse(wctx, v, raw) }()
+	wctx.waitWaiting(t)
+	release()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("B after a fetch in flight that predates it: %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("B still waiting")
+	}
+	if n := f.n.Load(); n != 3 {
+		t.Errorf("%d requests, want 3", n)
 	}
 }
 
@@ -252,17 +435,25 @@ func TestTTLRefetch(t *testing.T) {
 	if err := parse(ctx, v, key("B").sign(t)); err != nil {
 		t.Fatalf("B after the refetch: %v", err)
 	}
-	if err := parse(ctx, v, key("A").sign(t)); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("A, gone from the new set: %v, want ErrUnknownKey", err)
-	}
 	if n := f.n.Load(); n != 2 {
 		t.Errorf("%d requests, want 2", n)
 	}
+	// A TTL refetch does not use up the unknown-kid budget: the first
+	// unknown kid after it still refetches, once.
+	for range 2 {
+		if err := parse(ctx, v, key("A").sign(t)); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("A, gone from the new set: %v, want ErrUnknownKey", err)
+		}
+	}
+	if n := f.n.Load(); n != 3 {
+		t.Errorf("%d requests, want 3 (one for the first unknown kid)", n)
+	}
 }
 
-// A failed refetch keeps the old set: its kids still verify, and an unknown
-// kid is ErrKeysUnavailable (the set could not be checked), not
-// ErrUnknownKey, until a fetch succeeds again.
+// A failed TTL refetch keeps the old set: its kids still verify, and an
+// unknown kid (which refetches once, and fails too) is ErrKeysUnavailable
+// (the set could not be checked), not ErrUnknownKey, until a fetch
+// succeeds again.
 func TestRefetchFailureKeepsOldSet(t *testing.T) {
 	clk := fakeclock.New(time.Time{})
 	f := newFakeJWKS(t, jwkSet(t, key("A")))
@@ -292,8 +483,11 @@ func TestRefetchFailureKeepsOldSet(t *testing.T) {
 	if err := parse(ctx, v, key("A").sign(t)); err != nil {
 		t.Fatalf("A after the failed refetch: %v", err)
 	}
-	if n := f.n.Load(); n != 2 {
-		t.Fatalf("%d requests, want 2 (no retry within MinRefresh)", n)
+	if err := parse(ctx, v, key("B").sign(t)); !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("unknown kid again: %v, want ErrKeysUnavailable", err)
+	}
+	if n := f.n.Load(); n != 3 {
+		t.Fatalf("%d requests, want 3 (the TTL refetch, one for B, no retry within MinRefresh or UnknownKidRefresh)", n)
 	}
 
 	f.serve(http.StatusOK, jwkSet(t, key("A"), key("B")))

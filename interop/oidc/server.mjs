@@ -1,6 +1,11 @@
 // server.mjs runs panva's oidc-provider for the authkit interop tests.
 //
-//   ISSUER=http://127.0.0.1:PORT PORT=PORT node server.mjs
+//   ISSUER=http://127.0.0.1:PORT PORT=PORT [JWKS_FILE=keys.json] node server.mjs
+//
+// JWKS_FILE, if set, names a JWK Set of private keys to sign with (the
+// first key of an algorithm signs, the others only verify), so that a test
+// can restart the provider with a rotated key set; without it, one fresh
+// RS256 key is made per start.
 //
 // It serves the provider itself plus the smallest login UI the provider needs
 // when devInteractions is off: GET /interaction/:uid shows a login form (or
@@ -9,6 +14,7 @@
 // memory: a restart forgets every token. POST /interaction/:uid/abort is the
 // person refusing (access_denied).
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
 import Provider from 'oidc-provider';
@@ -33,11 +39,18 @@ const USER = {
   },
 };
 
-// A fresh RS256 signing key per start (no development-key warning, nothing on disk).
-const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
-jwk.kid = randomBytes(8).toString('hex');
-jwk.alg = 'RS256';
-jwk.use = 'sig';
+// A fresh RS256 signing key per start (no development-key warning, nothing on
+// disk), unless JWKS_FILE names the keys.
+function freshKey() {
+  const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  jwk.kid = randomBytes(8).toString('hex');
+  jwk.alg = 'RS256';
+  jwk.use = 'sig';
+  return jwk;
+}
+const signingKeys = process.env.JWKS_FILE
+  ? JSON.parse(readFileSync(process.env.JWKS_FILE, 'utf8')).keys
+  : [freshKey()];
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -98,7 +111,7 @@ const configuration = {
     profile: ['name', 'preferred_username'],
   },
   cookies: { keys: [randomBytes(32).toString('hex')] },
-  jwks: { keys: [jwk] },
+  jwks: { keys: signingKeys },
   features: {
     devInteractions: { enabled: false },
     deviceFlow: { enabled: true },
