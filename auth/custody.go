@@ -69,6 +69,47 @@ var ErrLoginLost = errors.New("auth: the stored login was lost: a process stoppe
 // errUnrecorded ends an attempt that could not record its spend.
 var errUnrecorded = errors.New("auth: the token store could not record that the refresh token is being spent; not spending it")
 
+// errReseeding ends an attempt to spend a refresh token that a process
+// saved back into a store that had lost it, while other processes may
+// still restore a newer one.
+var errReseeding = errors.New("auth: the token store lost this login and it was saved back; waiting for other processes to restore a newer token before spending this one")
+
+// maxReseedWait bounds reseedWait.
+const maxReseedWait = 5 * time.Minute
+
+// reseedWait is how long a refresh token saved back into a store that had
+// lost it waits before it is spent, counted from the first process that
+// saved one back: one lifetime of its access token — in which every
+// process that holds a newer token and uses it comes due, finds the
+// store's older token and saves its own back — at most maxReseedWait, and
+// 1 minute when the lifetime is unknown. A store that restores lost
+// entries itself (auth/redisstore does within a second) makes the wait
+// moot; without that, a process holding a newer token that is not due
+// within maxReseedWait is not waited for.
+func reseedWait(tok *Token) time.Duration {
+	m := tok.meta
+	if m == nil || m.obtained.IsZero() || noExpiry(tok.Expiry) || !tok.Expiry.After(m.obtained) {
+		return time.Minute
+	}
+	return min(tok.Expiry.Sub(m.obtained), maxReseedWait)
+}
+
+// reseededUntil is when tok's refresh token may be spent, if a process
+// saved it back into a store that had lost it; zero otherwise.
+func (t *Token) reseededUntil() time.Time {
+	if t.meta == nil || t.meta.reseeded.IsZero() {
+		return time.Time{}
+	}
+	return t.meta.reseeded.Add(reseedWait(t))
+}
+
+// ownFailedSave reports whether stored is the token this engine spent to
+// get current, whose save failed: current is then the newest there is.
+func (c *custody) ownFailedSave(stored, current *Token) bool {
+	rec := stored.spendRec()
+	return rec != nil && rec.Owner == c.owner && current.gen() == stored.gen()+1
+}
+
 // saveAttempts bounds the attempts to save a token the provider issued.
 const saveAttempts = 4
 

@@ -338,3 +338,71 @@ func TestCustodyNoSpendWithoutARecord(t *testing.T) {
 		t.Fatalf("the valid token is not served: %q", got)
 	}
 }
+
+// The store loses its data (Redis restarted without persistence) right
+// after one process rotated the shared refresh token: another process,
+// still holding the older token, saves it back but does not spend it —
+// the first one restores the newer token when its own is due, and only
+// that one is spent. Before, the second process spent the older refresh
+// token, which the provider had already rotated away.
+func TestCustodyStoreLosesItsDataAfterARotation(t *testing.T) {
+	clock := fakeclock.New(time.Time{})
+	store := &lockingStore{}
+	// 4-minute tokens: due at 3m36s (a) and 3m50s (b, a smaller margin),
+	// so that a rotates first.
+	gA := &fakeGrant{clock: clock, lifetime: 4 * time.Minute, prefix: "a-"}
+	gB := &fakeGrant{clock: clock, lifetime: 4 * time.Minute, prefix: "b-"}
+	a := newEngine(t, gA, func(c *auth.EngineConfig) { c.Store, c.StoreKey = store, custodyKey })
+	b := newEngine(t, gB, func(c *auth.EngineConfig) {
+		c.Store, c.StoreKey, c.Margin = store, custodyKey, auth.Margin{Min: 10 * time.Second, Max: 10 * time.Second}
+	})
+	accessToken(t, a)                                         // a-refresh-1, saved
+	if got := accessToken(t, b); got != "Bearer a-access-1" { // from the store
+		t.Fatalf("b: %q", got)
+	}
+	clock.Advance(3*time.Minute + 40*time.Second)
+	accessToken(t, a) // a rotates: a-refresh-2, due at 7m16s
+	auth.WaitFetches(a)
+	if gA.count() != 2 {
+		t.Fatalf("a fetched %d times", gA.count())
+	}
+	store.Delete(context.Background(), custodyKey) // Redis restarts empty
+
+	clock.Advance(15 * time.Second) // 3m55s
+	accessToken(t, b)               // b is due: finds nothing stored
+	eventually(t, "b's refresh to fail", func() bool { return b.Stats().Failures > 0 })
+	if n := gB.count(); n != 0 {
+		t.Fatalf("b spent %q, which a had rotated away", gB.currents[0].RefreshToken.Reveal())
+	}
+	if saved, _ := store.Load(context.Background(), custodyKey); saved == nil || saved.RefreshToken.Reveal() != "a-refresh-1" {
+		t.Fatalf("b did not save its token back: %v", saved)
+	}
+	accessToken(t, a) // a is in use: it will come due
+	// a comes due within b's wait (until 7m55s): it finds the older token
+	// and saves its own back.
+	clock.Advance(3*time.Minute + 25*time.Second) // 7m20s
+	eventually(t, "a to save its newer token back", func() bool {
+		saved, _ := store.Load(context.Background(), custodyKey)
+		return saved != nil && saved.Generation() >= 2
+	})
+	// Past the wait, the newest token is spent, once, by one of them.
+	clock.Advance(40 * time.Second)
+	for _, e := range []*auth.Engine{a, b} {
+		if got := accessToken(t, e); got != "Bearer a-access-3" && got != "Bearer b-access-1" {
+			t.Fatalf("after the wait: %q", got)
+		}
+	}
+	spent := map[string]int{}
+	for _, g := range []*fakeGrant{gA, gB} {
+		g.mu.Lock()
+		for _, c := range g.currents {
+			if c != nil {
+				spent[c.RefreshToken.Reveal()]++
+			}
+		}
+		g.mu.Unlock()
+	}
+	if spent["a-refresh-1"] != 1 || spent["a-refresh-2"] != 1 {
+		t.Errorf("refresh tokens presented: %v; want a-refresh-1 and a-refresh-2 once each", spent)
+	}
+}

@@ -123,6 +123,9 @@ func (s *EncryptedStore) Save(ctx context.Context, key StoreKey, tok *Token) err
 	if !tok.RefreshToken.IsZero() {
 		out.RefreshToken = NewSecret("sealed") // so that a store's time to live follows the refresh token
 	}
+	if g := tok.gen(); g > 0 {
+		out.setMeta(func(m *tokenMeta) { m.gen = g }) // so that a store can compare generations
+	}
 	return s.inner.Save(ctx, key, out)
 }
 

@@ -252,8 +252,6 @@ type fetchCall struct {
 	// spending is true while a refresh token is at the provider: Close
 	// lets such a fetch finish and save (see closeGrace).
 	spending atomic.Bool
-	// early: the fetch started while the token was still valid.
-	early bool
 
 	last error // the last transient failure; guarded by Engine.mu
 }
@@ -534,7 +532,8 @@ func (e *Engine) Set(ctx context.Context, tok *Token) error {
 		return fmt.Errorf("%w: no access token", ErrMalformedToken)
 	}
 	tok = tok.Clone()
-	tok.setMeta(func(m *tokenMeta) { m.spend = nil })
+	now := e.clock.Now().UTC()
+	tok.setMeta(func(m *tokenMeta) { m.spend, m.reseeded, m.obtained = nil, time.Time{}, now })
 	capExpiry(tok)
 	if _, err := e.prepareToken(tok.Clone()); err != nil {
 		return err
@@ -794,7 +793,7 @@ func (e *Engine) wait(ctx context.Context) (*Credentials, error) {
 // startLocked starts a fetch from state s.
 func (e *Engine) startLocked(s *state, early bool) *fetchCall {
 	var ctx context.Context
-	call := &fetchCall{done: make(chan struct{}), epoch: s.epoch, early: early}
+	call := &fetchCall{done: make(chan struct{}), epoch: s.epoch}
 	if e.timeout > 0 {
 		ctx, call.cancel = context.WithTimeout(context.Background(), e.timeout)
 	} else {
@@ -1007,19 +1006,40 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 	if err != nil {
 		return nil, false, err
 	}
-	if e.foreign(stored, current, rej, call.early) && e.adopt(ctx, stored) {
+	if e.foreign(stored, current, rej, e.valid()) && e.adopt(ctx, stored) {
 		return stored, false, nil
 	}
 	src := current
 	switch {
 	case current.gen() > 0 && newer(current, stored):
-		// Ours is newer than the stored one: its save failed, or the
-		// store lost it. Persist first; never spend the older one.
-		if err := c.save(ctx, current); err != nil {
+		// Ours is newer than the stored one. Persist first; never spend
+		// the older one.
+		back := current.Clone()
+		if !c.ownFailedSave(stored, current) {
+			// The store lost the login (Redis restarted without its
+			// data, a failover, an eviction, a deleted file): another
+			// process may hold a newer token than ours, and comes to
+			// restore it when its token is due. Ours waits for that,
+			// counted from the first process that saved one back.
+			at := e.clock.Now().UTC()
+			if stored != nil && stored.meta != nil && !stored.meta.reseeded.IsZero() {
+				at = stored.meta.reseeded
+			}
+			back.setMeta(func(m *tokenMeta) { m.reseeded = at })
+			e.log.Warn("auth: the token store had lost this login; saved ours back, and spending it only if no process restores a newer one first",
+				"until", back.reseededUntil())
+		}
+		if err := c.save(ctx, back); err != nil {
 			return nil, false, Transient(fmt.Errorf("%w: %w", errUnrecorded, err))
 		}
+		src = back
 	case stored != nil && !stored.RefreshToken.IsZero():
 		src = stored // another process may have rotated it: ours is spent
+	}
+	if src != nil && !src.RefreshToken.IsZero() {
+		if until := src.reseededUntil(); e.clock.Now().Before(until) {
+			return nil, false, Transient(fmt.Errorf("%w (until %s)", errReseeding, until.UTC().Format(time.RFC3339)))
+		}
 	}
 	lost := src == stored && c.lostBy(stored)
 	if lost {
@@ -1085,8 +1105,9 @@ func (e *Engine) fetchFrom(ctx context.Context, src *Token) (*Token, error) {
 		return nil, fmt.Errorf("%w: the fetch returned no access token", ErrMalformedToken)
 	}
 	tok = tok.Clone()
+	now := e.clock.Now().UTC()
 	tok.setMeta(func(m *tokenMeta) {
-		m.spend = nil
+		m.spend, m.reseeded, m.obtained = nil, time.Time{}, now
 		if m.ident == nil {
 			m.ident = src.ident()
 		}
@@ -1117,6 +1138,12 @@ func (e *Engine) adopt(ctx context.Context, stored *Token) bool {
 	e.stats.StoreHits++
 	e.mu.Unlock()
 	return true
+}
+
+// valid reports whether the engine serves valid credentials now.
+func (e *Engine) valid() bool {
+	s := e.st.Load()
+	return s.creds != nil && e.clock.Now().UnixNano() < s.serveUntil
 }
 
 // foreign reports whether stored is a token another process (or run) saved

@@ -50,6 +50,12 @@ type tokenMeta struct {
 	gen   uint64       // issue order within the login: higher is newer
 	spend *spendRecord // set while a process spends RefreshToken
 	ident *Identity    // verified when the token was obtained; nil when unknown
+	// obtained is when the engine got the token (wall clock).
+	obtained time.Time
+	// reseeded is when a process saved the token back into a store that
+	// had lost it (or held an older one): its refresh token waits one
+	// token lifetime before it is spent (see custody.reseedWait).
+	reseeded time.Time
 }
 
 // gen is t's generation; 0 when unknown.
@@ -59,6 +65,12 @@ func (t *Token) gen() uint64 {
 	}
 	return t.meta.gen
 }
+
+// Generation is t's issue order within its login, as the engine counts
+// it: each token the engine saves has a higher one than the token it
+// replaces. Zero when unknown. Stores that compare tokens (auth/redisstore)
+// read it; the engine decides by it which of two tokens is newer.
+func (t *Token) Generation() uint64 { return t.gen() }
 
 // spendRec is t's spend record, or nil.
 func (t *Token) spendRec() *spendRecord {

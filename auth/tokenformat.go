@@ -18,6 +18,8 @@ type storedToken struct {
 	Extra         map[string]json.RawMessage `json:"extra,omitempty"`
 	Generation    uint64                     `json:"generation,omitempty"`
 	Spend         *spendRecord               `json:"spend,omitempty"`
+	Obtained      time.Time                  `json:"obtained_at,omitzero"`
+	Reseeded      time.Time                  `json:"reseeded_at,omitzero"`
 	Identity      *Identity                  `json:"identity,omitempty"`
 }
 
@@ -28,6 +30,9 @@ func marshalStored(tok *Token) ([]byte, error) {
 		RefreshToken: tok.RefreshToken.Reveal(), IDToken: tok.IDToken.Reveal(),
 		Scope: tok.Scope, Expiry: tok.Expiry, RefreshExpiry: tok.RefreshExpiry,
 		Generation: tok.gen(), Spend: tok.spendRec(), Identity: tok.ident(),
+	}
+	if tok.meta != nil {
+		st.Obtained, st.Reseeded = tok.meta.obtained, tok.meta.reseeded
 	}
 	if len(tok.Extra) > 0 {
 		st.Extra = make(map[string]json.RawMessage, len(tok.Extra))
@@ -58,7 +63,7 @@ func unmarshalStored(data []byte) (*Token, error) {
 		Scope: st.Scope, Expiry: st.Expiry, RefreshExpiry: st.RefreshExpiry,
 	}
 	tok.setMeta(func(m *tokenMeta) {
-		m.gen, m.spend = st.Generation, st.Spend
+		m.gen, m.spend, m.obtained, m.reseeded = st.Generation, st.Spend, st.Obtained, st.Reseeded
 		if st.Identity != nil && !st.Identity.IsZero() {
 			m.ident = st.Identity
 		}
