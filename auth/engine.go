@@ -988,17 +988,17 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 	current := e.st.Load().tok
 	c := e.cust
 	if c == nil {
-		if e.st.Load().epoch != call.epoch {
-			return nil, false, errSuperseded
-		}
-		tok, err := e.fetchFrom(ctx, current)
-		if err != nil {
-			return nil, false, err
-		}
-		return tok, true, nil // no generation without a store
+		return e.fetchAlone(ctx, call, current)
 	}
 	unlock, err := c.lock(ctx)
 	if err != nil {
+		if ctx.Err() == nil && (current == nil || current.RefreshToken.IsZero()) {
+			// The store is unreachable, and this fetch spends no refresh
+			// token (client credentials, a password, an assertion):
+			// nothing to guard, so fetch on our own rather than fail.
+			e.log.Debug("auth: token store unavailable; fetching without it", "error", err)
+			return e.fetchAlone(ctx, call, current)
+		}
 		return nil, false, err
 	}
 	defer unlock()
@@ -1087,6 +1087,22 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 		e.stats.SaveFailures++
 		e.mu.Unlock()
 		e.log.Warn("auth: the new token could not be saved; it is kept in memory and saved before the next refresh", "error", err)
+	}
+	return tok, true, nil
+}
+
+// fetchAlone fetches without a store: from current, which holds no
+// refresh token that another process could spend.
+func (e *Engine) fetchAlone(ctx context.Context, call *fetchCall, current *Token) (*Token, bool, error) {
+	if e.st.Load().epoch != call.epoch {
+		return nil, false, errSuperseded
+	}
+	tok, err := e.fetchFrom(ctx, current)
+	if err != nil {
+		return nil, false, err
+	}
+	if g := current.gen(); g > 0 {
+		tok.setMeta(func(m *tokenMeta) { m.gen = g + 1 })
 	}
 	return tok, true, nil
 }

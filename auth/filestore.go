@@ -334,8 +334,10 @@ func (s *FileStore) Delete(ctx context.Context, key StoreKey) error {
 // key's identity that is newer than the token file replaces it, and every
 // other temporary file of that identity is deleted. It runs under key's
 // lock, which every writer holds, so no live writer can own one of them.
-// The engine saves a rotated refresh token first thing after receiving it:
-// this is what makes that save survive a kill -9 at any moment of it.
+// A kill before the temporary file was complete leaves the previous entry
+// — with the killed process's spend record, so that its refresh token is
+// not presented again (see auth.ErrLoginLost; TestRotationSurvivesKill9 in
+// handlers kills processes at that moment on purpose).
 func (s *FileStore) recoverLocked(key StoreKey) {
 	path := s.path(key)
 	temps, _ := filepath.Glob(filepath.Join(s.dir, "."+filepath.Base(path)+".*.tmp"))
