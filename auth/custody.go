@@ -82,10 +82,10 @@ const maxReseedWait = 5 * time.Minute
 // saved one back: one lifetime of its access token — in which every
 // process that holds a newer token and uses it comes due, finds the
 // store's older token and saves its own back — at most maxReseedWait, and
-// 1 minute when the lifetime is unknown. A store that restores lost
-// entries itself (auth/redisstore does within a second) makes the wait
-// moot; without that, a process holding a newer token that is not due
-// within maxReseedWait is not waited for.
+// 1 minute when the lifetime is unknown. A process holding a newer token
+// that it does not use, or that is not due within maxReseedWait, is not
+// waited for: a store that can lose its data (Redis without persistence)
+// risks that login whenever it does.
 func reseedWait(tok *Token) time.Duration {
 	m := tok.meta
 	if m == nil || m.obtained.IsZero() || noExpiry(tok.Expiry) || !tok.Expiry.After(m.obtained) {

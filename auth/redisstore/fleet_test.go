@@ -49,7 +49,7 @@ func TestFleetWorker(t *testing.T) {
 	dur, _ := time.ParseDuration(os.Getenv(envFor))
 	var store auth.Store
 	if addr := os.Getenv(envRedisAt); addr != "" {
-		rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+		rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1, ContextTimeoutEnabled: true})
 		s, err := redisstore.New(redisstore.Config{Client: rdb, Prefix: os.Getenv(envPrefix), LeaseTTL: fleetLease,
 			Timeout: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 		if err != nil {

@@ -1,23 +1,93 @@
 // Package redisstore is an [auth.Store] and [auth.Locker] on Redis, for a
-// fleet of processes that share one identity: one of them fetches a token
-// while the others wait for it and read it, so the provider sees one
-// request per token lifetime for the whole fleet, and a rotating refresh
-// token is never spent twice.
+// fleet of processes that share one identity: the process that holds a
+// login's lease reloads, fetches and saves; the others wait for the lease
+// and read what it saved. With Redis answering, a fleet of 16 processes
+// makes about as many token requests as one (TestFleetClientCredentials),
+// and a rotating refresh token shared by the fleet is spent once per
+// rotation, with no reuse detected by the provider
+// (TestSharedRotatingRefreshToken, TestFleetRotatingRefreshToken).
 //
-// Values are the token stores' versioned entries ([auth.EncodeStoreEntry]),
-// under Prefix + "tok:{" + key.Name() + "}", with a time to live from the
-// refresh token's (or the access token's) expiry. The lock is a lease:
-// SET NX PX with a random owner value, renewed by its owner while held,
-// released only by its owner. Every save is fenced: it is written only by
-// the holder of the lease, or by a process whose last read is still the
-// newest entry, so a process that was paused past its lease can never
-// overwrite a newer rotated token.
+// # Keys
 //
-// When Redis is unreachable or slow (each operation is bounded by
-// Config.Timeout), the store degrades instead of failing: Load finds
-// nothing, Lock returns at once without a lease, so the engine keeps
-// serving its own token and fetches on its own; one warning is logged
-// when Redis goes away and one record when it answers again.
+// An entry is the token stores' versioned encoding ([auth.EncodeStoreEntry])
+// and a generation, in a hash under Prefix + "tok:{" + key.Name() + "}",
+// with a time to live that ends with the refresh token (or, without one,
+// with the access token). The lease is Prefix + "lock:{" + key.Name() + "}";
+// the hash tag keeps both in one Cluster slot, as the scripts need.
+//
+// # The lease
+//
+// [Store.Lock] takes the lease with SET NX PX and a random owner value,
+// renews it every third of Config.LeaseTTL while it is held, and on
+// release deletes it only if it still holds the owner's value (TestLease).
+// The lease of a holder that dies ends within LeaseTTL
+// (TestFleetKillTheLockHolder). A holder whose renewal finds another value
+// (or none), or that has no renewal confirmed by Redis for LeaseTTL since
+// the last one was sent (so the lease may have expired), counts from then
+// on as not holding it: it stops renewing and logs one warning
+// (TestLostLease).
+//
+// # Fencing
+//
+// [Store.Save] is accepted from the holder of the lease, or, when nobody
+// holds it, from a process whose last Load or Save is still the newest
+// generation; otherwise it fails with [ErrFenced] (TestFencing,
+// TestSaveFencedWhileAnotherHolds, TestLostLease). The engine records that
+// it is about to spend a refresh token with a Save before it presents it,
+// so the fence is on the spend as well as on the saving of what the spend
+// returned: a process whose lease lapsed can record neither while another
+// process holds the lease, nor after another process saved. The record of leases and generations is kept per Store value:
+// engines in one process that share a Store and a login are one process
+// to the fence.
+//
+// # Bounded operations
+//
+// Each Redis operation (a Load, each attempt of a Lock, a Save, a Delete, a
+// renewal, a release) gets Config.Timeout, and the client gives up at that
+// deadline, also against a Redis that accepts connections and never
+// answers: TestOperationsBoundedWhenRedisNeverAnswers checks that Load,
+// Lock, Save and Delete return within three times Timeout there, with a
+// standalone client (a bound, not a speed).
+// go-redis applies a context's deadline only with ContextTimeoutEnabled,
+// and applies no deadline at all with a ReadTimeout or WriteTimeout of -2,
+// so [New] refuses a *redis.Client, *redis.ClusterClient or *redis.Ring
+// (the Sentinel clients are of these types) set up otherwise. Any other
+// [redis.UniversalClient] is taken as it is, and its bound is its own. A
+// cluster client also makes lookups of its own (slots, command
+// information) under timeouts of its own.
+//
+// # Redis away
+//
+// When Redis refuses, does not answer within the timeout, or answers an
+// operation with an error, the operation fails with an error that wraps
+// [ErrUnavailable] and for which [auth.IsTransient] holds: Lock never
+// returns without a lease, and Load never reports "nothing stored" for
+// an entry it could not read (TestRedisUnavailable). One warning is logged
+// when Redis goes away and one record when it answers again. A caller
+// whose own ctx ends gets that ctx's error instead
+// (TestCallerDeadlineIsNotAnOutage). Serving a still valid token meanwhile
+// and retrying are the engine's work.
+//
+// # What the store needs from Redis
+//
+// The store trusts Redis to keep what it acknowledged and to expire a lease
+// no sooner than asked; it does not detect a Redis that lost data. An
+// entry that is gone reads as nothing stored, and restoring the login is
+// the engine's work (re-seeding).
+//   - Eviction: with maxmemory-policy noeviction nothing is evicted; a
+//     full Redis fails writes, which the store reports as ErrUnavailable.
+//     A volatile-* policy evicts only keys with a time to live, which every
+//     lease and most entries have: it is safe only while Redis stays under
+//     maxmemory. An allkeys-* policy can evict any of them.
+//   - Persistence: without it (the default of these machines' Redis), a
+//     restart loses every entry and lease. AOF with appendfsync always
+//     keeps what was acknowledged; everysec can lose the last second.
+//   - Failover (Sentinel, Cluster): replication is asynchronous and the
+//     store does not use WAIT, so a promoted replica can lack the last
+//     saves and leases, and another process can then take a lease that a
+//     holder still uses. A promoted replica that brings back a lease a
+//     holder already counts as lost does not make it a holder again
+//     (TestLostLease).
 package redisstore
 
 import (
@@ -44,14 +114,22 @@ const (
 	DefaultLockPoll = 50 * time.Millisecond
 )
 
-// ErrFenced means a save was refused: this process no longer holds the
-// lease and another process saved a newer token since this one read it.
-// The newer token stays; the engine reads it at its next refresh.
-var ErrFenced = errors.New("redisstore: a newer token was saved by another process; not overwritten")
+// ErrFenced means a save was refused: the caller does not hold the lease,
+// and either another process holds it or another process saved a newer
+// token since the caller last read it. What is stored stays.
+var ErrFenced = errors.New("redisstore: not saved: another process holds the lease or saved a newer token")
+
+// ErrUnavailable means Redis did not serve an operation within
+// Config.Timeout: unreachable, not answering, or answering with an error.
+// The errors that wrap it are marked with [auth.Transient]: retry later.
+var ErrUnavailable = errors.New("redisstore: Redis is unavailable")
 
 // Config configures a [Store]. Only Client is required.
 type Config struct {
-	// Client is a standalone, Sentinel or Cluster client. Required.
+	// Client is a standalone, Sentinel, Cluster or Ring client. Required.
+	// It must honour context deadlines: go-redis clients need
+	// ContextTimeoutEnabled: true in their options, and a ReadTimeout and
+	// WriteTimeout other than -2 ([New] checks).
 	Client redis.UniversalClient
 	// Prefix starts every key; empty means DefaultPrefix. Stores with
 	// different prefixes never see each other's entries.
@@ -60,17 +138,17 @@ type Config struct {
 	// it while it holds the lock, so a process that dies releases it
 	// within LeaseTTL. Zero means DefaultLeaseTTL.
 	LeaseTTL time.Duration
-	// Timeout bounds each Redis operation; past it Redis counts as away.
-	// Zero means DefaultTimeout.
+	// Timeout bounds each Redis operation; past it the operation fails
+	// with ErrUnavailable. Zero means DefaultTimeout.
 	Timeout time.Duration
 	// LockPoll is the wait between attempts to take a held lock; zero
 	// means DefaultLockPoll.
 	LockPoll time.Duration
 	// Now is the clock of the entries' saved_at and time to live; nil
-	// means time.Now.
+	// means time.Now. The lease is timed with the monotonic clock.
 	Now func() time.Time
-	// Logger receives the changes of Redis' state and the entries
-	// ignored, never a token; nil means silent.
+	// Logger receives the changes of Redis' state, lost leases and the
+	// entries ignored, never a token; nil means silent.
 	Logger *slog.Logger
 }
 
@@ -86,9 +164,16 @@ type Store struct {
 	log      *slog.Logger
 	degraded atomic.Bool
 
-	mu    sync.Mutex        // guards owner and gen
-	owner map[string]string // key name -> this process's lease owner value
-	gen   map[string]int64  // key name -> the generation this process last read or wrote
+	mu     sync.Mutex        // guards leases and gen
+	leases map[string]*lease // key name -> the lease this process holds
+	gen    map[string]int64  // key name -> the generation this process last read or wrote
+}
+
+// lease is this process's hold on one login's lease.
+type lease struct {
+	owner string    // the lease key's value
+	until time.Time // the latest the lease can last in Redis: when the last confirmed SET or renewal was sent, plus LeaseTTL
+	lost  bool      // no longer counted as held
 }
 
 var (
@@ -96,7 +181,8 @@ var (
 	_ auth.Locker = (*Store)(nil)
 )
 
-// New returns a store on cfg.Client. It performs no I/O.
+// New returns a store on cfg.Client. It performs no I/O. It refuses a
+// go-redis client that would let an operation outlast Config.Timeout.
 func New(cfg Config) (*Store, error) {
 	if cfg.Client == nil {
 		return nil, auth.ConfigError("redisstore: Config.Client is required")
@@ -104,8 +190,11 @@ func New(cfg Config) (*Store, error) {
 	if cfg.LeaseTTL < 0 || cfg.Timeout < 0 || cfg.LockPoll < 0 {
 		return nil, auth.ConfigError("redisstore: durations must not be negative")
 	}
+	if err := checkDeadlines(cfg.Client); err != nil {
+		return nil, err
+	}
 	s := &Store{rdb: cfg.Client, prefix: cfg.Prefix, lease: cfg.LeaseTTL, timeout: cfg.Timeout, poll: cfg.LockPoll,
-		now: cfg.Now, log: cfg.Logger, owner: map[string]string{}, gen: map[string]int64{}}
+		now: cfg.Now, log: cfg.Logger, leases: map[string]*lease{}, gen: map[string]int64{}}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -130,6 +219,35 @@ func New(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// checkDeadlines refuses the go-redis clients whose operations would not
+// end at their context's deadline: without ContextTimeoutEnabled they use
+// their own ReadTimeout and WriteTimeout instead (5 s by default, plus
+// retries), and with -2 they set no socket deadline at all. Other clients
+// cannot be inspected.
+func checkDeadlines(c redis.UniversalClient) error {
+	var ctxDeadlines, noDeadlines bool
+	switch c := c.(type) {
+	case *redis.Client: // also the Sentinel failover client
+		o := c.Options() // initialised: -2 is now -1
+		ctxDeadlines, noDeadlines = o.ContextTimeoutEnabled, o.ReadTimeout < 0 || o.WriteTimeout < 0
+	case *redis.ClusterClient:
+		o := c.Options()
+		ctxDeadlines, noDeadlines = o.ContextTimeoutEnabled, o.ReadTimeout == -2 || o.WriteTimeout == -2
+	case *redis.Ring:
+		o := c.Options()
+		ctxDeadlines, noDeadlines = o.ContextTimeoutEnabled, o.ReadTimeout == -2 || o.WriteTimeout == -2
+	default:
+		return nil
+	}
+	if !ctxDeadlines {
+		return auth.ConfigError("redisstore: the Redis client ignores context deadlines, so Config.Timeout could not bound its operations: set ContextTimeoutEnabled: true in its options")
+	}
+	if noDeadlines {
+		return auth.ConfigError("redisstore: the Redis client's ReadTimeout or WriteTimeout is -2, which disables socket deadlines, context deadlines included: use -1 (none of its own) or a duration")
+	}
+	return nil
+}
+
 // The keys of one login: the hash tag keeps both in one Cluster slot, as
 // the scripts need.
 func (s *Store) tokKey(name string) string   { return s.prefix + "tok:{" + name + "}" }
@@ -140,17 +258,36 @@ func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// away records that Redis failed an operation; it reports false when the
-// failure is the caller's ctx ending instead.
-func (s *Store) away(ctx context.Context, what string, err error) bool {
-	if ctx.Err() != nil {
-		return false
+// fail returns the error of a failed operation: the caller's when its ctx
+// ended, else ErrUnavailable, transient, after recording that Redis is
+// away.
+func (s *Store) fail(ctx context.Context, what string, err error) error {
+	if cerr := callerDone(ctx); cerr != nil {
+		return fmt.Errorf("redisstore: %s: %w", what, cerr)
 	}
+	s.away(what, err)
+	return auth.Transient(fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err))
+}
+
+// callerDone returns ctx's error, also when its deadline has passed a
+// moment before ctx records it (a socket deadline taken from ctx fires at
+// the same instant).
+func callerDone(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// away records that Redis failed an operation: one warning per outage.
+func (s *Store) away(what string, err error) {
 	if !s.degraded.Swap(true) {
-		s.log.Warn("redisstore: Redis is unreachable; serving and fetching tokens without the shared cache until it answers",
+		s.log.Warn("redisstore: Redis is unreachable; the shared token cannot be read, locked or refreshed until it answers (a valid token is still served)",
 			"operation", what, "error", err)
 	}
-	return true
 }
 
 // back records that Redis answered.
@@ -160,18 +297,16 @@ func (s *Store) back() {
 	}
 }
 
-// Load returns the token saved for key, or (nil, nil) when none is usable
-// or Redis is away. Only a done ctx is an error.
+// Load returns the token saved for key, or (nil, nil) when none is stored
+// or what is stored is not usable. When Redis cannot be read it returns an
+// error wrapping ErrUnavailable, never (nil, nil).
 func (s *Store) Load(ctx context.Context, key auth.StoreKey) (*auth.Token, error) {
 	name := key.Name()
 	octx, cancel := s.op(ctx)
 	defer cancel()
 	vals, err := s.rdb.HMGet(octx, s.tokKey(name), "gen", "data").Result()
 	if err != nil {
-		if s.away(ctx, "load", err) {
-			return nil, nil
-		}
-		return nil, ctx.Err()
+		return nil, s.fail(ctx, "load", err)
 	}
 	s.back()
 	gen, _ := vals[0].(string)
@@ -200,14 +335,17 @@ func (s *Store) Load(ctx context.Context, key auth.StoreKey) (*auth.Token, error
 	return tok, nil
 }
 
-// saveScript writes an entry if the caller holds the lease or read the
-// newest generation: KEYS tok, lease; ARGV owner ("" for none), the
-// generation read (-1 for none), the entry, the expiry in Unix ms (0 for
-// none). It returns the new generation, or -1 when fenced.
+// saveScript writes an entry if the caller holds the lease, or if nobody
+// holds it and the caller read the newest generation: KEYS tok, lease;
+// ARGV owner ("" for none), the generation read (-1 for none), the entry,
+// the expiry in Unix ms (0 for none). It returns the new generation, or -1
+// when fenced.
 var saveScript = redis.NewScript(`
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
 local holder = redis.call('GET', KEYS[2])
-if not ((ARGV[1] ~= '' and holder == ARGV[1]) or tonumber(ARGV[2]) == gen) then
+local held = ARGV[1] ~= '' and holder == ARGV[1]
+local free = holder == false and tonumber(ARGV[2]) == gen
+if not (held or free) then
   return -1
 end
 redis.call('HSET', KEYS[1], 'gen', gen + 1, 'data', ARGV[3])
@@ -227,8 +365,8 @@ func (s *Store) Save(ctx context.Context, key auth.StoreKey, tok *auth.Token) er
 		return err
 	}
 	name := key.Name()
+	owner := s.heldOwner(name)
 	s.mu.Lock()
-	owner := s.owner[name]
 	read, ok := s.gen[name]
 	s.mu.Unlock()
 	if !ok {
@@ -242,8 +380,7 @@ func (s *Store) Save(ctx context.Context, key auth.StoreKey, tok *auth.Token) er
 	defer cancel()
 	gen, err := saveScript.Run(octx, s.rdb, []string{s.tokKey(name), s.leaseKey(name)}, owner, read, entry, expireAt).Int64()
 	if err != nil {
-		s.away(ctx, "save", err)
-		return fmt.Errorf("redisstore: save: %w", err)
+		return s.fail(ctx, "save", err)
 	}
 	s.back()
 	if gen < 0 {
@@ -253,6 +390,43 @@ func (s *Store) Save(ctx context.Context, key auth.StoreKey, tok *auth.Token) er
 	s.gen[name] = gen
 	s.mu.Unlock()
 	return nil
+}
+
+// heldOwner returns the owner value of the lease this process holds on
+// name, or "" when it holds none or counts it as lost. A lease whose
+// renewal is overdue is lost here and now.
+func (s *Store) heldOwner(name string) string {
+	s.mu.Lock()
+	l := s.leases[name]
+	s.mu.Unlock()
+	if l == nil || s.lapsed(name, l) {
+		return ""
+	}
+	return l.owner
+}
+
+// lapsed reports whether l no longer counts as held, recording it as lost
+// when its renewal is overdue.
+func (s *Store) lapsed(name string, l *lease) bool {
+	s.mu.Lock()
+	lost, overdue := l.lost, !time.Now().Before(l.until)
+	s.mu.Unlock()
+	if !lost && overdue {
+		s.lose(name, l, "not renewed within the lease")
+	}
+	return lost || overdue
+}
+
+// lose records that l is no longer held; the first time, it logs why.
+func (s *Store) lose(name string, l *lease, why string) {
+	s.mu.Lock()
+	first := !l.lost
+	l.lost = true
+	s.mu.Unlock()
+	if first {
+		s.log.Warn("redisstore: the lease was lost while held; this holder's saves are no longer accepted as the holder's",
+			"key", s.leaseKey(name), "reason", why)
+	}
 }
 
 // until is when tok stops being useful: the refresh token's expiry (zero,
@@ -280,8 +454,7 @@ func (s *Store) Delete(ctx context.Context, key auth.StoreKey) error {
 	octx, cancel := s.op(ctx)
 	defer cancel()
 	if err := s.rdb.Del(octx, s.tokKey(name)).Err(); err != nil {
-		s.away(ctx, "delete", err)
-		return fmt.Errorf("redisstore: delete: %w", err)
+		return s.fail(ctx, "delete", err)
 	}
 	s.back()
 	s.mu.Lock()
@@ -301,27 +474,26 @@ return 0`)
 )
 
 // Lock takes the lease of key's login, waiting as long as ctx allows, and
-// renews it until the returned function releases it. When Redis is away
-// it returns at once without a lease (a no-op release), so that the
-// engine fetches on its own rather than fail.
+// renews it until the returned function releases it. When Redis cannot be
+// reached it returns an error wrapping ErrUnavailable (transient), never a
+// release without a lease.
 func (s *Store) Lock(ctx context.Context, key auth.StoreKey) (func(), error) {
 	name := key.Name()
 	lk := s.leaseKey(name)
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // never fails
-	owner := hex.EncodeToString(b)
+	l := &lease{owner: hex.EncodeToString(b)}
 	for {
+		sent := time.Now()
 		octx, cancel := s.op(ctx)
-		ok, err := s.rdb.SetNX(octx, lk, owner, s.lease).Result()
+		ok, err := s.rdb.SetNX(octx, lk, l.owner, s.lease).Result()
 		cancel()
 		if err != nil {
-			if s.away(ctx, "lock", err) {
-				return func() {}, nil
-			}
-			return nil, ctx.Err()
+			return nil, s.fail(ctx, "lock", err)
 		}
 		s.back()
 		if ok {
+			l.until = sent.Add(s.lease)
 			break
 		}
 		t := time.NewTimer(s.poll)
@@ -333,27 +505,13 @@ func (s *Store) Lock(ctx context.Context, key auth.StoreKey) (func(), error) {
 		}
 	}
 	s.mu.Lock()
-	s.owner[name] = owner
+	s.leases[name] = l
 	s.mu.Unlock()
 
 	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { // renew while held
+	go func() {
 		defer close(done)
-		tick := time.NewTicker(s.lease / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				octx, cancel := s.op(context.Background())
-				err := renewScript.Run(octx, s.rdb, []string{lk}, owner, s.lease.Milliseconds()).Err()
-				cancel()
-				if err != nil {
-					s.away(context.Background(), "renew", err)
-				}
-			case <-stop:
-				return
-			}
-		}
+		s.renew(name, l, stop)
 	}()
 	var once sync.Once
 	return func() {
@@ -361,15 +519,56 @@ func (s *Store) Lock(ctx context.Context, key auth.StoreKey) (func(), error) {
 			close(stop)
 			<-done
 			s.mu.Lock()
-			if s.owner[name] == owner {
-				delete(s.owner, name)
+			if s.leases[name] == l {
+				delete(s.leases, name)
 			}
 			s.mu.Unlock()
 			octx, cancel := s.op(context.Background())
 			defer cancel()
-			if err := releaseScript.Run(octx, s.rdb, []string{lk}, owner).Err(); err != nil {
-				s.away(context.Background(), "unlock", err) // the lease ends on its own
+			if err := releaseScript.Run(octx, s.rdb, []string{lk}, l.owner).Err(); err != nil {
+				s.away("unlock", err) // the lease ends on its own
 			}
 		})
 	}, nil
+}
+
+// renew renews l every third of the lease until stop is closed or l is
+// lost: Redis says it is not ours, or no renewal was confirmed before it
+// may have expired.
+func (s *Store) renew(name string, l *lease, stop <-chan struct{}) {
+	tick := time.NewTicker(s.lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-stop:
+			return
+		}
+		sent := time.Now()
+		octx, cancel := s.op(context.Background())
+		n, err := renewScript.Run(octx, s.rdb, []string{s.leaseKey(name)}, l.owner, s.lease.Milliseconds()).Int64()
+		cancel()
+		switch {
+		case err != nil:
+			s.away("renew", err)
+			if s.lapsed(name, l) {
+				return
+			}
+		case n == 0:
+			s.back()
+			s.lose(name, l, "another process holds it, or it expired")
+			return
+		default:
+			s.back()
+			s.mu.Lock()
+			lost := l.lost
+			if !lost {
+				l.until = sent.Add(s.lease)
+			}
+			s.mu.Unlock()
+			if lost { // counted as lost already: extending it would only keep others waiting
+				return
+			}
+		}
+	}
 }

@@ -32,7 +32,7 @@ func testClient(t *testing.T) (redis.UniversalClient, string) {
 	if addr == "" {
 		addr = "127.0.0.1:6379"
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ContextTimeoutEnabled: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -225,34 +225,90 @@ func TestFencing(t *testing.T) {
 	}
 }
 
-// Redis away: Load finds nothing, Lock returns at once without a lease,
-// Save fails; one warning for the whole outage.
-func TestDegraded(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
-	defer rdb.Close()
-	s, logs := newStore(t, rdb, "authkit-test:", func(c *redisstore.Config) { c.Timeout = 200 * time.Millisecond })
+// Fencing the spend: a process whose lease lapsed while another process
+// took it cannot save, though nothing newer was saved yet (its save could
+// record a spend of the token the new holder is about to spend too); with
+// the lease free, a process that read the newest entry can.
+func TestSaveFencedWhileAnotherHolds(t *testing.T) {
+	rdb, prefix := testClient(t)
+	short := func(c *redisstore.Config) { c.LeaseTTL = 300 * time.Millisecond }
+	a, _ := newStore(t, rdb, prefix, short)
+	b, _ := newStore(t, rdb, prefix, short)
 	ctx := context.Background()
-	for range 3 {
-		if tok, err := s.Load(ctx, key); tok != nil || err != nil {
-			t.Fatalf("Load = %v, %v", tok, err)
-		}
-		unlock, err := s.Lock(ctx, key)
-		if err != nil {
-			t.Fatalf("Lock: %v", err)
-		}
-		unlock()
-		if err := s.Save(ctx, key, token("rt", time.Time{})); err == nil {
-			t.Fatal("Save succeeded without Redis")
-		}
+	lockSave(t, a, token("rt-1", time.Time{}))
+
+	unlockA, err := a.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := strings.Count(logs.String(), "Redis is unreachable"); n != 1 {
-		t.Errorf("%d warnings for one outage:\n%s", n, logs)
+	defer unlockA()
+	if _, err := a.Load(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	rdb.Del(ctx, prefix+"lock:{"+key.Name()+"}") // a's lease lapses (a was paused past it)
+	unlockB, err := b.Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Load(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Save(ctx, key, token("rt-1-spent-by-a", time.Time{})); !errors.Is(err, redisstore.ErrFenced) {
+		t.Errorf("save by a process whose lease lapsed, while another holds it: %v, want ErrFenced", err)
+	}
+	if err := b.Save(ctx, key, token("rt-2", time.Time{})); err != nil {
+		t.Fatalf("the holder's save: %v", err)
+	}
+	unlockB()
+	unlockA()
+
+	if _, err := a.Load(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Save(ctx, key, token("rt-3", time.Time{})); err != nil {
+		t.Errorf("save with the lease free, after reading the newest entry: %v", err)
+	}
+	if tok, _ := b.Load(ctx, key); tok == nil || tok.RefreshToken.Reveal() != "rt-3" {
+		t.Errorf("stored %v, want rt-3", tok)
 	}
 }
 
 func TestConfig(t *testing.T) {
 	if _, err := redisstore.New(redisstore.Config{}); !errors.Is(err, auth.ErrInvalidConfig) {
 		t.Errorf("no client: %v", err)
+	}
+	// The go-redis clients New can inspect: refused unless they honour
+	// context deadlines (none of these dials anything).
+	const nowhere = "127.0.0.1:1"
+	for _, tc := range []struct {
+		name   string
+		client redis.UniversalClient
+		fix    string // what the refusal says; "" for a client accepted
+	}{
+		{"Client", redis.NewClient(&redis.Options{Addr: nowhere}), "ContextTimeoutEnabled: true"},
+		{"Client, ContextTimeoutEnabled", redis.NewClient(&redis.Options{Addr: nowhere, ContextTimeoutEnabled: true}), ""},
+		{"FailoverClient", redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{nowhere}}), "ContextTimeoutEnabled: true"},
+		{"FailoverClient, ContextTimeoutEnabled", redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{nowhere},
+			ContextTimeoutEnabled: true}), ""},
+		{"ClusterClient", redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{nowhere}}), "ContextTimeoutEnabled: true"},
+		{"ClusterClient, ContextTimeoutEnabled", redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{nowhere}, ContextTimeoutEnabled: true}), ""},
+		{"ClusterClient, no socket deadlines", redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{nowhere}, ContextTimeoutEnabled: true,
+			ReadTimeout: -2}), "ReadTimeout or WriteTimeout is -2"},
+		{"Ring", redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": nowhere}}), "ContextTimeoutEnabled: true"},
+		{"Ring, ContextTimeoutEnabled", redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": nowhere}, ContextTimeoutEnabled: true}), ""},
+		{"Ring, no socket deadlines", redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": nowhere}, ContextTimeoutEnabled: true,
+			WriteTimeout: -2}), "ReadTimeout or WriteTimeout is -2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer tc.client.Close()
+			_, err := redisstore.New(redisstore.Config{Client: tc.client})
+			switch {
+			case tc.fix == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.fix != "" && (!errors.Is(err, auth.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.fix)):
+				t.Errorf("New: %v; want a configuration error that says %q", err, tc.fix)
+			}
+		})
 	}
 }
 
@@ -364,7 +420,7 @@ func benchClient(b *testing.B) (redis.UniversalClient, string) {
 	if addr == "" {
 		addr = "127.0.0.1:6379"
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		b.Skipf("no Redis at %s: %v", addr, err)
 	}
