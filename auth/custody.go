@@ -55,9 +55,42 @@ func (t *Token) WithIdentity(id Identity) *Token {
 // what came back. It is stored with the token.
 type spendRecord struct {
 	Owner string    `json:"owner"`
+	Host  string    `json:"host,omitempty"`
 	PID   int       `json:"pid,omitempty"`
 	At    time.Time `json:"at"`
+	// Until is when the owner will have saved the answer or given up:
+	// the spend's start, plus its fetch's bound, plus saving.
+	Until time.Time `json:"until,omitzero"`
 }
+
+// ownerBusy reports whether rec's owner may still save what the provider
+// sent back: before rec.Until, unless it ran on this machine and its
+// process is gone (killed). Another machine's owner is waited for until
+// rec.Until, since its lease may have lapsed while it still works.
+func (c *custody) ownerBusy(rec *spendRecord, now time.Time) bool {
+	until := rec.Until
+	if until.IsZero() {
+		until = rec.At.Add(2*time.Minute + persistFor)
+	}
+	if !now.Before(until) {
+		return false
+	}
+	switch {
+	case rec.Host == c.host && rec.PID == os.Getpid():
+		_, open := liveOwners.Load(rec.Owner) // an engine of this process
+		return open
+	case rec.Host == c.host && rec.PID != 0:
+		return processAlive(rec.PID)
+	}
+	return true
+}
+
+// liveOwners holds the owners (engines) of this process that are not
+// closed: a spend record of this process names one of them or a closed one.
+var liveOwners sync.Map // owner -> struct{}
+
+// close marks the custody's owner as gone.
+func (c *custody) close() { liveOwners.Delete(c.owner) }
 
 // ErrLoginLost means the stored login's refresh token may have been spent
 // by a process that stopped before saving what the provider sent back: it
@@ -65,6 +98,10 @@ type spendRecord struct {
 // revoke the whole login. It comes with [ErrLoginRequired] when the grant
 // cannot log in again without a person.
 var ErrLoginLost = errors.New("auth: the stored login was lost: a process stopped while it refreshed the token, and a refresh token is never presented twice")
+
+// errSpendInProgress ends an attempt that found another process's spend
+// record whose owner may still save what the provider sent back.
+var errSpendInProgress = errors.New("auth: another process is refreshing this login and has not saved the result yet; waiting for it")
 
 // errUnrecorded ends an attempt that could not record its spend.
 var errUnrecorded = errors.New("auth: the token store could not record that the refresh token is being spent; not spending it")
@@ -117,6 +154,10 @@ const saveAttempts = 4
 // provider finish and save its result.
 const closeGrace = 5 * time.Second
 
+// persistFor bounds how long a token whose save failed is saved again in
+// the background (see Engine.persistLater).
+const persistFor = 2 * time.Minute
+
 // custody keeps an engine's tokens in its store, under one ordering rule:
 // every change of the stored entry — a spend record, a fetched token, a
 // login, a logout — happens under the store's lock (a Locker's, or the
@@ -134,6 +175,7 @@ type custody struct {
 	locker Locker // nil for a store that is not one
 	key    StoreKey
 	owner  string // this engine's name in spend records
+	host   string // this machine's name in spend records
 	clock  Clock
 	log    *slog.Logger
 
@@ -144,6 +186,8 @@ func newCustody(store Store, key StoreKey, clock Clock, log *slog.Logger) *custo
 	b := make([]byte, 12)
 	_, _ = rand.Read(b) // never fails
 	c := &custody{store: store, key: key, owner: hex.EncodeToString(b), clock: clock, log: log}
+	c.host, _ = os.Hostname()
+	liveOwners.Store(c.owner, struct{}{})
 	c.locker, _ = store.(Locker)
 	return c
 }
@@ -188,10 +232,15 @@ func (c *custody) lostBy(stored *Token) bool {
 }
 
 // beginSpend records, under the lock, that src's refresh token is about to
-// be presented.
-func (c *custody) beginSpend(ctx context.Context, src *Token) error {
+// be presented by a fetch bounded by fetchTimeout (0: none).
+func (c *custody) beginSpend(ctx context.Context, src *Token, fetchTimeout time.Duration) error {
 	rec := src.Clone()
-	rec.setMeta(func(m *tokenMeta) { m.spend = &spendRecord{Owner: c.owner, PID: os.Getpid(), At: c.clock.Now().UTC()} })
+	now := c.clock.Now().UTC()
+	r := &spendRecord{Owner: c.owner, Host: c.host, PID: os.Getpid(), At: now}
+	if fetchTimeout > 0 {
+		r.Until = now.Add(fetchTimeout + persistFor)
+	}
+	rec.setMeta(func(m *tokenMeta) { m.spend = r })
 	if err := c.store.Save(context.WithoutCancel(ctx), c.key, rec); err != nil {
 		return Transient(fmt.Errorf("%w: %w", errUnrecorded, err))
 	}

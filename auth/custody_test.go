@@ -406,3 +406,54 @@ func TestCustodyStoreLosesItsDataAfterARotation(t *testing.T) {
 		t.Errorf("refresh tokens presented: %v; want a-refresh-1 and a-refresh-2 once each", spent)
 	}
 }
+
+// flakyLockingStore is a flakyStore that is also a Locker.
+type flakyLockingStore struct {
+	flakyStore
+	mu sync.Mutex
+}
+
+func (s *flakyLockingStore) Lock(context.Context, auth.StoreKey) (func(), error) {
+	s.mu.Lock()
+	return s.mu.Unlock, nil
+}
+
+// A process whose save failed (Redis away a moment) is alive and holds the
+// newer token: another one that finds its spend record waits for it —
+// never reports the login lost, never presents the spent token — and the
+// first one saves the token in the background once the store takes it.
+func TestCustodyWaitsForALiveOwnerWhoseSaveFailed(t *testing.T) {
+	clock := fakeclock.New(time.Time{})
+	store := &flakyLockingStore{flakyStore: flakyStore{failToken: "a-refresh-2"}}
+	gA := &fakeGrant{clock: clock, lifetime: 4 * time.Minute, prefix: "a-"}
+	gB := &fakeGrant{clock: clock, lifetime: 4 * time.Minute, prefix: "b-"}
+	a := newEngine(t, gA, func(c *auth.EngineConfig) { c.Store, c.StoreKey = store, custodyKey })
+	b := newEngine(t, gB, func(c *auth.EngineConfig) {
+		c.Store, c.StoreKey, c.Margin = store, custodyKey, auth.Margin{Min: 10 * time.Second, Max: 10 * time.Second}
+	})
+	accessToken(t, a)
+	accessToken(t, b)
+	store.failSaves.Store(true)
+	clock.Advance(3*time.Minute + 40*time.Second)
+	accessToken(t, a) // a rotates to a-refresh-2 and cannot save it
+	eventually(t, "a's save to fail", func() bool { return a.Stats().SaveFailures > 0 })
+
+	clock.Advance(15 * time.Second)
+	accessToken(t, b) // b is due and finds a's spend record
+	eventually(t, "b to wait", func() bool { return b.Stats().Failures > 0 })
+	if gB.count() != 0 {
+		t.Fatalf("b presented %q while a, alive, held its answer", gB.currents[0].RefreshToken.Reveal())
+	}
+	store.failSaves.Store(false) // the store is back: a's token is saved in the background
+	eventually(t, "a's token to be saved", func() bool {
+		saved, _ := store.MemoryStore.Load(context.Background(), custodyKey)
+		return saved != nil && saved.RefreshToken.Reveal() == "a-refresh-2"
+	})
+	clock.Advance(5 * time.Second)
+	if got := accessToken(t, b); got != "Bearer a-access-2" {
+		t.Fatalf("b: %q, want a's saved token", got)
+	}
+	if st := b.Stats(); st.LostLogins != 0 {
+		t.Errorf("b counted %d lost logins", st.LostLogins)
+	}
+}

@@ -179,6 +179,7 @@ type Engine struct {
 	wg sync.WaitGroup // background fetches
 
 	rejected atomic.Pointer[Service] // the latest rejection for onRejected
+	closing  chan struct{}           // closed by Close
 
 	mu           sync.Mutex // guards the fields below and every change of st
 	call         *fetchCall // the fetch in flight, if any
@@ -293,6 +294,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		e.margin = &cfg.Margin
 	}
 	e.schedIdx = -1
+	e.closing = make(chan struct{})
 	switch {
 	case cfg.FetchTimeout == 0:
 		e.timeout = 2 * time.Minute
@@ -685,6 +687,7 @@ func (e *Engine) Close() error {
 	// Closed in the same login epoch: a refresh at the provider still
 	// saves what it gets.
 	e.setLocked(&state{epoch: cur.epoch, closed: true})
+	close(e.closing)
 	e.mu.Unlock()
 	if call != nil {
 		if e.cust != nil && call.spending.Load() {
@@ -698,6 +701,9 @@ func (e *Engine) Close() error {
 		call.cancel()
 	}
 	e.wg.Wait()
+	if e.cust != nil {
+		e.cust.close()
+	}
 	return nil
 }
 
@@ -1042,6 +1048,11 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 		}
 	}
 	lost := src == stored && c.lostBy(stored)
+	if lost && c.ownerBusy(stored.spendRec(), e.clock.Now()) {
+		rec := stored.spendRec()
+		return nil, false, Transient(fmt.Errorf("%w (process %d on %q, since %s)", errSpendInProgress,
+			rec.PID, rec.Host, rec.At.Format(time.RFC3339)))
+	}
 	if lost {
 		// Its owner presented the refresh token and is gone without
 		// saving the answer: the grant gets the login without it.
@@ -1062,7 +1073,7 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 	}
 	spends := src != nil && !src.RefreshToken.IsZero()
 	if spends {
-		if err := c.beginSpend(ctx, src); err != nil {
+		if err := c.beginSpend(ctx, src, e.timeout); err != nil {
 			return nil, false, err
 		}
 		call.spending.Store(true)
@@ -1086,9 +1097,60 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 		e.mu.Lock()
 		e.stats.SaveFailures++
 		e.mu.Unlock()
-		e.log.Warn("auth: the new token could not be saved; it is kept in memory and saved before the next refresh", "error", err)
+		e.log.Warn("auth: the new token could not be saved; it is kept in memory and saved again in the background", "error", err)
+		e.persistLater(tok)
 	}
 	return tok, true, nil
+}
+
+// persistLater saves tok, whose save failed, again in the background until
+// it is stored (or a newer token is), the engine's login changes, or
+// persistFor has passed: another process that finds this engine's spend
+// record waits for it meanwhile. Close makes it try once more and stop.
+func (e *Engine) persistLater(tok *Token) {
+	epoch := e.st.Load().epoch
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		wait, end := 250*time.Millisecond, time.Now().Add(persistFor)
+		for last := false; !last; wait = min(2*wait, 5*time.Second) {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-e.closing:
+				t.Stop()
+				last = true
+			}
+			last = last || time.Now().After(end)
+			if s := e.st.Load(); s.epoch != epoch || s.tok != nil && s.tok.gen() > tok.gen() {
+				return // a new login or logout, or a newer token of ours (saved with it)
+			}
+			if e.persistOnce(tok) {
+				return
+			}
+		}
+		e.log.Warn("auth: gave up saving a token whose save failed; it stays in memory")
+	}()
+}
+
+// persistOnce saves tok under the store's lock unless the store holds it
+// or a newer token; it reports whether nothing is left to do.
+func (e *Engine) persistOnce(tok *Token) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	unlock, err := e.cust.lock(ctx)
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	stored, err := e.cust.load(ctx)
+	if err != nil {
+		return false
+	}
+	if stored != nil && stored.gen() >= tok.gen() {
+		return true
+	}
+	return e.cust.store.Save(ctx, e.cust.key, tok) == nil
 }
 
 // fetchAlone fetches without a store: from current, which holds no
