@@ -27,12 +27,13 @@ import (
 // TestFleetWorker) against an authtest provider in this process, sharing
 // tokens through Redis, and count what the provider saw.
 const (
-	envRole     = "AUTHKIT_FLEET_WORKER" // "cc" (client credentials) or "rt" (a rotating refresh token)
+	envRole     = "AUTHKIT_FLEET_WORKER" // "cc" (client credentials), "rt" (a rotating refresh token) or "rt-encrypted" (the same through EncryptedStore, calls of 20 s)
 	envTokenURL = "AUTHKIT_FLEET_TOKEN_URL"
 	envRedisAt  = "AUTHKIT_FLEET_REDIS" // empty: no shared store
 	envPrefix   = "AUTHKIT_FLEET_PREFIX"
 	envRT       = "AUTHKIT_FLEET_RT"
 	envFor      = "AUTHKIT_FLEET_FOR"
+	envTimeout  = "AUTHKIT_FLEET_TIMEOUT" // the store's per-operation bound; empty: 300 ms
 )
 
 // fleetLease is the workers' lease: a killed holder's lock frees itself
@@ -50,12 +51,24 @@ func TestFleetWorker(t *testing.T) {
 	var store auth.Store
 	if addr := os.Getenv(envRedisAt); addr != "" {
 		rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1, ContextTimeoutEnabled: true})
+		timeout := 300 * time.Millisecond
+		if v := os.Getenv(envTimeout); v != "" {
+			timeout, _ = time.ParseDuration(v)
+		}
 		s, err := redisstore.New(redisstore.Config{Client: rdb, Prefix: os.Getenv(envPrefix), LeaseTTL: fleetLease,
-			Timeout: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+			Timeout: timeout, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
-		store = &holderMark{Store: s, rdb: rdb, key: os.Getenv(envPrefix) + "holder"}
+		if role == "rt-encrypted" {
+			store, err = auth.NewEncryptedStore(auth.EncryptedStoreConfig{Store: s,
+				Keys: []auth.EncryptionKey{{ID: "k1", Key: auth.NewSecret("0123456789abcdef0123456789abcdef")}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			store = &holderMark{Store: s, rdb: rdb, key: os.Getenv(envPrefix) + "holder"}
+		}
 	}
 	oauth := handlers.OAuthConfig{Endpoints: handlers.Endpoints{TokenURL: os.Getenv(envTokenURL)}, Store: store,
 		Margin: auth.Margin{Min: 200 * time.Millisecond}}
@@ -78,15 +91,19 @@ func TestFleetWorker(t *testing.T) {
 		defer rt.Close()
 		get = func(ctx context.Context) error { _, err := rt.HubRequestHeaders(ctx); return err }
 	}
+	callTimeout := 10 * time.Second
+	if role == "rt-encrypted" {
+		callTimeout = 20 * time.Second
+	}
 	calls, failures := 0, 0
 	for end := time.Now().Add(dur); time.Now().Before(end); calls++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		began := time.Now()
 		if err := get(ctx); err != nil {
 			failures++
 			fmt.Fprintln(os.Stderr, "worker: call failed:", err)
 		}
-		if d := time.Since(began); d > 3*time.Second {
+		if d := time.Since(began); d > callTimeout*3/10 {
 			fmt.Fprintf(os.Stderr, "worker %d: a call took %v (began %s)\n", os.Getpid(), d.Round(time.Millisecond), began.Format("15:04:05.000"))
 		}
 		cancel()
