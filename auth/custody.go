@@ -308,3 +308,288 @@ func nextGen(toks ...*Token) uint64 {
 	}
 	return g + 1
 }
+
+// obtain returns a token from the store or the fetch function. With a
+// store it holds the store's lock around "reload, record the spend, fetch,
+// save" (see custody): the token the provider issued is saved before
+// anything else can fail. fetched is false for a token another process
+// saved.
+func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetched bool, err error) {
+	e.mu.Lock()
+	rej := call.rej
+	e.mu.Unlock()
+	current := e.st.Load().tok
+	c := e.cust
+	if c == nil {
+		return e.fetchAlone(ctx, call, current)
+	}
+	unlock, err := c.lock(ctx)
+	if err != nil {
+		if ctx.Err() == nil && (current == nil || current.RefreshToken.IsZero()) {
+			// The store is unreachable, and this fetch spends no refresh
+			// token (client credentials, a password, an assertion):
+			// nothing to guard, so fetch on our own rather than fail.
+			e.log.Debug("auth: token store unavailable; fetching without it", "error", err)
+			return e.fetchAlone(ctx, call, current)
+		}
+		return nil, false, err
+	}
+	defer unlock()
+	stored, err := c.load(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if e.foreign(stored, current, rej, e.valid()) && e.adopt(ctx, stored) {
+		return stored, false, nil
+	}
+	src := current
+	switch {
+	case current.gen() > 0 && newer(current, stored):
+		// Ours is newer than the stored one. Persist first; never spend
+		// the older one.
+		back := current.Clone()
+		if !c.ownFailedSave(stored, current) {
+			// The store lost the login (Redis restarted without its
+			// data, a failover, an eviction, a deleted file): another
+			// process may hold a newer token than ours, and comes to
+			// restore it when its token is due. Ours waits for that,
+			// counted from the first process that saved one back.
+			at := e.clock.Now().UTC()
+			if stored != nil && stored.meta != nil && !stored.meta.reseeded.IsZero() {
+				at = stored.meta.reseeded
+			}
+			back.setMeta(func(m *tokenMeta) { m.reseeded = at })
+			e.log.Warn("auth: the token store had lost this login; saved ours back, and spending it only if no process restores a newer one first",
+				"until", back.reseededUntil())
+		}
+		if err := c.save(ctx, back); err != nil {
+			return nil, false, Transient(fmt.Errorf("%w: %w", errUnrecorded, err))
+		}
+		src = back
+	case stored != nil && !stored.RefreshToken.IsZero():
+		src = stored // another process may have rotated it: ours is spent
+	}
+	if src != nil && !src.RefreshToken.IsZero() {
+		if until := src.reseededUntil(); e.clock.Now().Before(until) {
+			return nil, false, Transient(fmt.Errorf("%w (until %s)", errReseeding, until.UTC().Format(time.RFC3339)))
+		}
+	}
+	lost := src == stored && c.lostBy(stored)
+	if lost && c.ownerBusy(stored.spendRec(), e.clock.Now()) {
+		rec := stored.spendRec()
+		return nil, false, Transient(fmt.Errorf("%w (process %d on %q, since %s)", errSpendInProgress,
+			rec.PID, rec.Host, rec.At.Format(time.RFC3339)))
+	}
+	if lost {
+		// Its owner presented the refresh token and is gone without
+		// saving the answer: the grant gets the login without it.
+		src = stored.Clone()
+		src.RefreshToken = Secret{}
+		src.setMeta(func(m *tokenMeta) { m.spend = nil })
+		e.mu.Lock()
+		e.stats.LostLogins++
+		e.mu.Unlock()
+		e.log.Warn("auth: the stored login's refresh token was being spent by a process that stopped before saving the answer; not presenting it again",
+			"spent_at", stored.spendRec().At, "pid", stored.spendRec().PID)
+	}
+	if e.st.Load().epoch != call.epoch {
+		return nil, false, errSuperseded
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	spends := src != nil && !src.RefreshToken.IsZero()
+	if spends {
+		if err := c.beginSpend(ctx, src, e.timeout); err != nil {
+			return nil, false, err
+		}
+		call.spending.Store(true)
+	}
+	tok, err = e.fetchFrom(ctx, src)
+	call.spending.Store(false)
+	if err != nil {
+		if spends && answered(err) {
+			c.endSpend(ctx, src)
+		}
+		if lost && errors.Is(err, ErrLoginRequired) {
+			err = fmt.Errorf("%w: %w", ErrLoginLost, err)
+		}
+		return nil, false, err
+	}
+	tok.setMeta(func(m *tokenMeta) { m.gen = nextGen(src, stored, current) })
+	if e.st.Load().epoch != call.epoch {
+		return nil, false, errSuperseded // a login or logout came meanwhile
+	}
+	if err := c.save(ctx, tok); err != nil {
+		e.mu.Lock()
+		e.stats.SaveFailures++
+		e.mu.Unlock()
+		e.log.Warn("auth: the new token could not be saved; it is kept in memory and saved again in the background", "error", err)
+		e.persistLater(tok)
+	}
+	return tok, true, nil
+}
+
+// fetchAlone fetches without a store: from current, which holds no
+// refresh token that another process could spend.
+func (e *Engine) fetchAlone(ctx context.Context, call *fetchCall, current *Token) (*Token, bool, error) {
+	if e.st.Load().epoch != call.epoch {
+		return nil, false, errSuperseded
+	}
+	tok, err := e.fetchFrom(ctx, current)
+	if err != nil {
+		return nil, false, err
+	}
+	if g := current.gen(); g > 0 {
+		tok.setMeta(func(m *tokenMeta) { m.gen = g + 1 })
+	}
+	return tok, true, nil
+}
+
+// fetchFrom runs the fetch function on src and returns its token, which
+// carries src's verified identity until a check says otherwise.
+func (e *Engine) fetchFrom(ctx context.Context, src *Token) (*Token, error) {
+	e.mu.Lock()
+	e.stats.Fetches++
+	e.mu.Unlock()
+	tok, err := e.fetch(ctx, src.Clone())
+	if err != nil {
+		return nil, err
+	}
+	if tok == nil || tok.AccessToken.IsZero() {
+		return nil, fmt.Errorf("%w: the fetch returned no access token", ErrMalformedToken)
+	}
+	tok = tok.Clone()
+	now := e.clock.Now().UTC()
+	tok.setMeta(func(m *tokenMeta) {
+		m.spend, m.reseeded, m.obtained = nil, time.Time{}, now
+		if m.ident == nil {
+			m.ident = src.ident()
+		}
+	})
+	capExpiry(tok)
+	return tok, nil
+}
+
+// adopt decides whether a token another process saved is served. One that
+// records its verified identity is: the store is trusted (a private file,
+// an encrypted entry, one's own Redis), so serving it takes no provider
+// request. An older one is checked again; a check that fails for want of
+// the provider does not stop it from being served.
+func (e *Engine) adopt(ctx context.Context, stored *Token) bool {
+	if e.check != nil && stored.ident() == nil {
+		id, err := e.check(ctx, stored.Clone())
+		switch {
+		case err == nil:
+			*stored = *stored.WithIdentity(id)
+		case IsTransient(err):
+			e.log.Debug("auth: the stored token could not be checked now; serving it", "error", err)
+		default:
+			e.log.Debug("auth: the stored token fails its check; refreshing it", "error", err)
+			return false
+		}
+	}
+	e.mu.Lock()
+	e.stats.StoreHits++
+	e.mu.Unlock()
+	return true
+}
+
+// valid reports whether the engine serves valid credentials now.
+func (e *Engine) valid() bool {
+	s := e.st.Load()
+	return s.creds != nil && e.clock.Now().UnixNano() < s.serveUntil
+}
+
+// foreign reports whether stored is a token another process (or run) saved
+// after ours that is worth serving instead of fetching: not yet due for
+// refresh, or — when callers wait because nothing valid is held — still
+// valid, so that a stored login is served at once (and refreshed in the
+// background) even while the provider is unreachable. Our own token is
+// what is being refreshed, an older one is no use, and a rejected one
+// neither.
+func (e *Engine) foreign(stored, current *Token, rej *rejection, early bool) bool {
+	if stored == nil || stored.AccessToken.IsZero() || rej != nil && stored.AccessToken.Equal(rej.access) ||
+		current != nil && (stored.AccessToken.Equal(current.AccessToken) || current.gen() > stored.gen()) {
+		return false
+	}
+	if noExpiry(stored.Expiry) {
+		return true
+	}
+	now := e.clock.Now()
+	refreshAt, serveUntil := e.schedule(stored, now, 0)
+	if early {
+		return now.Before(refreshAt)
+	}
+	return now.Before(serveUntil)
+}
+
+// resaveIdentity saves tok again once its check named who it belongs to,
+// if the store still holds it: a stored login then names its user without
+// the provider.
+func (e *Engine) resaveIdentity(ctx context.Context, tok *Token) {
+	if e.cust == nil {
+		return
+	}
+	unlock, err := e.cust.lock(ctx)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if stored, err := e.cust.load(ctx); err != nil || stored == nil || stored.gen() != tok.gen() || !stored.AccessToken.Equal(tok.AccessToken) {
+		return
+	}
+	if err := e.cust.store.Save(context.WithoutCancel(ctx), e.cust.key, tok); err != nil {
+		e.log.Debug("auth: the verified identity was not saved with the token", "error", err)
+	}
+}
+
+// persistLater saves tok, whose save failed, again in the background until
+// it is stored (or a newer token is), the engine's login changes, or
+// persistFor has passed: another process that finds this engine's spend
+// record waits for it meanwhile. Close makes it try once more and stop.
+func (e *Engine) persistLater(tok *Token) {
+	epoch := e.st.Load().epoch
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		wait, end := 250*time.Millisecond, time.Now().Add(persistFor)
+		for last := false; !last; wait = min(2*wait, 5*time.Second) {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-e.closing:
+				t.Stop()
+				last = true
+			}
+			last = last || time.Now().After(end)
+			if s := e.st.Load(); s.epoch != epoch || s.tok != nil && s.tok.gen() > tok.gen() {
+				return // a new login or logout, or a newer token of ours (saved with it)
+			}
+			if e.persistOnce(tok) {
+				return
+			}
+		}
+		e.log.Warn("auth: gave up saving a token whose save failed; it stays in memory")
+	}()
+}
+
+// persistOnce saves tok under the store's lock unless the store holds it
+// or a newer token; it reports whether nothing is left to do.
+func (e *Engine) persistOnce(tok *Token) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	unlock, err := e.cust.lock(ctx)
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	stored, err := e.cust.load(ctx)
+	if err != nil {
+		return false
+	}
+	if stored != nil && stored.gen() >= tok.gen() {
+		return true
+	}
+	return e.cust.store.Save(ctx, e.cust.key, tok) == nil
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -549,5 +551,93 @@ func TestEngineLogoutDeletesWhenRevocationHangs(t *testing.T) {
 	}
 	if tok, err := store.Load(context.Background(), key); tok != nil || err != nil {
 		t.Errorf("the stored login survived the logout: %v, %v", tok != nil, err)
+	}
+}
+
+// blockingHandler is a slog.Handler whose records wait at a gate: a slow
+// log sink.
+type blockingHandler struct {
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (h *blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *blockingHandler) Handle(context.Context, slog.Record) error {
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	<-h.gate
+	return nil
+}
+func (h *blockingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *blockingHandler) WithGroup(string) slog.Handler      { return h }
+
+// A slow log sink never stalls the engine: records are written once its
+// mutex is released (issue 20, item 10). Before, a failed fetch logged
+// under the mutex, and every reader, waiter and Stats waited for the sink.
+func TestEngineSlowLoggerDoesNotStallTheEngine(t *testing.T) {
+	h := &blockingHandler{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	defer close(h.gate)
+	e, err := auth.NewEngine(auth.EngineConfig{
+		Fetch:  func(context.Context, *auth.Token) (*auth.Token, error) { return nil, auth.ErrInvalidGrant },
+		Logger: slog.New(h),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.HubRequestHeaders(context.Background()) //nolint:errcheck // fails by design
+	<-h.entered                                  // the failure's record is being written
+	done := make(chan struct{})
+	go func() {
+		e.Stats()
+		e.HubRequestHeaders(context.Background()) //nolint:errcheck // the last failure, served from memory
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second): // a deadlock detector, not a timing claim
+		t.Fatal("Stats and a read waited for the log sink")
+	}
+}
+
+// OnRejected runs one call at a time: a burst of rejections while it is
+// slow costs one goroutine, not one per rejection (issue 20, item 10).
+func TestEngineOnRejectedIsCoalesced(t *testing.T) {
+	var calls, running, most atomic.Int32
+	gate := make(chan struct{})
+	n := 0
+	e, err := auth.NewEngine(auth.EngineConfig{
+		Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
+			n++
+			return &auth.Token{AccessToken: auth.NewSecret(fmt.Sprint("at-", n)), Expiry: time.Now().Add(time.Hour)}, nil
+		},
+		OnRejected: func(auth.Service) {
+			r := running.Add(1)
+			for m := most.Load(); r > m && !most.CompareAndSwap(m, r); m = most.Load() {
+			}
+			calls.Add(1)
+			<-gate
+			running.Add(-1)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	h, _ := e.HubRequestHeaders(context.Background())
+	e.Invalidate(auth.ServiceHub, h.Get("Authorization")) // drops it
+	h, _ = e.HubRequestHeaders(context.Background())      // at-2, whose rejections are deferred
+	before := runtime.NumGoroutine()
+	for range 200 {
+		e.Invalidate(auth.ServiceHub, h.Get("Authorization"))
+	}
+	if g := runtime.NumGoroutine(); g > before+2 {
+		t.Errorf("200 rejections while OnRejected was slow left %d more goroutines", g-before)
+	}
+	close(gate)
+	eventually(t, "OnRejected to finish", func() bool { return running.Load() == 0 && calls.Load() >= 2 })
+	if c, m := calls.Load(), most.Load(); c > 3 || m != 1 {
+		t.Errorf("OnRejected ran %d times, %d at once; want at most 3 (the first, and one for the burst), one at a time", c, m)
 	}
 }
