@@ -171,13 +171,14 @@ const persistFor = 2 * time.Minute
 // and never presents that refresh token: the grant gets the token without
 // it, to make a full grant where it can.
 type custody struct {
-	store  Store
-	locker Locker // nil for a store that is not one
-	key    StoreKey
-	owner  string // this engine's name in spend records
-	host   string // this machine's name in spend records
-	clock  Clock
-	log    *slog.Logger
+	store   Store
+	locker  Locker // nil for a store that is not one
+	key     StoreKey
+	closing chan struct{} // closed by the engine's Close
+	owner   string        // this engine's name in spend records
+	host    string        // this machine's name in spend records
+	clock   Clock
+	log     *slog.Logger
 
 	mu sync.Mutex // guards the entry for a store that is not a Locker
 }
@@ -185,7 +186,7 @@ type custody struct {
 func newCustody(store Store, key StoreKey, clock Clock, log *slog.Logger) *custody {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b) // never fails
-	c := &custody{store: store, key: key, owner: hex.EncodeToString(b), clock: clock, log: log}
+	c := &custody{store: store, key: key, owner: hex.EncodeToString(b), clock: clock, log: log, closing: make(chan struct{})}
 	c.host, _ = os.Hostname()
 	liveOwners.Store(c.owner, struct{}{})
 	c.locker, _ = store.(Locker)
@@ -325,10 +326,12 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 	}
 	unlock, err := c.lock(ctx)
 	if err != nil {
-		if ctx.Err() == nil && (current == nil || current.RefreshToken.IsZero()) {
-			// The store is unreachable, and this fetch spends no refresh
-			// token (client credentials, a password, an assertion):
-			// nothing to guard, so fetch on our own rather than fail.
+		if ctx.Err() == nil && current != nil && current.RefreshToken.IsZero() {
+			// The store is unreachable, and this login holds no refresh
+			// token (client credentials, an assertion): nothing to
+			// guard, so fetch on our own rather than fail. Without a
+			// token yet, the grant may spend one it was configured with
+			// (the RefreshToken handler), so that waits for the store.
 			e.log.Debug("auth: token store unavailable; fetching without it", "error", err)
 			return e.fetchAlone(ctx, call, current)
 		}
@@ -460,13 +463,15 @@ func (e *Engine) fetchFrom(ctx context.Context, src *Token) (*Token, error) {
 		return nil, fmt.Errorf("%w: the fetch returned no access token", ErrMalformedToken)
 	}
 	tok = tok.Clone()
-	now := e.clock.Now().UTC()
-	tok.setMeta(func(m *tokenMeta) {
-		m.spend, m.reseeded, m.obtained = nil, time.Time{}, now
-		if m.ident == nil {
-			m.ident = src.ident()
-		}
-	})
+	if e.cust != nil || tok.meta != nil || src.ident() != nil { // no bookkeeping to keep without them
+		now := e.clock.Now().UTC()
+		tok.setMeta(func(m *tokenMeta) {
+			m.spend, m.reseeded, m.obtained = nil, time.Time{}, now
+			if m.ident == nil {
+				m.ident = src.ident()
+			}
+		})
+	}
 	capExpiry(tok)
 	return tok, nil
 }
@@ -558,7 +563,7 @@ func (e *Engine) persistLater(tok *Token) {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
-			case <-e.closing:
+			case <-e.cust.closing:
 				t.Stop()
 				last = true
 			}

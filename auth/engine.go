@@ -178,7 +178,6 @@ type Engine struct {
 	wg sync.WaitGroup // background fetches
 
 	rejected atomic.Pointer[Service] // the latest rejection for onRejected
-	closing  chan struct{}           // closed by Close
 
 	mu           sync.Mutex // guards the fields below and every change of st
 	call         *fetchCall // the fetch in flight, if any
@@ -293,7 +292,6 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		e.margin = &cfg.Margin
 	}
 	e.schedIdx = -1
-	e.closing = make(chan struct{})
 	switch {
 	case cfg.FetchTimeout == 0:
 		e.timeout = 2 * time.Minute
@@ -468,7 +466,9 @@ func (e *Engine) Close() error {
 	// Closed in the same login epoch: a refresh at the provider still
 	// saves what it gets.
 	e.setLocked(&state{epoch: cur.epoch, closed: true})
-	close(e.closing)
+	if e.cust != nil {
+		close(e.cust.closing)
+	}
 	e.mu.Unlock()
 	if call != nil {
 		if e.cust != nil && call.spending.Load() {
