@@ -42,7 +42,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{name: "plain http to a remote hub", cfg: Config{HubURL: "http://hub.example.com"}, wantErr: ErrInsecureHTTP, insecure: true},
 		{name: "plain http to a remote access manager", cfg: Config{HubURL: "https://hub.example.com", AccessManagerURL: "http://10.0.0.7:8080"}, wantErr: ErrInsecureHTTP, insecure: true},
 		{name: "plain http, explicitly allowed", cfg: Config{HubURL: "http://hub.example.com", DangerousAllowInsecureHTTP: true}},
-		{name: "loopback in capitals", cfg: Config{HubURL: "http://LOCALHOST:3000", AccessManagerURL: "http://am.localhost:3001"}},
+		{name: "loopback in capitals", cfg: Config{HubURL: "http://LOCALHOST:3000", AccessManagerURL: "http://127.0.0.1:3001"}},
 		{name: "a fullwidth name that IDNA maps to localhost", cfg: Config{HubURL: "http://ｌｏｃａｌｈｏｓｔ:3000"}},
 		{name: "a numeric host that is not dotted decimal", cfg: Config{HubURL: "http://127.1:3000"}, wantErr: auth.ErrInvalidConfig},
 		{name: "dot segments in the base path", cfg: Config{HubURL: "https://hub.example.com/api/../admin"}, wantErr: auth.ErrInvalidConfig},

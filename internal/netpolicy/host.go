@@ -59,17 +59,17 @@ func CanonicalHost(host string) (string, error) {
 	return name, nil
 }
 
-// Loopback reports whether host names this machine: "localhost" and every
-// name under ".localhost" (https://www.rfc-editor.org/rfc/rfc6761#section-6.3),
-// the IPv4 block 127.0.0.0/8, ::1, and IPv4-mapped loopback addresses
-// (::ffff:127.0.0.1). It judges CanonicalHost(host), so "LOCALHOST",
-// "Localhost." and "x.LOCALHOST" are loopback, and so is every Unicode name
-// that IDNA maps to "localhost" (that is the name net/http dials); a host
-// CanonicalHost refuses is not. "0.0.0.0" and "::" are not loopback.
+// Loopback reports whether host names this machine: "localhost", the IPv4
+// block 127.0.0.0/8, ::1, and IPv4-mapped loopback addresses
+// (::ffff:127.0.0.1). It judges CanonicalHost(host), so "LOCALHOST" and
+// "Localhost." are loopback, and so is every Unicode name that IDNA maps
+// to "localhost" (that is the name net/http dials); a host CanonicalHost
+// refuses is not. "0.0.0.0" and "::" are not loopback.
 //
-// Loopback judges the name; it does not resolve it. Go's resolver, unlike
-// browsers, asks /etc/hosts and DNS about "x.localhost" rather than
-// answering it with a loopback address itself.
+// Names under ".localhost" are not: RFC 6761 §6.3 asks resolvers to answer
+// them with a loopback address, but Go's resolver asks /etc/hosts and DNS
+// about "x.localhost" like any name, so where credentials sent there go is
+// DNS's to decide (TestLoopback, TestCheckURL).
 func Loopback(host string) bool {
 	h, err := CanonicalHost(host)
 	if err != nil {
@@ -78,7 +78,7 @@ func Loopback(host string) bool {
 	if a, err := netip.ParseAddr(h); err == nil {
 		return a.IsLoopback() // netip unmaps ::ffff:127.0.0.1 itself
 	}
-	return h == "localhost" || strings.HasSuffix(h, ".localhost")
+	return h == "localhost"
 }
 
 func canonicalIP(host string, a netip.Addr) (string, error) {

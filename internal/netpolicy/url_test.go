@@ -22,7 +22,7 @@ func TestCheckURL(t *testing.T) {
 		{name: "upper-case scheme", raw: "HTTPS://idp.example/"},
 		{name: "http to localhost with port", raw: "http://localhost:8080/x"},
 		{name: "http to upper-case localhost", raw: "http://LOCALHOST/"},
-		{name: "http to a localhost subdomain", raw: "http://app.localhost/cb"},
+		{name: "http to a localhost subdomain (DNS decides where it goes)", raw: "http://app.localhost/cb", wantErr: "https only"},
 		{name: "http to IPv6 loopback", raw: "http://[::1]:8080/"},
 		{name: "http to 127/8", raw: "http://127.0.0.2/"},
 		{name: "https to an IDN", raw: "https://straße.example/"},
