@@ -19,7 +19,10 @@ import (
 // (possibly expired, rejected by a service, or loaded from the store), or
 // nil; the grant decides whether to spend its refresh token or run the full
 // grant. ctx is the engine's own, bounded by EngineConfig.FetchTimeout and
-// cancelled by Close, Logout or Set — never a caller's.
+// cancelled by Logout or Set, and by Close (after up to 5 s for a fetch
+// that is spending a refresh token) — never a caller's. current carries no
+// refresh token when a process that presented it stopped before saving the
+// answer (see [ErrLoginLost]): a grant that can log in anew does so.
 //
 // A fetch returns as soon as it holds what the provider issued: checks that
 // may fail afterwards (an ID token's signature, a pinned username) belong in
@@ -207,7 +210,7 @@ func noExpiry(t time.Time) bool {
 // state is one immutable snapshot of the engine. Only read and kicked
 // change, once each.
 type state struct {
-	epoch uint64 // login generation: Set, Logout and Close start a new one
+	epoch uint64 // login generation: Set and Logout start a new one (Close keeps it, so that a refresh at the provider still saves)
 	// tok is the latest token: the source of the next refresh. It may be
 	// expired, rejected by a service, or a token whose check failed, and
 	// then differs from creds.Token.
