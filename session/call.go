@@ -15,6 +15,11 @@ import (
 // request for go-retryablehttp, the session's own copy of the caller's
 // request (the caller's is never modified; the copy's header map is the
 // session's to fill in with credentials) and the first attempt.
+//
+// A call is also the context of its request while go-retryablehttp waits
+// between attempts: the caller's context, exactly (every method forwards
+// to it), so that the wait is bounded by the caller alone and not cut
+// short by the attempt that just ended.
 type call struct {
 	rr    retryablehttp.Request
 	req   http.Request
@@ -25,73 +30,79 @@ type call struct {
 	cur   *attempt        // the last attempt; touched only by the calling goroutine
 }
 
+// Deadline returns the caller's deadline.
+func (c *call) Deadline() (time.Time, bool) { return c.ctx.Deadline() }
+
+// Done returns the caller's Done channel.
+func (c *call) Done() <-chan struct{} { return c.ctx.Done() }
+
+// Err returns the caller's Err.
+func (c *call) Err() error { return c.ctx.Err() }
+
+// Value returns the caller's values.
+func (c *call) Value(key any) any { return c.ctx.Value(key) }
+
 // attempt is the context of one attempt of a call, redirects included: the
 // caller's context, bounded by the attempt timeout. It also holds room for
 // the header values of the attempt's request.
 //
+// It keeps context.Context's contract for its whole life: its Deadline,
+// Done and Err come from one context that ends when the attempt times out
+// (or the caller's context ends), and its values are the caller's.
+//
 // The timeout costs nothing per request when the caller's context can
 // never be cancelled (context.Background and values on it, the common
 // case): attempts that start within the same slot of time share one timer
-// context (see slots). Otherwise the attempt derives a context with its
-// own deadline from the caller's, released when the attempt ends.
+// context (see slots), and the attempt is that context with the caller's
+// values. Contexts derived from the attempt (net/http derives one per
+// request) are cancelled with the slot through the attempt's AfterFunc
+// method, which the context package uses instead of starting a goroutine.
+// Otherwise the attempt derives a context with its own deadline from the
+// caller's, released when the attempt ends.
 type attempt struct {
-	ctx    context.Context    // the caller's, or derived with the attempt's deadline
+	// ctx holds the values, and (unless slot is set) the deadline and
+	// cancellation: the caller's context, or one derived from it with the
+	// attempt's deadline.
+	ctx    context.Context
 	slot   *slot              // when set, the deadline and cancellation come from it
 	cancel context.CancelFunc // releases a derived ctx
 	c      *call
 	// out is the request whose header map the session may fill in: the
 	// attempt's own copy. Redirect hops and replays are copied again.
 	out *http.Request
-	// over is set once the attempt ended and a retry waits: from then on
-	// the attempt's context is the caller's, so that the attempt's deadline
-	// does not cut the backoff wait short.
-	over atomic.Bool
 	headerValues
+}
+
+// ends returns the context whose end is the attempt's end.
+func (a *attempt) ends() context.Context {
+	if a.slot != nil {
+		return a.slot.ctx
+	}
+	return a.ctx
 }
 
 // Deadline returns the attempt's deadline.
 func (a *attempt) Deadline() (time.Time, bool) {
-	switch {
-	case a.over.Load():
-		return a.c.ctx.Deadline()
-	case a.slot != nil:
+	if a.slot != nil {
 		return a.slot.deadline, true
 	}
 	return a.ctx.Deadline()
 }
 
 // Done is closed when the attempt times out or the caller's context ends.
-func (a *attempt) Done() <-chan struct{} {
-	switch {
-	case a.over.Load():
-		return a.c.ctx.Done()
-	case a.slot != nil:
-		return a.slot.ctx.Done()
-	}
-	return a.ctx.Done()
-}
+func (a *attempt) Done() <-chan struct{} { return a.ends().Done() }
 
 // Err says why Done is closed.
-func (a *attempt) Err() error {
-	switch {
-	case a.over.Load():
-		return a.c.ctx.Err()
-	case a.slot != nil:
-		return a.slot.ctx.Err()
-	}
-	return a.ctx.Err()
-}
+func (a *attempt) Err() error { return a.ends().Err() }
 
-// Value returns the caller's values. A key the caller's context does not
-// know is looked up in the slot's context: that lets the context package
-// recognise the slot's cancellation when net/http derives a context from
-// the attempt (no goroutine per request), and the slot's context holds no
-// values of its own.
-func (a *attempt) Value(key any) any {
-	if v := a.ctx.Value(key); v != nil || a.slot == nil || a.over.Load() {
-		return v
-	}
-	return a.slot.ctx.Value(key)
+// Value returns the caller's values.
+func (a *attempt) Value(key any) any { return a.ctx.Value(key) }
+
+// AfterFunc calls f after the attempt ends, as [context.AfterFunc] does.
+// The context package calls it when a context is derived from the
+// attempt, instead of starting a goroutine to watch the attempt's Done.
+func (a *attempt) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(a.ends(), f)
 }
 
 // release ends a derived context.
@@ -118,7 +129,7 @@ func (s *Session) newCall(req *http.Request) *call {
 // the next attempt: a new attempt context, a new header map (the last
 // attempt's may still be read by its connection), a rewound body.
 func (s *Session) retry(req *http.Request) error {
-	c := req.Context().(*attempt).c
+	c := req.Context().(*call) // set by checkRetry
 	c.cur.release()
 	if req.GetBody != nil {
 		body, err := req.GetBody()

@@ -230,8 +230,69 @@ func TestSharedAttemptDeadline(t *testing.T) {
 	if !errors.Is(a.Err(), context.Canceled) {
 		t.Errorf("attempt err = %v after its slot ended", a.Err())
 	}
-	a.over.Store(true)
-	if a.Err() != nil || a.Done() != nil {
-		t.Error("an attempt that is over still reports its slot's end, which would cut the backoff wait")
+}
+
+// attemptRecorder fails the first attempt by waiting for its context to
+// end (the attempt timeout), records that context, and answers later
+// attempts at once.
+type attemptRecorder struct {
+	first chan context.Context // receives the first attempt's context
+	n     atomic.Int32
+}
+
+func (r *attemptRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if r.n.Add(1) == 1 {
+		ctx := req.Context()
+		r.first <- ctx
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+}
+
+// TestAttemptContextKeepsTheContract: the context an attempt hands the
+// transport is a context.Context as its documentation says, after the
+// attempt too: Done returns the same channel on every call, and once it
+// is closed Err is not nil. (It used to switch to the caller's context when
+// a retry began: Done became nil and Err nil after the attempt timed out.)
+func TestAttemptContextKeepsTheContract(t *testing.T) {
+	tests := []struct {
+		name string
+		ctx  func(t *testing.T) context.Context
+	}{
+		{"background", func(*testing.T) context.Context { return context.Background() }},
+		{"cancellable", func(t *testing.T) context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			return ctx
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &attemptRecorder{first: make(chan context.Context, 1)}
+			s := newSession(t, &staticHandler{hub: http.Header{}}, Config{HubURL: "https://hub.example.com",
+				Transport: rec, AttemptTimeout: 20 * time.Millisecond, RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond})
+			resp, err := s.Do(newReq(t, "GET", "https://hub.example.com/x", nil).WithContext(tt.ctx(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			ctx := <-rec.first
+			done := ctx.Done()
+			select {
+			case <-done:
+			default:
+				t.Fatal("the first attempt's Done channel is not closed after it timed out")
+			}
+			if ctx.Done() != done {
+				t.Error("Done returned another channel after the attempt ended")
+			}
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				t.Errorf("Err = %v after Done was closed, want context.DeadlineExceeded", ctx.Err())
+			}
+			if dl, ok := ctx.Deadline(); !ok || dl.IsZero() {
+				t.Errorf("Deadline = %v, %v after the attempt ended, want the attempt's", dl, ok)
+			}
+		})
 	}
 }

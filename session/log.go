@@ -39,7 +39,9 @@ func (s *Session) checkRetry(ctx context.Context, resp *http.Response, err error
 		}
 		return false, nil
 	}
-	a.over.Store(true) // the wait before the next attempt is bounded by the caller's ctx only
+	// The wait before the next attempt is bounded by the caller's context
+	// only: go-retryablehttp waits on its request's context.
+	a.c.rr.Request = a.c.rr.Request.WithContext(a.c)
 	return true, nil
 }
 
