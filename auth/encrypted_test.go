@@ -31,7 +31,7 @@ func encrypted(t *testing.T, inner auth.Store, keys ...auth.EncryptionKey) (auth
 
 // On disk, an encrypted FileStore holds neither token; Load gives them back.
 func TestEncryptedFileStore(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens")
 	fs, err := auth.NewFileStore(auth.FileStoreConfig{Dir: dir})
 	if err != nil {
 		t.Fatal(err)

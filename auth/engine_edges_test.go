@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -527,7 +528,7 @@ func TestEngineRejectionDuringEarlyRefreshKeepsStreak(t *testing.T) {
 func TestEngineLogoutDeletesWhenRevocationHangs(t *testing.T) {
 	clock := fakeclock.New(time.Time{})
 	g := &fakeGrant{clock: clock, lifetime: time.Hour}
-	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: t.TempDir(), Clock: clock})
+	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(t.TempDir(), "tokens"), Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

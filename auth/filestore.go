@@ -31,9 +31,10 @@ const lockRetryDelay = 10 * time.Millisecond
 // the token files go to [DefaultTokenDir].
 type FileStoreConfig struct {
 	// Dir is the directory of the token files; empty means
-	// [DefaultTokenDir]. It is created with mode 0700 if missing; an
-	// existing directory that group or others may access is tightened to
-	// 0700 (NewFileStore fails if it cannot be).
+	// [DefaultTokenDir]. It is created with mode 0700 if missing (with its
+	// missing parents). An existing directory that group or others may
+	// access is refused with [ErrInvalidConfig]; its mode is never changed
+	// (TestFileStoreRefusesAnOpenExistingDirectory).
 	Dir string
 	// Logger receives a record for every file that is ignored (corrupt,
 	// truncated, unreadable, too permissive, another version, another
@@ -87,7 +88,7 @@ func DefaultTokenDir() (string, error) {
 	return filepath.Join(cache, "authkit"), nil
 }
 
-// NewFileStore validates cfg, creates or tightens the directory, and returns
+// NewFileStore validates cfg, creates the directory if missing, and returns
 // the store.
 func NewFileStore(cfg FileStoreConfig) (*FileStore, error) {
 	if cfg.Dir == "" {
@@ -108,8 +109,9 @@ func NewFileStore(cfg FileStoreConfig) (*FileStore, error) {
 	if s.clock == nil {
 		s.clock = SystemClock()
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("auth: create token directory: %w", err)
+	created, err := makeDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -121,15 +123,29 @@ func NewFileStore(cfg FileStoreConfig) (*FileStore, error) {
 	if err := checkOwner(dir, fi); err != nil {
 		return nil, err
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("auth: token directory %q has mode %04o and cannot be restricted to 0700 (%w); fix its permissions or choose another directory",
-				dir, fi.Mode().Perm(), err)
-		}
-		s.log.Warn("auth: token directory was accessible to others; restricted it to 0700",
-			"dir", dir, "old_mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	if runtime.GOOS != "windows" && !created && fi.Mode().Perm()&0o077 != 0 {
+		// Never change the mode of a directory the store did not create:
+		// it may be shared (".", a config directory) on purpose.
+		return nil, configError("token directory %q has mode %04o: group or others may access it; run `chmod 700 %s` or choose another directory",
+			dir, fi.Mode().Perm(), dir)
 	}
 	return s, nil
+}
+
+// makeDir creates dir, and its missing parents, with mode 0700 and reports
+// whether it created dir itself.
+func makeDir(dir string) (created bool, err error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return false, fmt.Errorf("auth: create token directory: %w", err)
+	}
+	switch err := os.Mkdir(dir, 0o700); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrExist):
+		return false, nil
+	default:
+		return false, fmt.Errorf("auth: create token directory: %w", err)
+	}
 }
 
 // Dir returns the absolute path of the store's directory.

@@ -121,15 +121,10 @@ func TestFileStorePermissions(t *testing.T) {
 		name    string
 		sub     string           // the store's directory, below a temporary one
 		prepare func(dir string) // makes the directory beforehand, if set
-		wantLog string
 	}{
 		{name: "created", sub: "tokens"},
 		{name: "created with parents", sub: "a/b/tokens"},
 		{name: "existing private", sub: "tokens", prepare: func(dir string) { _ = os.Mkdir(dir, 0o700) }},
-		{name: "existing too open is tightened", sub: "tokens", prepare: func(dir string) {
-			_ = os.Mkdir(dir, 0o755)
-			_ = os.Chmod(dir, 0o755)
-		}, wantLog: "restricted it to 0700"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,9 +136,6 @@ func TestFileStorePermissions(t *testing.T) {
 			s := newFileStore(t, dir, logs)
 			if got := perm(t, dir); got != 0o700 {
 				t.Errorf("directory mode = %04o, want 0700", got)
-			}
-			if tt.wantLog != "" && !strings.Contains(logs.String(), tt.wantLog) {
-				t.Errorf("log = %q, want a record containing %q", logs.String(), tt.wantLog)
 			}
 			if err := s.Save(context.Background(), fsKey(), fsToken()); err != nil {
 				t.Fatal(err)
@@ -172,6 +164,38 @@ func TestFileStorePermissions(t *testing.T) {
 	}
 }
 
+// TestFileStoreRefusesAnOpenExistingDirectory: a directory that exists
+// and that group or others may access (a shared config directory, ".") is
+// refused with an error that says how to fix it, and its mode is left as
+// it was: the store never changes the mode of a directory it did not
+// create.
+func TestFileStoreRefusesAnOpenExistingDirectory(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix permissions")
+	}
+	for _, mode := range []os.FileMode{0o755, 0o750, 0o701, 0o707} {
+		t.Run(fmt.Sprintf("%04o", mode), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "shared")
+			if err := os.Mkdir(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, mode); err != nil { // past the umask
+				t.Fatal(err)
+			}
+			_, err := auth.NewFileStore(auth.FileStoreConfig{Dir: dir})
+			if !errors.Is(err, auth.ErrInvalidConfig) {
+				t.Fatalf("NewFileStore = %v, want ErrInvalidConfig", err)
+			}
+			if want := fmt.Sprintf("chmod 700 %s", dir); !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say how to fix it (%q)", err, want)
+			}
+			if got := perm(t, dir); got != mode {
+				t.Errorf("directory mode = %04o after NewFileStore, want %04o unchanged", got, mode)
+			}
+		})
+	}
+}
+
 func TestFileStoreDirectoryErrors(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -194,7 +218,7 @@ func TestFileStoreDirectoryErrors(t *testing.T) {
 }
 
 func TestFileStoreSaveLoad(t *testing.T) {
-	s := newFileStore(t, t.TempDir(), nil)
+	s := newFileStore(t, privateDir(t), nil)
 	ctx := context.Background()
 	if tok, err := s.Load(ctx, fsKey()); tok != nil || err != nil {
 		t.Fatalf("Load of nothing = %v, %v; want nil, nil", tok, err)
@@ -253,7 +277,7 @@ func TestFileStoreConfigMismatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logs := &logBuffer{}
-			s := newFileStore(t, t.TempDir(), logs)
+			s := newFileStore(t, privateDir(t), logs)
 			ctx := context.Background()
 			if err := s.Save(ctx, fsKey(), fsToken()); err != nil {
 				t.Fatal(err)
@@ -278,7 +302,7 @@ func TestFileStoreConfigMismatch(t *testing.T) {
 func TestFileStoreUnusableFiles(t *testing.T) {
 	valid := func(t *testing.T) []byte {
 		t.Helper()
-		s := newFileStore(t, t.TempDir(), nil)
+		s := newFileStore(t, privateDir(t), nil)
 		if err := s.Save(context.Background(), fsKey(), fsToken()); err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +358,7 @@ func TestFileStoreUnusableFiles(t *testing.T) {
 				t.Skip("Unix only")
 			}
 			logs := &logBuffer{}
-			s := newFileStore(t, t.TempDir(), logs)
+			s := newFileStore(t, privateDir(t), logs)
 			tt.create(t, auth.FileStorePath(s, fsKey()))
 			got, err := s.Load(context.Background(), fsKey())
 			if got != nil || err != nil {
@@ -377,7 +401,7 @@ func TestFileStoreFailedWriteKeepsOldFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := privateDir(t)
 			s := newFileStore(t, dir, nil)
 			ctx := context.Background()
 			if err := s.Save(ctx, fsKey(), fsToken()); err != nil {
@@ -414,7 +438,7 @@ func TestFileStoreDelete(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newFileStore(t, t.TempDir(), nil)
+			s := newFileStore(t, privateDir(t), nil)
 			ctx := context.Background()
 			if tt.saved {
 				if err := s.Save(ctx, fsKey(), fsToken()); err != nil {
@@ -437,7 +461,7 @@ func TestFileStoreDelete(t *testing.T) {
 }
 
 func TestFileStoreCancelledContext(t *testing.T) {
-	s := newFileStore(t, t.TempDir(), nil)
+	s := newFileStore(t, privateDir(t), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	calls := []struct {
@@ -459,7 +483,7 @@ func TestFileStoreCancelledContext(t *testing.T) {
 }
 
 func TestFileStoreLockExcludes(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateDir(t)
 	// Two stores on one directory, as two engines of one process would have.
 	stores := []*auth.FileStore{newFileStore(t, dir, nil), newFileStore(t, dir, nil)}
 	var inside, overlaps atomic.Int32
@@ -511,7 +535,7 @@ func TestFileStoreLockWaitsAsLongAsCtx(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newFileStore(t, t.TempDir(), nil)
+			s := newFileStore(t, privateDir(t), nil)
 			release := tt.hold(t, s)
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
@@ -540,7 +564,7 @@ func TestFileStoreLockWaitsAsLongAsCtx(t *testing.T) {
 // TestFileStoreEnginesShareOneFetch runs two engines of one process on one
 // directory: the one that fetches second finds the first one's token.
 func TestFileStoreEnginesShareOneFetch(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateDir(t)
 	clock := authtest.NewClock(time.Time{})
 	expired := &auth.Token{AccessToken: auth.NewSecret("old"), RefreshToken: auth.NewSecret("r0"), Expiry: clock.Now().Add(-time.Minute)}
 	if err := newFileStore(t, dir, nil).Save(context.Background(), fsKey(), expired); err != nil {
@@ -599,7 +623,7 @@ func TestFileStoreTwoProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	dir := t.TempDir()
+	dir := privateDir(t)
 	storeDir := filepath.Join(dir, "tokens")
 	expired := &auth.Token{AccessToken: auth.NewSecret("old"), RefreshToken: auth.NewSecret("r0"), Expiry: time.Now().Add(-time.Hour)}
 	if err := newFileStore(t, storeDir, nil).Save(context.Background(), fsKey(), expired); err != nil {
@@ -760,7 +784,7 @@ func TestFileStoreRecoversInterruptedSave(t *testing.T) {
 	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	// entry returns the bytes of a token file saved at the given time.
 	entry := func(tok *auth.Token, at time.Time, key auth.StoreKey) []byte {
-		src := t.TempDir()
+		src := filepath.Join(t.TempDir(), "tokens")
 		s, err := auth.NewFileStore(auth.FileStoreConfig{Dir: src, Clock: fakeclock.New(at)})
 		if err != nil {
 			t.Fatal(err)
@@ -793,7 +817,7 @@ func TestFileStoreRecoversInterruptedSave(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := filepath.Join(t.TempDir(), "tokens")
 			s, err := auth.NewFileStore(auth.FileStoreConfig{Dir: dir, Clock: fakeclock.New(t0)})
 			if err != nil {
 				t.Fatal(err)
@@ -835,7 +859,7 @@ func TestFileStoreLockDoesNotFollowSymlinks(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("Unix semantics")
 	}
-	dir := t.TempDir()
+	dir := privateDir(t)
 	s := newFileStore(t, filepath.Join(dir, "tokens"), nil)
 	victim := filepath.Join(dir, "victim")
 	if err := os.Symlink(victim, auth.FileStoreLockPath(s, fsKey())); err != nil {
@@ -921,4 +945,15 @@ func TestFileStoreDefaultDir(t *testing.T) {
 	if !errors.Is(err, auth.ErrInvalidConfig) || !strings.Contains(err.Error(), "set FileStoreConfig.Dir") {
 		t.Fatalf("without a cache directory: %v", err)
 	}
+}
+
+// privateDir returns a new temporary directory of mode 0700, as a token
+// directory must be (t.TempDir's are 0755 under the usual umask).
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

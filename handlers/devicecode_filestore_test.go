@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -51,7 +52,7 @@ func TestDeviceCodeTwoProcessesSpendRefreshTokenOnce(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	p := newProvider(t, nil) // real time: two processes cannot share a fake clock
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens")
 	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: dir})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -20,9 +21,10 @@ func ExampleDeviceCode_Logout() {
 		Clients: []authtest.Client{{ID: "cli"}}, Users: []authtest.User{{Username: "ada"}}})
 	defer p.Close()
 	p.AutoApprove("ada", 0)
-	dir, _ := os.MkdirTemp("", "authkit-example")
-	defer os.RemoveAll(dir)
-	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: dir}) // e.g. os.UserCacheDir()/mytool
+	tmp, _ := os.MkdirTemp("", "authkit-example")
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "tokens") // e.g. os.UserCacheDir()/mytool: created with mode 0700
+	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: dir})
 	if err != nil {
 		fmt.Println(err)
 		return

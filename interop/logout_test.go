@@ -3,6 +3,7 @@ package interop
 import (
 	"errors"
 	"net/url"
+	"path/filepath"
 	"testing"
 
 	"github.com/authkit-go/authkit/auth"
@@ -62,7 +63,7 @@ func TestDexUsernameAfterRestart(t *testing.T) {
 	// Dex keeps one refresh token per user and client: not in parallel
 	// with the other Dex logins.
 	rt := dexPasswordTokens(t, d).RefreshToken
-	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: t.TempDir()})
+	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(t.TempDir(), "tokens")})
 	mustf(t, err, "NewFileStore")
 	cfg := func(rec *recorder) handlers.RefreshTokenConfig {
 		return handlers.RefreshTokenConfig{
@@ -97,7 +98,7 @@ func TestOIDCUsernameAfterRestart(t *testing.T) {
 	t.Parallel()
 	iss := oidcIssuer(t)
 	d := discover(t, iss)
-	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: t.TempDir()})
+	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(t.TempDir(), "tokens")})
 	mustf(t, err, "NewFileStore")
 	first, _ := newOIDCDevice(t, iss, oidcDeviceID, oidcDeviceSecret, "", newRecorder(d.TokenEndpoint), store)
 	mustf(t, first.Authenticate(testContext(t)), "Authenticate")

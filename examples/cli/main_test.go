@@ -27,7 +27,7 @@ func TestPersonaCLI(t *testing.T) {
 		Clients: []authtest.Client{{ID: "cli"}}, Users: []authtest.User{{Username: "ada"}}})
 	defer prov.Close()
 	prov.AutoApprove("ada", 0)
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "tokens") // created by the store with mode 0700
 	cli := func(cmd string) (string, string, error) {
 		c := exec.Command(bin, "-issuer", prov.Issuer(), "-client-id", "cli", "-store", dir, cmd)
 		var stdout, stderr bytes.Buffer
