@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/goroutines"
+	"go.uber.org/goleak"
 )
 
 // The leak check: every test logs through capture() and reports its errors
@@ -30,8 +32,14 @@ var leaks struct {
 	secrets []string
 }
 
+// TestMain fails the run if a goroutine is left once the tests end, or if
+// a secret shows in a log line or an error.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	goroutines.VerifyTestMain(m, goleak.Cleanup(func(code int) { os.Exit(checkSecrets(code)) }))
+}
+
+// checkSecrets returns the exit code of the run after the secret check.
+func checkSecrets(code int) int {
 	leaks.mu.Lock()
 	corpus := leaks.logs.String() + "\n" + strings.Join(leaks.errs, "\n")
 	found := findLeaks(corpus, leaks.secrets)
@@ -39,12 +47,13 @@ func TestMain(m *testing.M) {
 	leaks.mu.Unlock()
 	if len(found) > 0 {
 		fmt.Fprintf(os.Stderr, "LEAK: %d secrets appear in logs or errors: %q\n", len(found), found)
-		code = 1
-	} else if code == 0 && flag.Lookup("test.run").Value.String() == "" && (nLogs == 0 || nErrs == 0 || nSecrets == 0) {
-		fmt.Fprintf(os.Stderr, "leak check saw nothing: %d log lines, %d errors, %d secrets\n", nLogs, nErrs, nSecrets)
-		code = 1
+		return 1
 	}
-	os.Exit(code)
+	if code == 0 && flag.Lookup("test.run").Value.String() == "" && (nLogs == 0 || nErrs == 0 || nSecrets == 0) {
+		fmt.Fprintf(os.Stderr, "leak check saw nothing: %d log lines, %d errors, %d secrets\n", nLogs, nErrs, nSecrets)
+		return 1
+	}
+	return code
 }
 
 // findLeaks returns the secrets that occur in corpus.

@@ -28,27 +28,32 @@ import (
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/handlers"
+	"github.com/authkit-go/authkit/internal/goroutines"
 	"github.com/authkit-go/authkit/internal/totp"
+	"go.uber.org/goleak"
 )
 
 // binary is the authkit command, built once by TestMain.
 var binary string
 
+// TestMain builds the command once, and fails the run if a goroutine of
+// the in-process tests is left once they end.
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "authkit-cli-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binary = filepath.Join(dir, "authkit")
-		if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-			return 1
-		}
-		return m.Run()
-	}())
+	dir, err := os.MkdirTemp("", "authkit-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "authkit")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goroutines.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 const (
