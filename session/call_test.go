@@ -34,7 +34,9 @@ func (t *valueTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // the caller's values visible to the transport on every attempt. A
 // caller's deadline sooner than AttemptTimeout wins and is not retried.
 func TestAttemptTimeoutPerCallerContext(t *testing.T) {
-	const attemptTimeout = 50 * time.Millisecond
+	// Long enough for a healthy attempt on a loaded machine: the hung
+	// attempt takes it, whatever the load.
+	const attemptTimeout = 500 * time.Millisecond
 	tests := []struct {
 		name      string
 		ctx       func(t *testing.T) context.Context
@@ -77,7 +79,12 @@ func TestAttemptTimeoutPerCallerContext(t *testing.T) {
 			s := newSession(t, &staticHandler{hub: http.Header{}}, cfg)
 			ctx := tt.ctx(t)
 			resp, body, err := do(t, s, newReq(t, "GET", srv.URL, nil).WithContext(ctx))
-			if tries := n.Load(); tries != tt.wantTries {
+			switch tries := n.Load(); {
+			case tt.wantErr != nil && tries > tt.wantTries:
+				// The caller's deadline may end the attempt before it
+				// reaches the server on a loaded machine: at most.
+				t.Errorf("%d attempts, want at most %d", tries, tt.wantTries)
+			case tt.wantErr == nil && tries != tt.wantTries:
 				t.Errorf("%d attempts, want %d", tries, tt.wantTries)
 			}
 			if tt.wantErr != nil {
@@ -109,7 +116,7 @@ func TestAttemptTimeoutCoversBody(t *testing.T) {
 			}))
 			defer srv.Close()
 			cfg := fastRetries(srv.URL)
-			cfg.AttemptTimeout = 50 * time.Millisecond
+			cfg.AttemptTimeout = 500 * time.Millisecond // time for the headers under load; the body then stalls
 			s := newSession(t, &staticHandler{hub: http.Header{}}, cfg)
 			ctx := context.Background()
 			if cancellable {

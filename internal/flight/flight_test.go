@@ -11,32 +11,40 @@ import (
 	"time"
 )
 
+// TestOneCallPerKey: 32 callers of one key while its call runs share it.
+// synctest.Wait returns only once every caller is durably blocked, that
+// is, waiting for the call's result (a caller still queued on the group's
+// mutex is not durably blocked), so no caller can arrive after the call
+// ended. (It used to sleep 10 ms and hope; under load two calls ran.)
 func TestOneCallPerKey(t *testing.T) {
-	var g Group[string, int]
-	var calls atomic.Int32
-	release := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Go(func() {
-			v, err := g.Do(context.Background(), "k", func(context.Context) (int, error) {
-				calls.Add(1)
-				<-release
-				return 7, nil
+	synctest.Test(t, func(t *testing.T) {
+		var g Group[string, int]
+		defer g.Close()
+		var calls atomic.Int32
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				v, err := g.Do(context.Background(), "k", func(context.Context) (int, error) {
+					calls.Add(1)
+					<-release
+					return 7, nil
+				})
+				if v != 7 || err != nil {
+					t.Errorf("Do = %v, %v", v, err)
+				}
 			})
-			if v != 7 || err != nil {
-				t.Errorf("Do = %v, %v", v, err)
-			}
-		})
-	}
-	for g.inFlight() == 0 {
-		runtime.Gosched()
-	}
-	time.Sleep(10 * time.Millisecond) // let the other callers join; not a wait for an expiry
-	close(release)
-	wg.Wait()
-	if n := calls.Load(); n != 1 {
-		t.Errorf("%d calls for 32 callers, want 1", n)
-	}
+		}
+		synctest.Wait()
+		if n := g.inFlight(); n != 1 {
+			t.Fatalf("%d calls in flight, want 1", n)
+		}
+		close(release)
+		wg.Wait()
+		if n := calls.Load(); n != 1 {
+			t.Errorf("%d calls for 32 callers, want 1", n)
+		}
+	})
 }
 
 func TestCallerGivesUpCallGoesOn(t *testing.T) {
