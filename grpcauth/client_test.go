@@ -365,6 +365,11 @@ func TestTransportSecurity(t *testing.T) {
 // every call: outside a gRPC call nothing says what the channel is, and
 // nothing is handed out. Without it, gRPC enforces transport security
 // itself (RequireTransportSecurity), before any call.
+// plainAuthInfo is the AuthInfo of a connection without transport security.
+type plainAuthInfo struct{ credentials.CommonAuthInfo }
+
+func (plainAuthInfo) AuthType() string { return "insecure" }
+
 func TestGetRequestMetadataOutsideGRPC(t *testing.T) {
 	c, err := grpcauth.NewCredentials(staticSource{"authorization": "Bearer x"}, grpcauth.ClientConfig{AllowInsecureLoopback: true})
 	if err != nil {
@@ -383,6 +388,24 @@ func TestGetRequestMetadataOutsideGRPC(t *testing.T) {
 	}
 	if !secure.RequireTransportSecurity() {
 		t.Error("RequireTransportSecurity() = false without the opt-in")
+	}
+	// Without the opt-in too, the check runs on every call (as grpc's own
+	// oauth credentials do): outside a gRPC call, or handed an insecure
+	// connection by a transport that does not enforce
+	// RequireTransportSecurity, no credential is given.
+	for name, ctx := range map[string]context.Context{
+		"outside a call": context.Background(),
+		"insecure connection": credentials.NewContextWithRequestInfo(context.Background(), credentials.RequestInfo{
+			AuthInfo: plainAuthInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}}),
+	} {
+		if md, err := secure.GetRequestMetadata(ctx, "https://msg.example.com/svc"); err == nil || md != nil || status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%s: got %v, %v; want an Unauthenticated refusal", name, md, err)
+		}
+	}
+	tlsCtx := credentials.NewContextWithRequestInfo(context.Background(), credentials.RequestInfo{
+		AuthInfo: credentials.TLSInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}})
+	if md, err := secure.GetRequestMetadata(tlsCtx, "https://msg.example.com/svc"); err != nil || md["authorization"] != "Bearer x" {
+		t.Errorf("over TLS: got %v, %v; want the credential", md, err)
 	}
 }
 

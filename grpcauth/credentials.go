@@ -153,20 +153,20 @@ func (c *Credentials) DialOptions() []grpc.DialOption {
 // Other failures of the handler end it with codes.Unauthenticated and the
 // handler's message (which never carries a secret).
 //
-// The channel must be secure (privacy and integrity) — gRPC itself refuses
-// a connection that is not, since RequireTransportSecurity says so — or,
-// with ClientConfig.AllowInsecureLoopback, reach a peer on this machine,
-// which is checked here on every call.
+// The channel's security is checked here on every call, as grpc's own
+// oauth credentials do: it must give privacy and integrity (TLS) or, with
+// ClientConfig.AllowInsecureLoopback, reach a peer on this machine. Called
+// outside a gRPC call (no credentials.RequestInfo in ctx) it refuses: the
+// channel is unknown. Callers outside gRPC that know their channel is
+// secure say so with credentials.NewContextWithRequestInfo.
 //
 // The map returned is the handler's shared, read-only map: gRPC only reads
 // it (it copies the entries into the request headers), so no copy is made
 // and a valid credential costs no allocation. Callers outside gRPC must not
 // modify it either.
 func (c *Credentials) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
-	if c.insecure {
-		if err := c.checkTransport(ctx); err != nil {
-			return nil, err
-		}
+	if err := c.checkTransport(ctx); err != nil {
+		return nil, err
 	}
 	md, err := c.src.MessageServiceMetadata(ctx)
 	if err != nil {
@@ -180,12 +180,13 @@ func (c *Credentials) GetRequestMetadata(ctx context.Context, uri ...string) (ma
 }
 
 // RequireTransportSecurity reports whether gRPC must refuse the credentials
-// on an insecure channel: true unless AllowInsecureLoopback is set, in which
-// case GetRequestMetadata itself admits insecure loopback channels only.
+// on an insecure channel: true unless AllowInsecureLoopback is set.
+// GetRequestMetadata checks the channel itself either way.
 func (c *Credentials) RequireTransportSecurity() bool { return !c.insecure }
 
-// checkTransport refuses to hand out credentials on an insecure channel,
-// unless the connection's peer is on this machine and the caller opted in.
+// checkTransport refuses to hand out credentials on a channel without
+// privacy and integrity, unless the connection's peer is on this machine
+// and the caller opted in.
 func (c *Credentials) checkTransport(ctx context.Context) error {
 	ri, ok := credentials.RequestInfoFromContext(ctx)
 	if !ok {
