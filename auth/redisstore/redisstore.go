@@ -31,8 +31,9 @@
 //
 // [Store.Save] is accepted from the holder of the lease, or, when nobody
 // holds it, from a process whose last Load or Save is still the newest
-// generation; otherwise it fails with [ErrFenced] (TestFencing,
-// TestSaveFencedWhileAnotherHolds, TestLostLease). The engine records that
+// generation (a Store that never read the key: when nothing is stored);
+// otherwise it fails with [ErrFenced] (TestFencing,
+// TestSaveFencedWhileAnotherHolds, TestLostLease, TestSaveWithoutLoad). The engine records that
 // it is about to spend a refresh token with a Save before it presents it,
 // so the fence is on the spend as well as on the saving of what the spend
 // returned: a process whose lease lapsed can record neither while another
@@ -118,6 +119,10 @@ const (
 // and either another process holds it or another process saved a newer
 // token since the caller last read it. What is stored stays.
 var ErrFenced = errors.New("redisstore: not saved: another process holds the lease or saved a newer token")
+
+// errNotRead is ErrFenced for a Store that never read the entry it would
+// replace.
+var errNotRead = fmt.Errorf("%w (this Store never read the stored entry: Load it first, or hold the lease)", ErrFenced)
 
 // ErrUnavailable means Redis did not serve an operation within
 // Config.Timeout: unreachable, not answering, or answering with an error.
@@ -337,7 +342,8 @@ func (s *Store) Load(ctx context.Context, key auth.StoreKey) (*auth.Token, error
 
 // saveScript writes an entry if the caller holds the lease, or if nobody
 // holds it and the caller read the newest generation: KEYS tok, lease;
-// ARGV owner ("" for none), the generation read (-1 for none), the entry,
+// ARGV owner ("" for none), the generation read (0 for none: nothing
+// stored), the entry,
 // the expiry in Unix ms (0 for none). It returns the new generation, or -1
 // when fenced.
 var saveScript = redis.NewScript(`
@@ -367,11 +373,8 @@ func (s *Store) Save(ctx context.Context, key auth.StoreKey, tok *auth.Token) er
 	name := key.Name()
 	owner := s.heldOwner(name)
 	s.mu.Lock()
-	read, ok := s.gen[name]
+	read, ok := s.gen[name] // never read: expect nothing stored (generation 0)
 	s.mu.Unlock()
-	if !ok {
-		read = -1
-	}
 	var expireAt int64
 	if t := until(tok); !t.IsZero() {
 		expireAt = t.UnixMilli()
@@ -384,6 +387,9 @@ func (s *Store) Save(ctx context.Context, key auth.StoreKey, tok *auth.Token) er
 	}
 	s.back()
 	if gen < 0 {
+		if !ok {
+			return errNotRead
+		}
 		return ErrFenced
 	}
 	s.mu.Lock()

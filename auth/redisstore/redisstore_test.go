@@ -434,3 +434,28 @@ func benchClient(b *testing.B) (redis.UniversalClient, string) {
 	})
 	return rdb, prefix
 }
+
+// TestSaveWithoutLoad: a Store that never read a key may create it when
+// nothing is stored and nobody holds the lease; when something is stored,
+// the save is fenced with an error that says to load first (it used to be
+// fenced either way, saying another process saved a newer token when none
+// existed).
+func TestSaveWithoutLoad(t *testing.T) {
+	rdb, prefix := testClient(t)
+	ctx := context.Background()
+	first, _ := newStore(t, rdb, prefix, nil)
+	if err := first.Save(ctx, key, token("rt-1", time.Time{})); err != nil {
+		t.Fatalf("save of a key nothing stores, never loaded: %v", err)
+	}
+	second, _ := newStore(t, rdb, prefix, nil)
+	err := second.Save(ctx, key, token("rt-x", time.Time{}))
+	if !errors.Is(err, redisstore.ErrFenced) || !strings.Contains(err.Error(), "Load") {
+		t.Fatalf("save over a stored entry never loaded: %v, want ErrFenced saying to load first", err)
+	}
+	if tok, _ := second.Load(ctx, key); tok == nil || tok.RefreshToken.Reveal() != "rt-1" {
+		t.Errorf("stored %v, want rt-1 kept", tok)
+	}
+	if err := second.Save(ctx, key, token("rt-2", time.Time{})); err != nil {
+		t.Errorf("save after a Load of the newest entry: %v", err)
+	}
+}
