@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -529,5 +530,38 @@ func TestDeviceCodePromptDone(t *testing.T) {
 				t.Error("Done still open after the login ended")
 			}
 		})
+	}
+}
+
+// TestDeviceCodePanickingPromptDoesNotWedgeLogins: a Prompt that panics
+// (recovered by the caller, as net/http recovers a handler's) ends that
+// login; the next Authenticate runs a login of its own rather than wait
+// for the one that never finished.
+func TestDeviceCodePanickingPromptDoesNotWedgeLogins(t *testing.T) {
+	var prompts atomic.Int32
+	s := newDeviceSetup(t, func(c *DeviceCodeConfig) {
+		c.Prompt = func(context.Context, DevicePrompt) error {
+			if prompts.Add(1) == 1 {
+				panic("prompt failed")
+			}
+			return errors.New("no one to show the code to")
+		}
+	})
+	func() {
+		defer func() {
+			if r := recover(); r != "prompt failed" {
+				t.Fatalf("recovered %v, want the prompt's panic", r)
+			}
+		}()
+		_ = s.h.Authenticate(context.Background())
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.h.Authenticate(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || err == nil || !strings.Contains(err.Error(), "no one to show the code to") {
+		t.Fatalf("Authenticate after a panicked login = %v, want the second prompt's error", err)
+	}
+	if n := prompts.Load(); n != 2 {
+		t.Errorf("%d prompts, want 2", n)
 	}
 }

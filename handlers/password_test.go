@@ -133,7 +133,7 @@ func TestPasswordRefreshFallback(t *testing.T) {
 			}
 			first := h.engine.Current()
 			tt.spoil(p)
-			h.Invalidate(auth.ServiceHub, "")                              // a service rejected the token: the next use refreshes
+			h.Invalidate(auth.ServiceHub, "")                                               // a service rejected the token: the next use refreshes
 			err = driven(clk, func() error { return h.Authenticate(ctx) }, h.Authenticated) // the backoff passes on the fake clock; not the next refresh
 			if tt.wantErr != (err != nil) {
 				t.Fatalf("err = %v", err)

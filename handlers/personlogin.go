@@ -98,12 +98,7 @@ func (h *personLogin) interactive(ctx context.Context) error {
 			call = &loginCall{done: make(chan struct{})}
 			h.call = call
 			h.mu.Unlock()
-			call.err = h.login(ctx)
-			h.mu.Lock()
-			h.call = nil
-			h.mu.Unlock()
-			close(call.done)
-			return call.err
+			return h.run(ctx, call)
 		}
 		h.mu.Unlock()
 		select {
@@ -116,6 +111,25 @@ func (h *personLogin) interactive(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// errLoginPanicked is what callers waiting for a login get when the login
+// panicked (in a Prompt, say); the panic goes on in its own caller.
+var errLoginPanicked = errors.New("handlers: the login in flight panicked")
+
+// run runs the login of call on the caller's goroutine and ends call, even
+// if the login panics: a call left open would make every later login wait
+// for it.
+func (h *personLogin) run(ctx context.Context, call *loginCall) error {
+	call.err = errLoginPanicked
+	defer func() {
+		h.mu.Lock()
+		h.call = nil
+		h.mu.Unlock()
+		close(call.done)
+	}()
+	call.err = h.login(ctx)
+	return call.err
 }
 
 // HubRequestHeaders returns the hub's headers; see
