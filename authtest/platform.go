@@ -39,9 +39,9 @@ const (
 	// ServiceHub is the hub's HTTP API.
 	ServiceHub Service = "hub"
 	// ServiceAccessManager is the access manager's HTTP API.
-	ServiceAccessManager Service = "access-manager"
+	ServiceAccessManager Service = "access manager"
 	// ServiceMessages is the message service over gRPC.
-	ServiceMessages Service = "message-service"
+	ServiceMessages Service = "message service"
 )
 
 // Services lists the services of a [Platform] in a fixed order.
@@ -115,7 +115,7 @@ type ServiceCounts struct {
 type PlatformCounts map[Service]ServiceCounts
 
 // Platform is a fake of the platform authkit serves: a hub HTTP API, an
-// access-manager HTTP API and a message service over gRPC, each started on
+// access manager HTTP API and a message service over gRPC, each started on
 // a free loopback port and each checking credentials with grpcauth's
 // validators — a bearer JWT from the provider, checked against its JWKS,
 // or an API key the platform knows — as the real services would.

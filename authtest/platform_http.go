@@ -33,8 +33,8 @@ const (
 // Me is the caller as a service of a [Platform] sees it: the answer of
 // GET /api/me and of [WhoAmI].
 type Me struct {
-	// Service is the answering service: "hub", "access-manager" or
-	// "message-service".
+	// Service is the answering service: "hub", "access manager" or
+	// "message service" (the values of auth.Service).
 	Service string `json:"service"`
 	// Subject is the JWT "sub" or the API key id.
 	Subject string `json:"subject"`

@@ -442,7 +442,7 @@ func ExamplePlatform() {
 	fmt.Printf("%+v\n", plat.Counts()[authtest.ServiceMessages])
 	// Output:
 	// 200 hub ada jwt
-	// message-service ada <nil>
+	// message service ada <nil>
 	// Unauthenticated
 	// {Authenticated:1 Rejected:1 Failed:0}
 }

@@ -29,7 +29,7 @@ func insecureError(field string) error {
 // person has to log in (call the handler's Authenticate). It is never
 // retried.
 type CredentialError struct {
-	// Service is "hub" or "access-manager".
+	// Service is "hub" or "access manager" (the values of auth.Service).
 	Service string
 	// Err is the handler's error.
 	Err error
@@ -52,7 +52,7 @@ type StatusError struct {
 	Method string
 	// URL is the request's URL, redacted by [RedactURL].
 	URL string
-	// Service is "hub", "access-manager" or "none".
+	// Service is "hub", "access manager" or "none".
 	Service string
 	// StatusCode is the last status received.
 	StatusCode int
@@ -89,7 +89,7 @@ type RequestError struct {
 	Method string
 	// URL is the request's URL, redacted by [RedactURL].
 	URL string
-	// Service is "hub", "access-manager" or "none".
+	// Service is "hub", "access manager" or "none".
 	Service string
 	// Attempts counts the attempts made; 0 when unknown.
 	Attempts int

@@ -63,7 +63,7 @@ func ExampleNew() {
 	fmt.Println("re-authentications:", s.Stats().Reauthentications, "token fetches:", h.Stats().Fetches)
 	// Output:
 	// 200 hub service-account-reporting
-	// 200 access-manager service-account-reporting
+	// 200 access manager service-account-reporting
 	// 200 hub service-account-reporting
 	// re-authentications: 1 token fetches: 2
 }

@@ -23,7 +23,7 @@ func (s service) String() string {
 	case serviceHub:
 		return "hub"
 	case serviceAccessManager:
-		return "access-manager"
+		return string(auth.ServiceAccessManager)
 	}
 	return "none"
 }

@@ -2,7 +2,7 @@
 // authenticates to it with every authkit handler.
 //
 // It starts an OAuth 2.0 / OpenID Connect provider and a platform — a hub
-// HTTP API, an access-manager HTTP API and a gRPC message service — from
+// HTTP API, an access manager HTTP API and a gRPC message service — from
 // the authtest package, on loopback ports. Then, for each handler (API
 // keys, an externally managed JWT, device code, browser login, client
 // credentials, password with TOTP, refresh token) it builds a session and a gRPC channel,
