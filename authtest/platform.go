@@ -260,7 +260,7 @@ func (pl *Platform) validator(f auth.Field) (grpcauth.Validator, error) {
 		JWKSURL:    pl.cfg.JWKSURL,
 		HTTPClient: pl.cfg.HTTPClient,
 		Leeway:     leeway,
-		Now:        pl.cfg.Clock.Now,
+		Clock:      pl.cfg.Clock,
 		Wire:       auth.Wire{MessageService: auth.Field{Name: strings.ToLower(f.Name), Prefix: f.Prefix}},
 		Logger:     pl.cfg.Logger,
 	})

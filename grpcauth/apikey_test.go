@@ -32,7 +32,7 @@ func TestAPIKeysAndJWTsOverGRPC(t *testing.T) {
 	ks := rsaKeys()
 	clk := authtest.NewClock(time.Time{})
 	jv, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience,
-		Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Now: clk.Now})
+		Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestTokenWireEndToEnd(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			jv, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience, Wire: tt.serverWire,
-				Keys: map[string]crypto.PublicKey{"": &ks[0].PublicKey}, Now: clk.Now})
+				Keys: map[string]crypto.PublicKey{"": &ks[0].PublicKey}, Clock: clk})
 			if err != nil {
 				t.Fatal(err)
 			}

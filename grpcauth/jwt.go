@@ -63,8 +63,9 @@ type JWTConfig struct {
 	// UsernameClaim names the claim read into Identity.Username; zero
 	// means "preferred_username".
 	UsernameClaim string
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock of expiry checks and key refreshes; nil means
+	// auth.SystemClock().
+	Clock auth.Clock
 	// Wire names the metadata entry that carries the token; zero means
 	// "authorization: Bearer <token>".
 	Wire auth.Wire
@@ -103,10 +104,11 @@ func NewJWTValidator(cfg JWTConfig) (*JWTValidator, error) {
 	if leeway == 0 {
 		leeway = 30 * time.Second
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	clock := cfg.Clock
+	if clock == nil {
+		clock = auth.SystemClock()
 	}
+	now := clock.Now
 	v := &JWTValidator{
 		field: cfg.Wire.WithDefaults().MessageService,
 		opts: []jwt.ParserOption{
@@ -127,7 +129,7 @@ func NewJWTValidator(cfg JWTConfig) (*JWTValidator, error) {
 		if _, err := netpolicy.CheckURL(cfg.JWKSURL); err != nil {
 			return nil, auth.ConfigError("grpcauth: JWKSURL: %v", err)
 		}
-		ks, err := jwks.NewKeySet(jwks.Config{URL: cfg.JWKSURL, HTTPClient: cfg.HTTPClient, Now: cfg.Now,
+		ks, err := jwks.NewKeySet(jwks.Config{URL: cfg.JWKSURL, HTTPClient: cfg.HTTPClient, Clock: clock,
 			TTL: cfg.RefreshInterval, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err

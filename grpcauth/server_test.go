@@ -131,7 +131,7 @@ func TestJWTValidatorOverGRPC(t *testing.T) {
 		Keys:           map[string]crypto.PublicKey{"k1": &ks[0].PublicKey},
 		Algorithms:     []string{"RS256", "PS256"},
 		RequiredClaims: []string{"sub"},
-		Now:            clk.Now,
+		Clock:          clk,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +247,7 @@ func TestJWTValidatorOverGRPC(t *testing.T) {
 	t.Run("expiry reached on the fake clock", func(t *testing.T) {
 		c2 := authtest.NewClock(now)
 		v2, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience,
-			Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Leeway: -1, Now: c2.Now})
+			Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Leeway: -1, Clock: c2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +266,7 @@ func TestStreamServerInterceptor(t *testing.T) {
 	ks := rsaKeys()
 	clk := authtest.NewClock(time.Time{})
 	v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience,
-		Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Now: clk.Now})
+		Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestJWTValidatorJWKS(t *testing.T) {
 	set := &jwks{keys: map[string]*rsa.PublicKey{"k1": &ks[0].PublicKey}}
 	srv := httptest.NewServer(set)
 	defer srv.Close()
-	v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience, JWKSURL: srv.URL, Now: clk.Now})
+	v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience, JWKSURL: srv.URL, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestJWTValidatorKeyTypeGuard(t *testing.T) {
 	clk := authtest.NewClock(time.Time{})
 	secret := []byte(strings.Repeat("s", 32))
 	v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{
-		Issuer: issuer, Audience: audience, Now: clk.Now,
+		Issuer: issuer, Audience: audience, Clock: clk,
 		// HS256 is allowed for the HMAC key; it must never verify with the RSA key.
 		Algorithms: []string{"RS256", "HS256"},
 		Keys:       map[string]crypto.PublicKey{"rsa": &ks[0].PublicKey, "hmac": auth.NewSecret(string(secret))},

@@ -123,7 +123,7 @@ func TestRefusalsAreLoggedWithoutSecrets(t *testing.T) {
 	ks := rsaKeys()
 	clk := authtest.NewClock(time.Time{})
 	jv, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience,
-		Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Now: clk.Now})
+		Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

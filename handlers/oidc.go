@@ -272,7 +272,7 @@ func (v *idVerifier) forURL(jwksURL string) (*jwks.Verifier, error) {
 	if v.verifier != nil && v.url == jwksURL {
 		return v.verifier, nil
 	}
-	ks, err := jwks.NewKeySet(jwks.Config{URL: jwksURL, HTTPClient: v.client, Now: v.clock.Now, UserAgent: v.ua})
+	ks, err := jwks.NewKeySet(jwks.Config{URL: jwksURL, HTTPClient: v.client, Clock: v.clock, UserAgent: v.ua})
 	if err != nil {
 		return nil, err
 	}

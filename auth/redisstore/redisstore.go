@@ -149,9 +149,10 @@ type Config struct {
 	// LockPoll is the wait between attempts to take a held lock; zero
 	// means DefaultLockPoll.
 	LockPoll time.Duration
-	// Now is the clock of the entries' saved_at and time to live; nil
-	// means time.Now. The lease is timed with the monotonic clock.
-	Now func() time.Time
+	// Clock is the clock of the entries' saved_at and time to live; nil
+	// means auth.SystemClock(). The lease is timed with the monotonic
+	// clock.
+	Clock auth.Clock
 	// Logger receives the changes of Redis' state, lost leases and the
 	// entries ignored, never a token; nil means silent.
 	Logger *slog.Logger
@@ -165,7 +166,7 @@ type Store struct {
 	lease    time.Duration
 	timeout  time.Duration
 	poll     time.Duration
-	now      func() time.Time
+	clock    auth.Clock
 	log      *slog.Logger
 	degraded atomic.Bool
 
@@ -199,7 +200,7 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{rdb: cfg.Client, prefix: cfg.Prefix, lease: cfg.LeaseTTL, timeout: cfg.Timeout, poll: cfg.LockPoll,
-		now: cfg.Now, log: cfg.Logger, leases: map[string]*lease{}, gen: map[string]int64{}}
+		clock: cfg.Clock, log: cfg.Logger, leases: map[string]*lease{}, gen: map[string]int64{}}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -215,8 +216,8 @@ func New(cfg Config) (*Store, error) {
 	if s.poll == 0 {
 		s.poll = DefaultLockPoll
 	}
-	if s.now == nil {
-		s.now = time.Now
+	if s.clock == nil {
+		s.clock = auth.SystemClock()
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -366,7 +367,7 @@ return gen + 1
 // Save writes tok for key, fenced (see ErrFenced), with a time to live
 // that ends when the token can no longer be used.
 func (s *Store) Save(ctx context.Context, key auth.StoreKey, tok *auth.Token) error {
-	entry, err := auth.EncodeStoreEntry(key, tok, s.now())
+	entry, err := auth.EncodeStoreEntry(key, tok, s.clock.Now())
 	if err != nil {
 		return err
 	}

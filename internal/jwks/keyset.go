@@ -43,8 +43,9 @@ type Config struct {
 	// are refused and at most 10 redirects are followed. A client without
 	// a timeout gets one of 30 s per fetch.
 	HTTPClient *http.Client
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock of the keys' freshness; nil means
+	// auth.SystemClock().
+	Clock auth.Clock
 	// UserAgent is sent as User-Agent; empty means auth.DefaultUserAgent.
 	UserAgent string
 	// TTL is how long a fetched set is used before a use refetches it;
@@ -83,7 +84,7 @@ type KeySet struct {
 	safeURL   string // for errors: no user information, query or fragment
 	client    *http.Client
 	ownClient bool // client was made here; Close closes its idle connections
-	now       func() time.Time
+	clock     auth.Clock
 	ttl       time.Duration
 	minGap    time.Duration // MinRefresh
 	kidGap    time.Duration // UnknownKidRefresh
@@ -115,12 +116,12 @@ func NewKeySet(cfg Config) (*KeySet, error) {
 	}
 	safe := *u
 	safe.User, safe.RawQuery, safe.Fragment, safe.RawFragment = nil, "", "", ""
-	s := &KeySet{url: cfg.URL, ua: cfg.UserAgent, safeURL: safe.String(), now: cfg.Now, ttl: cfg.TTL, minGap: cfg.MinRefresh, kidGap: cfg.UnknownKidRefresh, log: cfg.Logger}
+	s := &KeySet{url: cfg.URL, ua: cfg.UserAgent, safeURL: safe.String(), clock: cfg.Clock, ttl: cfg.TTL, minGap: cfg.MinRefresh, kidGap: cfg.UnknownKidRefresh, log: cfg.Logger}
 	if s.ua == "" {
 		s.ua = auth.DefaultUserAgent
 	}
-	if s.now == nil {
-		s.now = time.Now
+	if s.clock == nil {
+		s.clock = auth.SystemClock()
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -174,7 +175,7 @@ func (s *KeySet) lookup(ctx context.Context, kid string) ([]jwk, error) {
 			s.mu.Unlock()
 			return nil, ErrClosed
 		}
-		now := s.now()
+		now := s.clock.Now()
 		if found, ok := s.cur.find(kid); ok {
 			if !s.fetching && s.ttlDueLocked(now) {
 				s.startLocked(now, false)

@@ -117,7 +117,7 @@ func TestNeverAnsweringServer(t *testing.T) {
 	// The clock moves past MinRefresh between callers: the second must
 	// still join the fetch in flight rather than start another.
 	clk := fakeclock.New(time.Time{})
-	ks, err := NewKeySet(Config{URL: srv.URL, Now: clk.Now})
+	ks, err := NewKeySet(Config{URL: srv.URL, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestNeverAnsweringServer(t *testing.T) {
 func TestRotatedKeyVerifiesAtOnce(t *testing.T) {
 	clk := fakeclock.New(time.Time{})
 	f := newFakeJWKS(t, jwkSet(t, key("A")))
-	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now})
+	_, v := newRemote(t, Config{URL: f.srv.URL, Clock: clk})
 	ctx := t.Context()
 
 	if err := parse(ctx, v, key("A").sign(t)); err != nil {
@@ -223,7 +223,7 @@ func TestUnknownKidRateLimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := fakeclock.New(time.Time{})
 			f := newFakeJWKS(t, jwkSet(t, key("A")))
-			_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now, UnknownKidRefresh: tc.cfg})
+			_, v := newRemote(t, Config{URL: f.srv.URL, Clock: clk, UnknownKidRefresh: tc.cfg})
 			ctx := t.Context()
 			if err := parse(ctx, v, key("A").sign(t)); err != nil {
 				t.Fatal(err)
@@ -288,7 +288,7 @@ func TestUnknownKidRateLimit(t *testing.T) {
 func TestUnknownKidRefetchFailureKeepsKeys(t *testing.T) {
 	clk := fakeclock.New(time.Time{})
 	f := newFakeJWKS(t, jwkSet(t, key("A")))
-	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now})
+	_, v := newRemote(t, Config{URL: f.srv.URL, Clock: clk})
 	ctx := t.Context()
 	if err := parse(ctx, v, key("A").sign(t)); err != nil {
 		t.Fatal(err)
@@ -336,7 +336,7 @@ func TestUnknownKidRefetchFailureKeepsKeys(t *testing.T) {
 func TestRotatedKeyOneSharedFetch(t *testing.T) {
 	clk := fakeclock.New(time.Time{})
 	f := newFakeJWKS(t, jwkSet(t, key("A")))
-	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now})
+	_, v := newRemote(t, Config{URL: f.srv.URL, Clock: clk})
 	if err := parse(t.Context(), v, key("A").sign(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestRotatedKeyOneSharedFetch(t *testing.T) {
 func TestKidMissingFromFetchInFlight(t *testing.T) {
 	clk := fakeclock.New(time.Time{})
 	f := newFakeJWKS(t, jwkSet(t, key("A")))
-	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now, TTL: time.Hour})
+	_, v := newRemote(t, Config{URL: f.srv.URL, Clock: clk, TTL: time.Hour})
 	ctx := t.Context()
 	if err := parse(ctx, v, key("A").sign(t)); err != nil {
 		t.Fatal(err)
@@ -415,7 +415,7 @@ func TestKidMissingFromFetchInFlight(t *testing.T) {
 func TestTTLRefetch(t *testing.T) {
 	clk := fakeclock.New(time.Time{})
 	f := newFakeJWKS(t, jwkSet(t, key("A")))
-	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now, TTL: time.Hour})
+	_, v := newRemote(t, Config{URL: f.srv.URL, Clock: clk, TTL: time.Hour})
 	ctx := t.Context()
 
 	if err := parse(ctx, v, key("A").sign(t)); err != nil {
@@ -462,7 +462,7 @@ func TestTTLRefetch(t *testing.T) {
 func TestRefetchFailureKeepsOldSet(t *testing.T) {
 	clk := fakeclock.New(time.Time{})
 	f := newFakeJWKS(t, jwkSet(t, key("A")))
-	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now, TTL: time.Hour, MinRefresh: time.Minute})
+	_, v := newRemote(t, Config{URL: f.srv.URL, Clock: clk, TTL: time.Hour, MinRefresh: time.Minute})
 	ctx := t.Context()
 	if err := parse(ctx, v, key("A").sign(t)); err != nil {
 		t.Fatal(err)
@@ -506,7 +506,7 @@ func TestRefetchFailureKeepsOldSet(t *testing.T) {
 func TestHangingRefetchServesOldSet(t *testing.T) {
 	clk := fakeclock.New(time.Time{})
 	f := newFakeJWKS(t, jwkSet(t, key("A")))
-	_, v := newRemote(t, Config{URL: f.srv.URL, Now: clk.Now})
+	_, v := newRemote(t, Config{URL: f.srv.URL, Clock: clk})
 	if err := parse(t.Context(), v, key("A").sign(t)); err != nil {
 		t.Fatal(err)
 	}
