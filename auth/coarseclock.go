@@ -24,51 +24,71 @@ const (
 	coarseIdle = 100 // ticks without a read before the ticker stops
 )
 
-var coarse struct {
-	now     atomic.Int64 // wall clock, Unix ns; 0 while the ticker is stopped
-	used    atomic.Bool  // read since the last tick
-	running atomic.Bool  // a ticker goroutine runs
+// coarseClock is a coarse wall clock. The engines share one, coarse; tests
+// make their own with another source.
+type coarseClock struct {
+	source  func() time.Time // the precise wall clock; nil means time.Now
+	now     atomic.Int64     // wall clock, Unix ns; 0 while the ticker is stopped
+	used    atomic.Bool      // read since the last tick
+	running atomic.Bool      // a ticker goroutine runs
 }
+
+// coarse is the engines' coarse clock, on time.Now.
+var coarse coarseClock
 
 // coarseNow returns the wall clock in Unix nanoseconds, at most about one
 // tick old.
-func coarseNow() int64 {
-	n := coarse.now.Load()
+func coarseNow() int64 { return coarse.read() }
+
+// read returns the wall clock in Unix nanoseconds, at most about one tick
+// old (TestCoarseClockOnItsRealPath).
+func (c *coarseClock) read() int64 {
+	n := c.now.Load()
 	if n == 0 {
-		return coarseStart()
+		return c.start()
 	}
-	if !coarse.used.Load() {
-		coarse.used.Store(true)
+	if !c.used.Load() {
+		c.used.Store(true)
 	}
 	return n
 }
 
-// coarseStart reads the precise clock and starts the ticker if none runs.
-func coarseStart() int64 {
-	now := time.Now().UnixNano()
-	if coarse.running.CompareAndSwap(false, true) {
-		coarse.used.Store(true)
-		coarse.now.Store(now)
-		go coarseTicker()
+// wall reads the precise wall clock.
+func (c *coarseClock) wall() int64 {
+	if c.source != nil {
+		return c.source().UnixNano()
+	}
+	return time.Now().UnixNano()
+}
+
+// start reads the precise clock and starts the ticker if none runs.
+func (c *coarseClock) start() int64 {
+	now := c.wall()
+	if c.running.CompareAndSwap(false, true) {
+		c.used.Store(true)
+		c.now.Store(now)
+		go c.tick()
 	}
 	return now
 }
 
-func coarseTicker() {
+// tick stores the wall clock every coarseTick until coarseIdle ticks pass
+// without a read.
+func (c *coarseClock) tick() {
 	t := time.NewTicker(coarseTick)
 	defer t.Stop()
 	idle := 0
 	for range t.C {
-		coarse.now.Store(time.Now().UnixNano())
-		if coarse.used.Swap(false) {
+		c.now.Store(c.wall())
+		if c.used.Swap(false) {
 			idle = 0
 			continue
 		}
 		if idle++; idle >= coarseIdle {
 			// Readers see 0 and fall back to the precise clock until one
 			// of them starts a new ticker.
-			coarse.now.Store(0)
-			coarse.running.Store(false)
+			c.now.Store(0)
+			c.running.Store(false)
 			return
 		}
 	}
