@@ -255,7 +255,9 @@ func TestConcurrentRejectionsFetchOnce(t *testing.T) {
 func concurrentRejections(t *testing.T, wire auth.Wire, key, reject string) {
 	src := newTokens(authtest.NewClock(time.Time{}))
 	eng := newEngine(t, src, wire)
-	rec := &recorder{key: key, reject: func(v string) bool { return v == reject }}
+	// The server echoes the credential into its message: the log keeps the
+	// message without it.
+	rec := &recorder{key: key, reject: func(v string) bool { return v == reject }, echo: true}
 	var logs authtest.LogBuffer
 	c := insecureLocal(t, eng, grpcauth.ClientConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, rec.options()...)
 	if _, err := eng.Credentials(t.Context()); err != nil { // tok-1 before the burst

@@ -88,6 +88,7 @@ func newEngine(t *testing.T, src *tokens, wire auth.Wire) *auth.Engine {
 type recorder struct {
 	key    string
 	reject func(value string) bool
+	echo   bool // the rejection's message repeats the credential, as some servers do
 
 	mu   sync.Mutex // guards seen
 	seen []string
@@ -103,6 +104,9 @@ func (r *recorder) check(ctx context.Context) error {
 	r.seen = append(r.seen, v)
 	r.mu.Unlock()
 	if r.reject != nil && r.reject(v) {
+		if r.echo {
+			return status.Errorf(codes.Unauthenticated, "test: credential %q rejected", v)
+		}
 		return status.Error(codes.Unauthenticated, "test: credential rejected")
 	}
 	return nil

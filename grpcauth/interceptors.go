@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/redact"
 )
 
 // Unary is a [grpc.UnaryClientInterceptor]. When the server answers
@@ -83,9 +85,24 @@ func (c *Credentials) invalidate(err error, md map[string]string, method string)
 	}
 	// An entry not found invalidates unconditionally.
 	c.inv.Invalidate(auth.ServiceMessageService, v)
-	c.log.LogAttrs(context.Background(), slog.LevelInfo, "grpcauth: the server rejected the credentials; retrying once with new ones",
-		slog.String("method", method), slog.String("reason", status.Convert(err).Message()))
+	if c.log.Enabled(context.Background(), slog.LevelInfo) {
+		c.log.LogAttrs(context.Background(), slog.LevelInfo, "grpcauth: the server rejected the credentials; retrying once with new ones",
+			slog.String("method", method), slog.String("reason", scrubbed(status.Convert(err).Message(), md)))
+	}
 	return true
+}
+
+// scrubbed returns a server's message without the credentials sent (a
+// server may echo them), bounded and without token-like runs.
+func scrubbed(msg string, sent map[string]string) string {
+	var s redact.Scrubber
+	for _, v := range sent {
+		s.Add(v)
+		if _, tok, ok := strings.Cut(v, " "); ok { // "Bearer <token>": the token alone too
+			s.Add(tok)
+		}
+	}
+	return redact.Text(msg, redact.ExcerptSize, &s)
 }
 
 // retryStream is a client stream that re-opens itself once after the server
