@@ -15,8 +15,9 @@
 // HubRequestHeaders, AccessManagerRequestHeaders, MessageServiceMetadata,
 // Invalidate, Close and Stats: the token is cached, refreshed in the
 // background before it expires, fetched once at a time however many callers
-// ask, and a valid token is one atomic load away. Such handlers must be
-// closed when no longer needed.
+// ask, and a valid token is one atomic load away. Close such handlers when
+// no longer needed: Close ends their background work and saves what a
+// refresh in flight obtains.
 //
 // Every handler is safe for concurrent use and never prints a secret: every
 // secret in a handler and its configuration is an [auth.Secret], which
