@@ -38,6 +38,30 @@ func ExampleNewEngine() {
 	// fetches: 1
 }
 
+// Handler makes an AuthenticationHandler of an engine whose grant is one's
+// own, for the session, grpcauth and anything else that takes a handler.
+func ExampleHandler() {
+	engine, err := auth.NewEngine(auth.EngineConfig{
+		Fetch: func(ctx context.Context, current *auth.Token) (*auth.Token, error) {
+			return &auth.Token{AccessToken: auth.NewSecret("own-grant-token"), Expiry: time.Now().Add(time.Hour)}, nil
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	h := auth.Handler(engine, "svc-reporting") // an auth.AuthenticationHandler
+	defer h.Close()
+
+	ctx := context.Background()
+	if err := h.Authenticate(ctx); err != nil {
+		panic(err)
+	}
+	am, _ := h.AccessManagerRequestHeaders(ctx)
+	fmt.Println(h.Username(), h.Authenticated(), am.Get("Authorization"))
+	// Output:
+	// svc-reporting true Bearer own-grant-token
+}
+
 // A Secret never prints itself, whatever the verb and wherever it sits; a
 // Token's credentials are Secrets. Reveal is the one way out.
 func ExampleSecret() {

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/flight"
 )
 
 // personLogin is what the handlers that need a person to log in share
@@ -22,13 +22,7 @@ type personLogin struct {
 	// login runs the person's login and installs its token.
 	login func(ctx context.Context) error
 
-	mu   sync.Mutex // guards call
-	call *loginCall // the login in flight, if any
-}
-
-type loginCall struct {
-	done chan struct{}
-	err  error
+	logins flight.Group[struct{}, struct{}] // one login at a time
 }
 
 // fetch is the engine's silent path: refresh, or ErrLoginRequired.
@@ -86,50 +80,16 @@ func (h *personLogin) learnUsername(ctx context.Context) {
 	}
 }
 
-// interactive runs one login at a time, on the ctx of the caller who
-// started it: cancelling that ctx stops it. Callers that find one in
-// flight wait for it as long as their own ctx allows, and start their own
-// if it ended because its caller gave up.
+// interactive runs one login at a time, on the goroutine and ctx of the
+// caller who started it: cancelling that ctx stops it. Callers that find
+// one in flight wait for it as long as their own ctx allows, and start their
+// own if it ended because its caller gave up. A login that panics ends for
+// the others with flight.ErrPanicked.
 func (h *personLogin) interactive(ctx context.Context) error {
-	for {
-		h.mu.Lock()
-		call := h.call
-		if call == nil {
-			call = &loginCall{done: make(chan struct{})}
-			h.call = call
-			h.mu.Unlock()
-			return h.run(ctx, call)
-		}
-		h.mu.Unlock()
-		select {
-		case <-call.done:
-			if call.err != nil && ctx.Err() == nil && (errors.Is(call.err, context.Canceled) || errors.Is(call.err, context.DeadlineExceeded)) {
-				continue // its caller gave up, we have not
-			}
-			return call.err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// errLoginPanicked is what callers waiting for a login get when the login
-// panicked (in a Prompt, say); the panic goes on in its own caller.
-var errLoginPanicked = errors.New("handlers: the login in flight panicked")
-
-// run runs the login of call on the caller's goroutine and ends call, even
-// if the login panics: a call left open would make every later login wait
-// for it.
-func (h *personLogin) run(ctx context.Context, call *loginCall) error {
-	call.err = errLoginPanicked
-	defer func() {
-		h.mu.Lock()
-		h.call = nil
-		h.mu.Unlock()
-		close(call.done)
-	}()
-	call.err = h.login(ctx)
-	return call.err
+	_, err := h.logins.DoHere(ctx, struct{}{}, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, h.login(ctx)
+	})
+	return err
 }
 
 // HubRequestHeaders returns the hub's headers; see

@@ -37,7 +37,7 @@ func benchHandler(b *testing.B) auth.AuthenticationHandler {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { e.Close() })
-	return &engineHandler{Engine: e}
+	return auth.Handler(e, "bench")
 }
 
 func benchRequest(b *testing.B) *http.Request {

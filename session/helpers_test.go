@@ -232,20 +232,13 @@ func (h *staticHandler) Invalidate(_ auth.Service, v string) {
 	h.invalidated = append(h.invalidated, v)
 }
 
-// engineHandler is a handler on auth.Engine whose fetch counts calls and
-// hands out secret tokens "<prefix>-1", "<prefix>-2", ...
+// engineHandler is auth.Handler's handler on an engine whose fetch counts
+// calls and hands out secret tokens "<prefix>-1", "<prefix>-2", ...
 type engineHandler struct {
-	*auth.Engine
+	*auth.EngineHandler
 	prefix  string
 	fetches atomic.Int64
 }
-
-func (h *engineHandler) Authenticate(ctx context.Context) error {
-	_, err := h.Credentials(ctx)
-	return err
-}
-func (h *engineHandler) Authenticated() bool { return h.Valid() }
-func (h *engineHandler) Username() string    { return "alice" }
 
 // token returns the n-th token the engine hands out.
 func (h *engineHandler) token(n int) string { return fmt.Sprintf("%s-%d-", h.prefix, n) }
@@ -266,7 +259,7 @@ func newEngineHandler(t testing.TB, fetchErr error) *engineHandler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.Engine = e
+	h.EngineHandler = auth.Handler(e, "alice")
 	t.Cleanup(func() { e.Close() })
 	return h
 }

@@ -102,7 +102,7 @@ func TestConcurrent401OneFetch(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
-	if _, err := h.Credentials(t.Context()); err != nil { // token 1
+	if err := h.Authenticate(t.Context()); err != nil { // token 1
 		t.Fatal(err)
 	}
 	s := newSession(t, h, Config{HubURL: srv.URL})

@@ -1,8 +1,10 @@
 // Package flight runs one call per key at a time and lets every caller wait
 // for it only as long as its own context allows: the pattern of go-oidc's
-// RemoteKeySet. The call runs on the group's lifetime, not on the context of
-// whichever caller started it, so that a caller who gives up does not cancel
-// it for the others; Close ends it.
+// RemoteKeySet. A call started by Do or Start runs on the group's lifetime,
+// not on the context of whichever caller started it, so that a caller who
+// gives up does not cancel it for the others; Close ends it. A call started
+// by DoHere runs on its caller's goroutine and context instead (a person's
+// login, which prompts on that caller's terminal).
 package flight
 
 import (
@@ -14,6 +16,10 @@ import (
 
 // ErrClosed is returned by Do after Close.
 var ErrClosed = errors.New("flight: closed")
+
+// ErrPanicked is what the callers waiting for a call of DoHere get when it
+// panicked; the panic goes on in the caller who ran it.
+var ErrPanicked = errors.New("flight: the call in flight panicked")
 
 // Group runs calls keyed by K. The zero value is ready to use.
 type Group[K comparable, V any] struct {
@@ -33,6 +39,8 @@ type call[V any] struct {
 	done chan struct{}
 	val  V
 	err  error
+	// gaveUp: the call ended with the error of its caller's context (DoHere).
+	gaveUp bool
 }
 
 func (g *Group[K, V]) init() {
@@ -100,6 +108,48 @@ func (g *Group[K, V]) start(key K, fn func(ctx context.Context) (V, error)) (*ca
 		close(c.done)
 	})
 	return c, nil
+}
+
+// DoHere is Do for a call that must run on its caller's goroutine and
+// context: fn runs there, one call per key at a time. Callers that find a
+// call of key in flight wait for its result as long as their own ctx
+// allows, and run their own when it ended because its caller gave up (fn
+// returned that caller's ctx error) while they have not. If fn panics, the
+// call ends with ErrPanicked for those waiting, and the panic goes on.
+func (g *Group[K, V]) DoHere(ctx context.Context, key K, fn func(ctx context.Context) (V, error)) (V, error) {
+	for {
+		g.mu.Lock()
+		if c, ok := g.calls[key]; ok {
+			g.mu.Unlock()
+			v, err := wait(ctx, c)
+			if err != nil && ctx.Err() == nil && c.gaveUp {
+				continue // its caller gave up; this one has not
+			}
+			return v, err
+		}
+		c := &call[V]{done: make(chan struct{}), err: ErrPanicked}
+		if g.calls == nil {
+			g.calls = make(map[K]*call[V])
+		}
+		g.calls[key] = c
+		g.mu.Unlock()
+		return g.runHere(ctx, key, c, fn)
+	}
+}
+
+// runHere runs the call c of key on this goroutine and ends it, even if fn
+// panics: a call left in flight would make every later caller wait for it.
+func (g *Group[K, V]) runHere(ctx context.Context, key K, c *call[V], fn func(ctx context.Context) (V, error)) (V, error) {
+	defer func() {
+		g.mu.Lock()
+		delete(g.calls, key)
+		g.mu.Unlock()
+		close(c.done)
+	}()
+	v, err := fn(ctx)
+	c.val, c.err = v, err
+	c.gaveUp = err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+	return v, err
 }
 
 func wait[V any](ctx context.Context, c *call[V]) (V, error) {

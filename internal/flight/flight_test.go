@@ -160,3 +160,78 @@ func TestCloseWaitsForCalls(t *testing.T) {
 	}
 	g.Start("k", func(context.Context) (int, error) { t.Error("a call started after Close"); return 0, nil })
 }
+
+// TestDoHere: the call runs on its caller's goroutine and context; a
+// caller that finds it in flight shares its result; when its caller gives
+// up, a waiting caller that has not runs its own; a panic ends the call
+// for the waiting callers (ErrPanicked) and goes on in its own.
+func TestDoHere(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var g Group[string, int]
+		type key struct{}
+		starter, cancelStarter := context.WithCancel(context.WithValue(context.Background(), key{}, "starter"))
+		release := make(chan struct{})
+		var calls atomic.Int32
+		fn := func(ctx context.Context) (int, error) {
+			n := calls.Add(1)
+			if n == 1 {
+				if ctx.Value(key{}) != "starter" {
+					t.Error("the call does not run on its caller's context")
+				}
+				<-ctx.Done() // the starter gives up
+				return 0, ctx.Err()
+			}
+			<-release
+			return int(n), nil
+		}
+		first := make(chan error, 1)
+		go func() { _, err := g.DoHere(starter, "k", fn); first <- err }()
+		synctest.Wait()
+		joined := make(chan int, 2)
+		for range 2 {
+			go func() {
+				v, err := g.DoHere(context.Background(), "k", fn)
+				if err != nil {
+					t.Errorf("a waiting caller: %v", err)
+				}
+				joined <- v
+			}()
+		}
+		synctest.Wait()
+		cancelStarter()
+		if err := <-first; !errors.Is(err, context.Canceled) {
+			t.Fatalf("the starter got %v, want its own cancellation", err)
+		}
+		synctest.Wait()
+		close(release)
+		if a, b := <-joined, <-joined; a != 2 || b != 2 {
+			t.Errorf("waiting callers got %d and %d, want both the result of the one call they ran (2)", a, b)
+		}
+		if n := calls.Load(); n != 2 {
+			t.Errorf("%d calls, want 2: the starter's, then one for the callers left", n)
+		}
+
+		// A panic.
+		inside, proceed := make(chan struct{}), make(chan struct{})
+		boom := func(context.Context) (int, error) { close(inside); <-proceed; panic("boom") }
+		panicked := make(chan any, 1)
+		go func() {
+			defer func() { panicked <- recover() }()
+			_, _ = g.DoHere(context.Background(), "p", boom)
+		}()
+		<-inside
+		waiter := make(chan error, 1)
+		go func() { _, err := g.DoHere(context.Background(), "p", fn); waiter <- err }()
+		synctest.Wait()
+		close(proceed)
+		if r := <-panicked; r != "boom" {
+			t.Fatalf("recovered %v, want the panic of the call", r)
+		}
+		if err := <-waiter; !errors.Is(err, ErrPanicked) {
+			t.Errorf("the waiting caller got %v, want ErrPanicked", err)
+		}
+		if _, err := g.DoHere(context.Background(), "p", func(context.Context) (int, error) { return 9, nil }); err != nil {
+			t.Errorf("a call after the panic: %v", err)
+		}
+	})
+}
