@@ -696,8 +696,7 @@ func (e *Engine) attempt(ctx context.Context, call *fetchCall, held **Token) (to
 		// application callback that hands out an old token. Keep it as the
 		// refresh source; asking again later may help.
 		e.hold(call, tok)
-		return nil, nil, false, Transient(fmt.Errorf("%w: the new token expires at %s, too soon to be used",
-			ErrTokenExpired, tok.Expiry.UTC().Format(time.RFC3339Nano)))
+		return nil, nil, false, Transient(&TokenExpiredError{Expiry: tok.Expiry})
 	}
 	creds, err = e.prepareToken(tok)
 	if err != nil {
@@ -862,8 +861,7 @@ func (e *Engine) newState(epoch uint64, tok *Token, creds *Credentials, rejectio
 	}
 	refreshAt, serveUntil := e.schedule(tok, now, e.fetchTook)
 	if !now.Before(serveUntil) {
-		return nil, fmt.Errorf("%w: the token expires at %s, too soon to be used", ErrTokenExpired,
-			tok.Expiry.UTC().Format(time.RFC3339Nano))
+		return nil, &TokenExpiredError{Expiry: tok.Expiry}
 	}
 	if !now.Before(refreshAt) {
 		// Due the moment it arrived (a cached token handed out late):

@@ -504,8 +504,13 @@ func TestEngineRejectsExpiredFetch(t *testing.T) {
 	}()
 	eventually(t, "the engine to wait for its retry", func() bool { return clock.Pending() > 0 })
 	cancel()
-	if err := <-result; !errors.Is(err, auth.ErrTokenExpired) || !errors.Is(err, context.Canceled) {
+	err := <-result
+	if !errors.Is(err, auth.ErrTokenExpired) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want ErrTokenExpired and context.Canceled", err)
+	}
+	var expired *auth.TokenExpiredError
+	if !errors.As(err, &expired) || !expired.Expiry.Equal(clock.Now().Add(-time.Second)) {
+		t.Errorf("got %v, want a *TokenExpiredError carrying the token's expiry", err)
 	}
 	if cur := e.Current(); cur == nil || cur.AccessToken.Reveal() != "stale" {
 		t.Fatalf("the stale token is not kept as the refresh source: %v", cur)

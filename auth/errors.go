@@ -147,3 +147,18 @@ type invalidConfig struct{ err error }
 
 func (e *invalidConfig) Error() string   { return e.err.Error() }
 func (e *invalidConfig) Unwrap() []error { return []error{ErrInvalidConfig, e.err} }
+
+// TokenExpiredError is an [ErrTokenExpired] that says when the token
+// expired (or would, too soon to be served), for callers that need the
+// time, in the manner of go-oidc's TokenExpiredError. errors.Is(err,
+// ErrTokenExpired) holds.
+type TokenExpiredError struct {
+	Expiry time.Time
+}
+
+func (e *TokenExpiredError) Error() string {
+	return "auth: token expired or too close to its expiry (" + e.Expiry.UTC().Format(time.RFC3339Nano) + ")"
+}
+
+// Is reports whether target is ErrTokenExpired.
+func (e *TokenExpiredError) Is(target error) bool { return target == ErrTokenExpired }

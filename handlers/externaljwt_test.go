@@ -672,7 +672,7 @@ func TestExternalJWTNeverPrintsToken(t *testing.T) {
 	hubAuthorization(t, h, context.Background()) // read: the refresh timer refreshes
 	clock.Advance(9 * time.Minute)
 	deadline := time.Now().Add(failsafe)
-	for !strings.Contains(logs.String(), "too soon to be used") {
+	for !strings.Contains(logs.String(), "too close to its expiry") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the stale token's retry was not logged; logs:\n%s", logs.String())
 		}
