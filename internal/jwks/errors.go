@@ -24,8 +24,8 @@ var (
 	// not help; after a key rotation, a retry once UnknownKidRefresh has
 	// passed may.
 	ErrUnknownKey = errors.New("jwks: no key for the token")
-	// ErrClosed is returned after Close. It also matches auth.ErrClosed.
-	ErrClosed = fmt.Errorf("jwks: key set closed: %w", auth.ErrClosed)
+	// errClosed is returned after Close. It also matches auth.ErrClosed.
+	errClosed = fmt.Errorf("jwks: key set closed: %w", auth.ErrClosed)
 )
 
 // errInsecureRedirect refuses a redirect from https to another scheme.

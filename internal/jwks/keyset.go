@@ -145,7 +145,7 @@ func NewKeySet(cfg Config) (*KeySet, error) {
 }
 
 // Close cancels the fetch in flight and waits for it to return; afterwards
-// lookups fail with [ErrClosed]. Calling Close again does nothing.
+// lookups fail with errClosed. Calling Close again does nothing.
 func (s *KeySet) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -173,7 +173,7 @@ func (s *KeySet) lookup(ctx context.Context, kid string) ([]jwk, error) {
 	for {
 		if s.closed {
 			s.mu.Unlock()
-			return nil, ErrClosed
+			return nil, errClosed
 		}
 		now := s.clock.Now()
 		if found, ok := s.cur.find(kid); ok {

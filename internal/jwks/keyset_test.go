@@ -165,7 +165,7 @@ func TestNeverAnsweringServer(t *testing.T) {
 	}
 	select {
 	case err := <-waiter:
-		if !errors.Is(err, ErrClosed) {
+		if !errors.Is(err, errClosed) {
 			t.Errorf("a caller waiting during Close got %v, want ErrClosed", err)
 		}
 	case <-time.After(waitLimit):
@@ -685,7 +685,7 @@ func TestClose(t *testing.T) {
 			t.Fatalf("Close #%d: %v", i+1, err)
 		}
 		err := parse(t.Context(), v, key("A").sign(t))
-		if !errors.Is(err, ErrClosed) || !errors.Is(err, auth.ErrClosed) {
+		if !errors.Is(err, errClosed) || !errors.Is(err, auth.ErrClosed) {
 			t.Fatalf("Parse after Close #%d = %v, want ErrClosed", i+1, err)
 		}
 	}

@@ -17,12 +17,12 @@ import (
 	"github.com/authkit-go/authkit/auth"
 )
 
-// DefaultAlgorithms returns the JWS algorithms a [Verifier] accepts when
+// defaultAlgorithms returns the JWS algorithms a [Verifier] accepts when
 // VerifierConfig.Algorithms is empty: the asymmetric ones of
 // https://www.rfc-editor.org/rfc/rfc7518#section-3.1 and EdDSA
 // (https://www.rfc-editor.org/rfc/rfc8037#section-3.1). Each call returns a
 // new slice.
-func DefaultAlgorithms() []string {
+func defaultAlgorithms() []string {
 	return []string{
 		"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 		"ES256", "ES384", "ES512", "EdDSA",
@@ -70,7 +70,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}
 	v := &Verifier{set: cfg.KeySet, keys: maps.Clone(cfg.Keys), algs: slices.Clone(cfg.Algorithms)}
 	if len(v.algs) == 0 {
-		v.algs = DefaultAlgorithms()
+		v.algs = defaultAlgorithms()
 	}
 	for _, a := range v.algs {
 		if strings.EqualFold(a, "none") {
@@ -154,7 +154,7 @@ func (v *Verifier) keysFor(ctx context.Context, t *jwt.Token) (any, error) {
 
 // knownAlgs returns the JWS signature algorithms this package verifies
 // (https://www.rfc-editor.org/rfc/rfc7518#section-3.1).
-func knownAlgs() []string { return append(DefaultAlgorithms(), "HS256", "HS384", "HS512") }
+func knownAlgs() []string { return append(defaultAlgorithms(), "HS256", "HS384", "HS512") }
 
 // fits reports whether key may verify a signature made with alg.
 func fits(alg string, key any) bool {

@@ -18,9 +18,9 @@ import (
 )
 
 func TestDefaultAlgorithmsIsACopy(t *testing.T) {
-	a := DefaultAlgorithms()
+	a := defaultAlgorithms()
 	a[0] = "none"
-	if b := DefaultAlgorithms(); b[0] != "RS256" || slices.Contains(b, "none") {
+	if b := defaultAlgorithms(); b[0] != "RS256" || slices.Contains(b, "none") {
 		t.Fatalf("DefaultAlgorithms shares its slice: %v", b)
 	}
 }

@@ -16,12 +16,12 @@ import (
 	"time"
 )
 
-// ErrNotJWT means the string is not a compact JWT with a JSON object as its
+// errNotJWT means the string is not a compact JWT with a JSON object as its
 // claims. Its message never quotes the token.
-var ErrNotJWT = errors.New("not a compact JWT")
+var errNotJWT = errors.New("not a compact JWT")
 
-// ErrBadExp means the "exp" claim is present but not a number.
-var ErrBadExp = errors.New("the JWT's exp claim is not a number")
+// errBadExp means the "exp" claim is present but not a number.
+var errBadExp = errors.New("the JWT's exp claim is not a number")
 
 // Claims are a JWT's claims as decoded JSON (numbers as json.Number).
 type Claims map[string]any
@@ -31,19 +31,19 @@ type Claims map[string]any
 func Decode(raw string) (Claims, error) {
 	header, rest, ok := strings.Cut(raw, ".")
 	if !ok {
-		return nil, ErrNotJWT
+		return nil, errNotJWT
 	}
 	payload, _, ok := strings.Cut(rest, ".")
 	if !ok || payload == "" {
-		return nil, ErrNotJWT
+		return nil, errNotJWT
 	}
 	var h map[string]any
 	if decodeSegment(header, &h) != nil || h == nil {
-		return nil, ErrNotJWT
+		return nil, errNotJWT
 	}
 	var c Claims
 	if decodeSegment(payload, &c) != nil || c == nil {
-		return nil, ErrNotJWT
+		return nil, errNotJWT
 	}
 	return c, nil
 }
@@ -64,7 +64,7 @@ func decodeSegment(seg string, v any) error {
 func (c Claims) Expiry() (time.Time, error) {
 	t, ok := c.time("exp")
 	if !ok {
-		return time.Time{}, ErrBadExp
+		return time.Time{}, errBadExp
 	}
 	return t, nil
 }

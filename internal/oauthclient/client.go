@@ -148,7 +148,7 @@ func (c *Client) Token(ctx context.Context, tokenURL string, form url.Values) (*
 	if err != nil {
 		return nil, err
 	}
-	tok, err := ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, sent, scrub)
+	tok, err := parseTokenResponse(resp.StatusCode, resp.Header, resp.Body, sent, scrub)
 	return tok, c.withRetryAfter(err, resp)
 }
 
@@ -175,13 +175,13 @@ func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*R
 			}
 		} else if !retryableStatus(resp.StatusCode) {
 			return resp, nil
-		} else if oe := ParseError(resp.StatusCode, resp.Body, scrub); oe != nil && !retryableCode(oe.Code) {
+		} else if oe := parseError(resp.StatusCode, resp.Body, scrub); oe != nil && !retryableCode(oe.Code) {
 			return nil, c.withRetryAfter(oe, resp)
 		}
 		status, wait := 0, time.Duration(0)
 		if resp != nil {
 			status = resp.StatusCode
-			wait, _ = backoff.RetryAfter(resp.Header.Get("Retry-After"), resp.Header.Get("Date"), c.clock.Now(), DefaultRetryAfterMax)
+			wait, _ = backoff.RetryAfter(resp.Header.Get("Retry-After"), resp.Header.Get("Date"), c.clock.Now(), defaultRetryAfterMax)
 		}
 		wait, again := c.retry(attempt, status, wait, err)
 		if !again {
@@ -202,7 +202,7 @@ func (c *Client) withRetryAfter(err error, resp *Response) error {
 	if err == nil || resp == nil {
 		return err
 	}
-	d, ok := backoff.RetryAfter(resp.Header.Get("Retry-After"), resp.Header.Get("Date"), c.clock.Now(), DefaultRetryAfterMax)
+	d, ok := backoff.RetryAfter(resp.Header.Get("Retry-After"), resp.Header.Get("Date"), c.clock.Now(), defaultRetryAfterMax)
 	if !ok {
 		return err
 	}

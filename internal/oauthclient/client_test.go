@@ -126,7 +126,7 @@ func postToken(c *Client, ctx context.Context, endpoint string, form url.Values)
 	if err != nil {
 		return nil, err
 	}
-	return ParseTokenResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now(), nil)
+	return parseTokenResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now(), nil)
 }
 
 func TestPostRetries(t *testing.T) {
@@ -146,9 +146,9 @@ func TestPostRetries(t *testing.T) {
 		{name: "503 then ok", answers: []answer{{503, nil, "<html>down</html>"}, ok}, wantReqs: 2},
 		{name: "500 server_error then ok", answers: []answer{{500, nil, `{"error":"server_error"}`}, ok}, wantReqs: 2},
 		{name: "429 Retry-After honoured", answers: []answer{{429, map[string]string{"Retry-After": "7"}, ""}, ok}, wantReqs: 2, wantWait: 7 * time.Second},
-		{name: "Retry-After capped", answers: []answer{{503, map[string]string{"Retry-After": "3600"}, ""}, ok}, wantReqs: 2, wantWait: DefaultRetryAfterMax},
+		{name: "Retry-After capped", answers: []answer{{503, map[string]string{"Retry-After": "3600"}, ""}, ok}, wantReqs: 2, wantWait: defaultRetryAfterMax},
 		{
-			name: "gives up after max attempts", answers: []answer{{502, nil, ""}, {502, nil, ""}, {502, nil, ""}, {502, nil, ""}, ok}, wantReqs: DefaultMaxAttempts,
+			name: "gives up after max attempts", answers: []answer{{502, nil, ""}, {502, nil, ""}, {502, nil, ""}, {502, nil, ""}, ok}, wantReqs: defaultMaxAttempts,
 			wantErr: func(err error) bool { var re *auth.ResponseError; return errors.As(err, &re) && re.StatusCode == 502 },
 		},
 		{
@@ -228,7 +228,7 @@ func TestTokenOneAttemptTypedErrors(t *testing.T) {
 	}{
 		{"503 HTML page", 503, nil, "<html>down</html>", true, 0},
 		{"429 with Retry-After", 429, map[string]string{"Retry-After": "7"}, "", true, 7 * time.Second},
-		{"500 server_error", 500, map[string]string{"Retry-After": "99999"}, `{"error":"server_error"}`, true, DefaultRetryAfterMax},
+		{"500 server_error", 500, map[string]string{"Retry-After": "99999"}, `{"error":"server_error"}`, true, defaultRetryAfterMax},
 		{"400 temporarily_unavailable", 400, nil, `{"error":"temporarily_unavailable"}`, true, 0},
 		{"400 invalid_grant", 400, nil, `{"error":"invalid_grant"}`, false, 0},
 		{"401 invalid_client", 401, nil, `{"error":"invalid_client"}`, false, 0},
@@ -414,7 +414,7 @@ func TestMalformedAnswers(t *testing.T) {
 				io.WriteString(w, tt.body)
 			}))
 			defer srv.Close()
-			c := New(Config{ClientID: "c", ClientSecret: auth.NewSecret(secret), AuthStyle: AuthPost, Retry: NoRetry})
+			c := New(Config{ClientID: "c", ClientSecret: auth.NewSecret(secret), AuthStyle: AuthPost, Retry: noRetry})
 			_, err := c.Token(context.Background(), srv.URL, url.Values{"grant_type": {"password"}, "password": {"hunter2-password"}})
 			var re *auth.ResponseError
 			if !errors.As(err, &re) {
@@ -460,7 +460,7 @@ func TestParseTokenResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseTokenResponse(200, http.Header{}, []byte(tt.body), now, nil)
+			got, err := parseTokenResponse(200, http.Header{}, []byte(tt.body), now, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -484,7 +484,7 @@ func TestParseOAuthErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseTokenResponse(tt.status, nil, []byte(tt.body), time.Now(), nil)
+			_, err := parseTokenResponse(tt.status, nil, []byte(tt.body), time.Now(), nil)
 			var oe *auth.OAuthError
 			if !errors.As(err, &oe) {
 				t.Fatalf("err = %v", err)
@@ -547,7 +547,7 @@ func TestParseDeviceAuthResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseDeviceAuthResponse(200, http.Header{}, []byte(tt.body), now, nil)
+			got, err := parseDeviceAuthResponse(200, http.Header{}, []byte(tt.body), now, nil)
 			if tt.wantErr != "" {
 				var re *auth.ResponseError
 				if !errors.As(err, &re) || !strings.Contains(re.Reason, tt.wantErr) {
@@ -583,7 +583,7 @@ func FuzzParseTokenResponse(f *testing.F) {
 	}
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		tok, err := ParseTokenResponse(status, http.Header{}, body, now, nil)
+		tok, err := parseTokenResponse(status, http.Header{}, body, now, nil)
 		if (tok == nil) == (err == nil) {
 			t.Fatalf("token %v and error %v", tok, err)
 		}
@@ -615,7 +615,7 @@ func TestTokenTypeMustBeBearer(t *testing.T) {
 		ok  bool
 	}{{"Bearer", true}, {"bearer", true}, {"BEARER", true}, {"", true}, {"mac", false}, {"DPoP", false}, {"N_A", false}} {
 		body := `{"access_token":"a","token_type":"` + tt.typ + `"}`
-		_, err := ParseTokenResponse(200, http.Header{}, []byte(body), time.Now(), nil)
+		_, err := parseTokenResponse(200, http.Header{}, []byte(body), time.Now(), nil)
 		if tt.ok != (err == nil) || !tt.ok && !errors.Is(err, auth.ErrUnsupportedTokenType) {
 			t.Errorf("token_type %q: err = %v", tt.typ, err)
 		}

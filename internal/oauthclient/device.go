@@ -31,13 +31,13 @@ func (c *Client) DeviceAuthorization(ctx context.Context, endpoint string, form 
 	if err != nil {
 		return nil, err
 	}
-	return ParseDeviceAuthResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now(), c.scrubber(form))
+	return parseDeviceAuthResponse(resp.StatusCode, resp.Header, resp.Body, c.clock.Now(), c.scrubber(form))
 }
 
-// ParseDeviceAuthResponse parses a device authorization answer, as
+// parseDeviceAuthResponse parses a device authorization answer, as
 // tolerantly as ParseTokenResponse; "verification_url" (Google's spelling)
 // is accepted for verification_uri.
-func ParseDeviceAuthResponse(status int, header http.Header, body []byte, now time.Time, scrub *redact.Scrubber) (*DeviceAuth, error) {
+func parseDeviceAuthResponse(status int, header http.Header, body []byte, now time.Time, scrub *redact.Scrubber) (*DeviceAuth, error) {
 	obj, rerr := decodeObject(status, header, body, scrub)
 	if oe := oauthError(status, obj, scrub); oe != nil {
 		return nil, oe

@@ -16,7 +16,7 @@ import (
 // overflow time.Duration nor make a token live forever.
 const maxLifetime = 10 * 365 * 24 * time.Hour
 
-// ParseTokenResponse parses an answer of a token endpoint. A 2xx answer is
+// parseTokenResponse parses an answer of a token endpoint. A 2xx answer is
 // read as https://www.rfc-editor.org/rfc/rfc6749#section-5.1, tolerantly:
 // expires_in and refresh_expires_in may be numbers or numeric strings,
 // optional fields may be missing, scope may be a list, and unknown fields
@@ -27,7 +27,7 @@ const maxLifetime = 10 * 365 * 24 * time.Hour
 //
 // scrub removes the values the request sent from every text of an error
 // (providers echo requests); nil removes only token-like runs.
-func ParseTokenResponse(status int, header http.Header, body []byte, now time.Time, scrub *redact.Scrubber) (*auth.Token, error) {
+func parseTokenResponse(status int, header http.Header, body []byte, now time.Time, scrub *redact.Scrubber) (*auth.Token, error) {
 	obj, rerr := decodeObject(status, header, body, scrub)
 	if oe := oauthError(status, obj, scrub); oe != nil {
 		return nil, oe
@@ -139,9 +139,9 @@ func extraText(v any) string {
 	return string(b)
 }
 
-// ParseError returns the OAuth error that body carries, or nil when it is
+// parseError returns the OAuth error that body carries, or nil when it is
 // not a JSON object with a string "error" field.
-func ParseError(status int, body []byte, scrub *redact.Scrubber) *auth.OAuthError {
+func parseError(status int, body []byte, scrub *redact.Scrubber) *auth.OAuthError {
 	obj, err := decodeObject(status, nil, body, scrub)
 	if err != nil {
 		return nil

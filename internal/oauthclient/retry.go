@@ -17,28 +17,28 @@ type RetryPolicy func(attempt, status int, retryAfter time.Duration, err error) 
 // Retry limits of DefaultRetry.
 const (
 	// DefaultMaxAttempts is the number of attempts, the first included.
-	DefaultMaxAttempts = 4
+	defaultMaxAttempts = 4
 	// DefaultRetryMin is the wait before the first retry (before jitter).
-	DefaultRetryMin = 500 * time.Millisecond
+	defaultRetryMin = 500 * time.Millisecond
 	// DefaultRetryMax caps the exponential backoff.
-	DefaultRetryMax = 8 * time.Second
+	defaultRetryMax = 8 * time.Second
 	// DefaultRetryAfterMax caps a server's Retry-After.
-	DefaultRetryAfterMax = 30 * time.Second
+	defaultRetryAfterMax = 30 * time.Second
 )
 
 // DefaultRetry retries up to DefaultMaxAttempts attempts in all, waiting
-// DefaultRetryMin doubled per attempt up to DefaultRetryMax, each wait drawn
+// defaultRetryMin doubled per attempt up to DefaultRetryMax, each wait drawn
 // from its upper half (jitter); a Retry-After is honoured up to
 // DefaultRetryAfterMax.
 func DefaultRetry(attempt, _ int, retryAfter time.Duration, _ error) (time.Duration, bool) {
-	if attempt >= DefaultMaxAttempts {
+	if attempt >= defaultMaxAttempts {
 		return 0, false
 	}
 	if retryAfter > 0 {
-		return min(retryAfter, DefaultRetryAfterMax), true
+		return min(retryAfter, defaultRetryAfterMax), true
 	}
-	return backoff.Delay(attempt, DefaultRetryMin, DefaultRetryMax), true
+	return backoff.Delay(attempt, defaultRetryMin, defaultRetryMax), true
 }
 
-// NoRetry never retries.
-func NoRetry(int, int, time.Duration, error) (time.Duration, bool) { return 0, false }
+// noRetry never retries.
+func noRetry(int, int, time.Duration, error) (time.Duration, bool) { return 0, false }

@@ -26,7 +26,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) error
 		return nil
 	}
 	scrub := c.scrubber(form)
-	if oe := ParseError(resp.StatusCode, resp.Body, scrub); oe != nil {
+	if oe := parseError(resp.StatusCode, resp.Body, scrub); oe != nil {
 		return oe
 	}
 	return responseError(resp.StatusCode, resp.Header, resp.Body, fmt.Sprintf("HTTP status %d without an OAuth error", resp.StatusCode), scrub)
