@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,10 +24,17 @@ import (
 // the request: its form, its query and its Authorization header, in the
 // shape under test. Providers do this (error descriptions that quote the
 // request, 500 pages that dump it).
-func echo(t *testing.T, shape string) *httptest.Server {
+func echo(t *testing.T, shape string) *echoServer {
 	t.Helper()
+	e := &echoServer{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		e.requests.Add(1)
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			e.mu.Lock()
+			e.forms = append(e.forms, form)
+			e.mu.Unlock()
+		}
 		dump := fmt.Sprintf("%s ?%s auth=%s form=%s", r.URL.Path, r.URL.RawQuery, r.Header.Get("Authorization"), body)
 		decoded, _ := url.QueryUnescape(string(body))
 		switch shape {
@@ -51,7 +60,28 @@ func echo(t *testing.T, shape string) *httptest.Server {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	return srv
+	e.Server = srv
+	return e
+}
+
+// echoServer is an echoing provider that counts the requests it answered
+// and keeps their forms.
+type echoServer struct {
+	*httptest.Server
+	requests atomic.Int32
+	mu       sync.Mutex // guards forms
+	forms    []url.Values
+}
+
+// sent returns every value the client sent under key.
+func (e *echoServer) sent(key string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, f := range e.forms {
+		out = append(out, f[key]...)
+	}
+	return out
 }
 
 // Every value the client sent — client secret, password, TOTP code, refresh
@@ -120,6 +150,9 @@ func TestProviderEchoesNoSecret(t *testing.T) {
 				if err == nil {
 					t.Fatal("no error from a provider that only fails")
 				}
+				if srv.requests.Load() == 0 {
+					t.Fatal("the provider was never asked: nothing was tested")
+				}
 				for where, text := range map[string]string{"error": err.Error(), "error %+v": fmt.Sprintf("%+v", err), "logs": logs.String()} {
 					for _, s := range secrets {
 						if strings.Contains(text, s) {
@@ -129,5 +162,85 @@ func TestProviderEchoesNoSecret(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A browser login's code exchange answered by an echoing provider: the
+// authorization code and the PKCE verifier it sent appear in no error, log
+// record or landing page (which shows the LoginOutcome's error).
+func TestBrowserLoginEchoesNoSecret(t *testing.T) {
+	const code = "code-ECHO-5e6f7a8b9c"
+	for _, shape := range []string{"oauth error description", "html 500 page", "text 502", "json 200 without a token"} {
+		t.Run(shape, func(t *testing.T) {
+			srv := echo(t, shape)
+			logs := &authtest.LogBuffer{}
+			var (
+				mu      sync.Mutex
+				landing string // the default landing page, as the browser shows it
+			)
+			landed := make(chan struct{})
+			h, err := NewBrowserLogin(BrowserLoginConfig{
+				OAuthConfig: OAuthConfig{
+					Endpoints: Endpoints{AuthorizationURL: srv.URL + "/authorize", TokenURL: srv.URL + "/token"},
+					ClientID:  "cli",
+					Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				},
+				Output: io.Discard,
+				// The person's browser: the provider sends it back with a code.
+				OpenBrowser: func(_ context.Context, authURL string) error {
+					u, err := url.Parse(authURL)
+					if err != nil {
+						return err
+					}
+					q := u.Query()
+					go func() {
+						defer close(landed)
+						resp, err := http.Get(q.Get("redirect_uri") + "?code=" + code + "&state=" + url.QueryEscape(q.Get("state")))
+						if err != nil {
+							return
+						}
+						b, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						mu.Lock()
+						landing = string(b)
+						mu.Unlock()
+					}()
+					return nil
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = h.Authenticate(ctx)
+			if err == nil {
+				t.Fatal("no error from a provider that only fails")
+			}
+			select {
+			case <-landed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the browser never got its landing page")
+			}
+			verifiers := srv.sent("code_verifier")
+			if len(verifiers) == 0 || len(srv.sent("code")) == 0 {
+				t.Fatal("the code was never exchanged: nothing was tested")
+			}
+			mu.Lock()
+			if landing == "" {
+				t.Error("the landing page is empty")
+			}
+			texts := map[string]string{"error": err.Error(), "error %+v": fmt.Sprintf("%+v", err), "logs": logs.String(),
+				"landing page": landing}
+			mu.Unlock()
+			for where, text := range texts {
+				for _, s := range append(verifiers, code) {
+					if strings.Contains(text, s) {
+						t.Errorf("%s carries the code or the verifier (%.8s...): %s", where, s, text)
+					}
+				}
+			}
+		})
 	}
 }
