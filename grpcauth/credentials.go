@@ -43,7 +43,8 @@ type ClientConfig struct {
 	UserAgent string
 	// Logger receives an info record each time the server rejects the
 	// credentials and the call is retried with new ones (the method and
-	// the server's message, never a credential); nil means silent.
+	// the server's message without the credentials sent, which a server
+	// may echo: TestConcurrentRejectionsFetchOnce); nil means silent.
 	Logger *slog.Logger
 	// AllowInsecureLoopback lets credentials travel over a channel without
 	// transport security, but only to a peer on this machine: a loopback

@@ -160,7 +160,7 @@ func (v *JWTValidator) Close() error {
 
 // Validate checks the bearer JWT in md and returns its identity. When the
 // signing keys cannot be fetched it answers codes.Unavailable: the caller
-// may retry.
+// may retry (TestJWTValidatorKeysUnavailable).
 func (v *JWTValidator) Validate(ctx context.Context, md metadata.MD) (*Identity, error) {
 	raw, err := credential(md, v.field)
 	if err != nil {

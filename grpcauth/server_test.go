@@ -447,3 +447,30 @@ func TestNewJWTValidatorConfig(t *testing.T) {
 		t.Errorf("NewAPIKeyValidator without Lookup: %v", err)
 	}
 }
+
+// TestJWTValidatorKeysUnavailable: when the key set cannot be fetched (the
+// issuer answers 500), a token is refused with codes.Unavailable — try
+// again — not Unauthenticated, which would tell the client its credential
+// is bad and make it refresh for nothing.
+func TestJWTValidatorKeysUnavailable(t *testing.T) {
+	ks := rsaKeys()
+	clk := authtest.NewClock(time.Time{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience, JWKSURL: srv.URL, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	si, err := grpcauth.NewServerInterceptors(grpcauth.ServerConfig{Validator: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := authServer(t, si)
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+sign(t, jwt.SigningMethodRS256, ks[0], "k1", goodClaims(clk.Now(), nil)))
+	if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("got %v, want codes.Unavailable", err)
+	}
+}

@@ -135,6 +135,11 @@ func BenchmarkRequest(b *testing.B) {
 			resp.Body.Close()
 		}
 	})
+	b.Run("nethttp-oauth2", func(b *testing.B) {
+		// x/oauth2's Transport on net/http: like the session, it leaves the
+		// caller's request alone and sends a copy with the header.
+		runBench(b, (&http.Client{Transport: oauth2Transport(noop{})}).Do)
+	})
 	b.Run("retryablehttp", func(b *testing.B) { runBench(b, retrying(noop{})) })
 	b.Run("retryablehttp-oauth2", func(b *testing.B) { runBench(b, retrying(oauth2Transport(noop{}))) })
 }

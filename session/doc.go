@@ -22,7 +22,8 @@
 // that exceed [Config.AttemptTimeout] and the statuses 408, 429, 500, 502,
 // 503 and 504 are retried (see [DefaultRetryPolicy]) with exponential
 // backoff and jitter, honouring Retry-After up to [Config.RetryWaitMax]
-// (see [DefaultBackoff]); a retry repeats the whole redirect chain. Only
+// (see [DefaultBackoff]); a retry repeats the whole redirect chain
+// (TestRetryRepeatsTheRedirectChain). Only
 // idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE) and requests marked
 // with [Retryable] or an Idempotency-Key header are retried, and only when
 // their body can be rewound (http.Request.GetBody). Credentials are obtained

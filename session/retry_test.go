@@ -356,3 +356,38 @@ func TestDisableRetries(t *testing.T) {
 		t.Fatalf("err = %v after %d attempts, want a StatusError after 1", err, sn.count())
 	}
 }
+
+// TestRetryRepeatsTheRedirectChain: an attempt is the whole redirect
+// chain, so a retry after the redirect's target failed starts again at the
+// first URL, and credentials are decided for every hop (the target, outside
+// the hub's path, gets none).
+func TestRetryRepeatsTheRedirectChain(t *testing.T) {
+	var start, target atomic.Int32
+	var targetAuth atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/start":
+			start.Add(1)
+			http.Redirect(w, r, "/elsewhere/target", http.StatusFound)
+		case "/elsewhere/target":
+			targetAuth.Store(r.Header.Get("Authorization"))
+			if target.Add(1) == 1 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, "ok")
+		}
+	}))
+	defer srv.Close()
+	s := newSession(t, &staticHandler{hub: http.Header{"Authorization": {"Bearer hub-token"}}}, fastRetries(srv.URL+"/api"))
+	resp, body, err := do(t, s, newReq(t, "GET", srv.URL+"/api/start", nil))
+	if err != nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("got %v %q", err, body)
+	}
+	if a, b := start.Load(), target.Load(); a != 2 || b != 2 {
+		t.Errorf("start asked %d times, target %d; want 2 and 2 (the retry repeats the chain)", a, b)
+	}
+	if v := targetAuth.Load(); v != "" {
+		t.Errorf("the redirect target outside the hub's path got Authorization %q", v)
+	}
+}
