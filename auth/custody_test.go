@@ -118,6 +118,51 @@ func TestCustodyCloseSavesWhatTheProviderIssued(t *testing.T) {
 	}
 }
 
+// Close gives a refresh already at the provider 5 s to answer; one that
+// takes longer is cancelled and leaves its spend record, so no engine
+// presents that refresh token again: a successor that can only refresh
+// reports the login lost, presenting nothing (engine.go, Close).
+func TestCustodyCloseAbandonsASlowRefreshLeavingItsSpendRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out Close's 5 s grace")
+	}
+	clock := fakeclock.New(time.Time{})
+	store := &lockingStore{}
+	g := &fakeGrant{clock: clock, lifetime: time.Hour}
+	e := newEngine(t, g, func(c *auth.EngineConfig) { c.Store, c.StoreKey = store, custodyKey })
+	accessToken(t, e)
+	g.mu.Lock()
+	g.gate, g.started = make(chan struct{}), make(chan struct{}, 1) // the provider never answers
+	g.mu.Unlock()
+	defer close(g.gate)
+	clock.Advance(2 * time.Hour)
+	go e.HubRequestHeaders(context.Background()) //nolint:errcheck // ends with ErrClosed
+	<-g.started                                  // refresh-1 is at the provider
+	e.Close()
+
+	var presented []string
+	refreshOnly := func(_ context.Context, cur *auth.Token) (*auth.Token, error) {
+		if cur == nil || cur.RefreshToken.IsZero() {
+			return nil, fmt.Errorf("%w: no refresh token", auth.ErrLoginRequired)
+		}
+		presented = append(presented, cur.RefreshToken.Reveal())
+		return nil, errors.New("must not be called")
+	}
+	e2, err := auth.NewEngine(auth.EngineConfig{Fetch: refreshOnly, Clock: clock, Store: store, StoreKey: custodyKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	clock.Advance(time.Hour) // past the spend record's deadline
+	_, err = e2.HubRequestHeaders(context.Background())
+	if !errors.Is(err, auth.ErrLoginLost) {
+		t.Fatalf("err = %v, want ErrLoginLost: the refresh token may have been consumed", err)
+	}
+	if len(presented) != 0 {
+		t.Fatalf("the successor presented %v", presented)
+	}
+}
+
 // Item 4: a decorator is a Locker only when what it wraps is one.
 func TestEncryptedStoreIsALockerOnlyOverALocker(t *testing.T) {
 	key := auth.EncryptionKey{ID: "k1", Key: auth.NewSecret("0123456789abcdef0123456789abcdef")}

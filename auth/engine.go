@@ -457,7 +457,9 @@ func (e *Engine) Stats() Stats {
 // at the provider is given up to 5 seconds to finish and save its result
 // (TestCustodyCloseSavesWhatTheProviderIssued); one that takes longer is
 // cancelled and leaves its spend record in the store, so that no process
-// presents that refresh token again (see [ErrLoginLost]).
+// presents that refresh token again (see [ErrLoginLost];
+// TestCustodyCloseSavesWhatTheProviderIssued,
+// TestCustodyCloseAbandonsASlowRefreshLeavingItsSpendRecord).
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	cur := e.st.Load()
