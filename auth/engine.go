@@ -458,7 +458,6 @@ func (e *Engine) Stats() Stats {
 // (TestCustodyCloseSavesWhatTheProviderIssued); one that takes longer is
 // cancelled and leaves its spend record in the store, so that no process
 // presents that refresh token again (see [ErrLoginLost];
-// TestCustodyCloseSavesWhatTheProviderIssued,
 // TestCustodyCloseAbandonsASlowRefreshLeavingItsSpendRecord).
 func (e *Engine) Close() error {
 	e.mu.Lock()
