@@ -643,3 +643,30 @@ func TestEngineOnRejectedIsCoalesced(t *testing.T) {
 		t.Errorf("OnRejected ran %d times, %d at once; want 2 (the first, and one for the burst), one at a time", c, m)
 	}
 }
+
+// A token whose refresh fails is served until a quarter of its refresh
+// margin before its expiry, at most 5 s before (margin.go): an hour-long
+// token (margin 5 min, a quarter 75 s) until 5 s before, not a moment
+// longer.
+func TestEngineServesUntilFiveSecondsBeforeExpiry(t *testing.T) {
+	clock := fakeclock.New(time.Time{})
+	g := &fakeGrant{clock: clock, lifetime: time.Hour}
+	e := newEngine(t, g, func(c *auth.EngineConfig) { c.Backoff = auth.Backoff{Min: time.Hour, Max: time.Hour} })
+	if _, err := readHub(e, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	g.fail = []error{&auth.OAuthError{Code: "invalid_grant", StatusCode: 400}}
+	g.mu.Unlock()
+	clock.Jump(time.Hour - 6*time.Second)
+	readHub(e, context.Background()) // the refresh fails; the next try is an hour away
+	auth.WaitFetches(e)
+	clock.Jump(time.Second - time.Millisecond) // 5.001 s before expiry
+	if !e.Valid() {
+		t.Error("Valid() = false 5.001 s before expiry, want the token served")
+	}
+	clock.Jump(2 * time.Millisecond) // 4.999 s before
+	if e.Valid() {
+		t.Error("Valid() = true 4.999 s before expiry, want it no longer served")
+	}
+}

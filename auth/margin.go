@@ -21,7 +21,8 @@ import (
 // A token stops being served a quarter of its refresh margin before it
 // expires, at most 5 seconds before: room for the request that carries it
 // to reach the service, and for clock skew. A token whose refresh fails is
-// served until then, while the engine keeps retrying.
+// served until then, while the engine keeps retrying
+// (TestEngineServesUntilFiveSecondsBeforeExpiry).
 type Margin struct {
 	// Fraction is the share of the lifetime; zero means 0.1.
 	Fraction float64
