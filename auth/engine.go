@@ -263,7 +263,8 @@ var errSuperseded = errors.New("auth: fetch superseded by a login or logout")
 
 // NewEngine validates cfg and returns an engine. Close it to stop its
 // background work early. An engine dropped without Close refreshes at most
-// once more (unless RefreshIdle is set), and is then collected.
+// once more (unless RefreshIdle is set), and is then collected
+// (TestEngineDroppedWithoutCloseIsCollected).
 func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Fetch == nil {
 		return nil, configError("EngineConfig.Fetch is required")

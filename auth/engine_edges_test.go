@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/fakeclock"
@@ -668,5 +669,45 @@ func TestEngineServesUntilFiveSecondsBeforeExpiry(t *testing.T) {
 	clock.Jump(2 * time.Millisecond) // 4.999 s before
 	if e.Valid() {
 		t.Error("Valid() = true 4.999 s before expiry, want it no longer served")
+	}
+}
+
+// An engine dropped without Close refreshes at most once more and is then
+// collected (NewEngine's doc): its scheduled refresh finds it unread, and
+// nothing else holds it.
+func TestEngineDroppedWithoutCloseIsCollected(t *testing.T) {
+	clock := fakeclock.New(time.Time{})
+	g := &fakeGrant{clock: clock, lifetime: time.Hour}
+	collected := make(chan struct{})
+	wp := func() weak.Pointer[auth.Engine] {
+		e, err := auth.NewEngine(auth.EngineConfig{Fetch: g.fetch, Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readHub(e, context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		runtime.AddCleanup(e, func(ch chan struct{}) { close(ch) }, collected)
+		return weak.Make(e)
+	}()
+	for range 3 { // three lifetimes pass; each refresh ends before the next hour
+		clock.Advance(time.Hour)
+		if e := wp.Value(); e != nil {
+			auth.WaitFetches(e)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
+		runtime.GC()
+		select {
+		case <-collected:
+			done = true
+		case <-deadline:
+			t.Fatal("the dropped engine was never collected")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if n := g.count(); n > 2 {
+		t.Errorf("%d fetches, want at most 2: the first, and one more after the engine was dropped", n)
 	}
 }
