@@ -91,6 +91,74 @@ func TestEngineSetBeatsFetchInFlight(t *testing.T) {
 	}
 }
 
+// The same with a store: the refresh in flight, which began before the new
+// login, neither installs nor saves its token (login.go: a new login starts
+// a new epoch). Set waits for the store's lock, which the refresh holds.
+func TestEngineSetBeatsFetchInFlightInTheStore(t *testing.T) {
+	clock := fakeclock.New(time.Time{})
+	store := &savesStore{}
+	g := &fakeGrant{clock: clock, lifetime: time.Hour, prefix: "old-user-"}
+	e := newEngine(t, g, func(c *auth.EngineConfig) { c.Store, c.StoreKey = store, custodyKey })
+	first, err := readHub(e, context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	g.gate, g.started = make(chan struct{}), make(chan struct{}, 1)
+	g.mu.Unlock()
+	clock.Advance(58 * time.Minute)
+	readHub(e, context.Background())
+	<-g.started // the old user's refresh is at the provider, holding the store's lock
+	newUser := &auth.Token{AccessToken: auth.NewSecret("new-user-access"), RefreshToken: auth.NewSecret("new-user-refresh"),
+		Expiry: clock.Now().Add(time.Hour)}
+	set := make(chan error, 1)
+	go func() { set <- e.Set(context.Background(), newUser) }()
+	eventually(t, "the new login to be served", func() bool {
+		cur := e.Current()
+		return cur != nil && cur.AccessToken.Reveal() == "new-user-access"
+	})
+	close(g.gate) // the provider answers the old refresh
+	if err := <-set; err != nil {
+		t.Fatal(err)
+	}
+	auth.WaitFetches(e)
+	if n := g.count(); n != 2 {
+		t.Fatalf("%d fetches, want 2: the old user's refresh must have answered", n)
+	}
+	if got, err := readHub(e, context.Background()); err != nil || got != "Bearer new-user-access" {
+		t.Errorf("the engine serves %q, %v; want the new login's token", got, err)
+	}
+	for _, saved := range store.accessTokens() {
+		if "Bearer "+saved != first && saved != "new-user-access" {
+			t.Errorf("the store was given %q, the old user's refresh that began before the new login", saved)
+		}
+	}
+	stored, err := store.Load(context.Background(), custodyKey)
+	if err != nil || stored == nil || stored.AccessToken.Reveal() != "new-user-access" {
+		t.Errorf("the store holds %v, %v; want the new login's token", stored, err)
+	}
+}
+
+// savesStore is a lockingStore that records the access token of every save.
+type savesStore struct {
+	lockingStore
+	smu   sync.Mutex // guards saved
+	saved []string
+}
+
+func (s *savesStore) Save(ctx context.Context, key auth.StoreKey, tok *auth.Token) error {
+	s.smu.Lock()
+	s.saved = append(s.saved, tok.AccessToken.Reveal())
+	s.smu.Unlock()
+	return s.lockingStore.Save(ctx, key, tok)
+}
+
+func (s *savesStore) accessTokens() []string {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return append([]string(nil), s.saved...)
+}
+
 // Item 3: a machine that slept past the expiry (wall clock jumped, timers
 // did not fire) must not be served the dead token.
 func TestEngineNeverServesPastWallClockExpiry(t *testing.T) {

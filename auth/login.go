@@ -13,7 +13,8 @@ import (
 // Set installs a token obtained outside the engine (by an interactive login,
 // say), serves it from now on and saves it to the store. It starts a new
 // login epoch: a fetch in flight is cancelled and can neither install nor
-// save its result. A failure to save is logged; the token is served anyway.
+// save its result (TestEngineSetBeatsFetchInFlight,
+// TestEngineSetBeatsFetchInFlightInTheStore). A failure to save is logged; the token is served anyway.
 // A token made with [Token.WithIdentity] records who it belongs to.
 func (e *Engine) Set(ctx context.Context, tok *Token) error {
 	if tok == nil || tok.AccessToken.IsZero() {
