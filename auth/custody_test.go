@@ -502,3 +502,43 @@ func TestCustodyWaitsForALiveOwnerWhoseSaveFailed(t *testing.T) {
 		t.Errorf("b counted %d lost logins", st.LostLogins)
 	}
 }
+
+// After the store lost its data, nothing is spent for one token lifetime,
+// at most 5 minutes (README, "Redis away"): with 2-hour tokens, the wait
+// ends after 5 minutes, not 2 hours.
+func TestCustodyReseedWaitIsAtMostFiveMinutes(t *testing.T) {
+	clock := fakeclock.New(time.Time{})
+	store := &lockingStore{}
+	g := &fakeGrant{clock: clock, lifetime: 2 * time.Hour}
+	e := newEngine(t, g, func(c *auth.EngineConfig) {
+		c.Store, c.StoreKey = store, custodyKey
+		c.Margin = auth.Margin{Min: 30 * time.Minute, Max: 30 * time.Minute} // due at 1h30m
+		c.Backoff = auth.Backoff{Min: 10 * time.Second, Max: 10 * time.Second}
+	})
+	accessToken(t, e) // refresh-1, saved
+	store.Delete(context.Background(), custodyKey) // Redis restarts empty
+	clock.Advance(90*time.Minute + time.Second)
+	accessToken(t, e) // due: finds nothing stored, saves its token back and waits
+	eventually(t, "the refresh to find the store empty", func() bool { return e.Stats().Failures > 0 })
+	// step lets the retry that is due run, and waits for its outcome.
+	step := func() {
+		failures := e.Stats().Failures
+		clock.Advance(10 * time.Second)
+		eventually(t, "the retry", func() bool { return e.Stats().Failures > failures || g.count() > 1 })
+	}
+	for range 23 { // within 4 minutes of finding the store empty
+		step()
+	}
+	if n := g.count(); n != 1 {
+		t.Fatalf("%d fetches within 4 minutes of finding the store empty, want none after the first", n)
+	}
+	for range 18 { // 3 more minutes: past the 5-minute cap
+		if g.count() > 1 {
+			break
+		}
+		step()
+	}
+	if n := g.count(); n != 2 {
+		t.Fatalf("%d fetches 7 minutes after finding the store empty, want the refresh made once the 5 minutes passed", n)
+	}
+}
