@@ -515,7 +515,7 @@ func TestCustodyReseedWaitIsAtMostFiveMinutes(t *testing.T) {
 		c.Margin = auth.Margin{Min: 30 * time.Minute, Max: 30 * time.Minute} // due at 1h30m
 		c.Backoff = auth.Backoff{Min: 10 * time.Second, Max: 10 * time.Second}
 	})
-	accessToken(t, e) // refresh-1, saved
+	accessToken(t, e)                              // refresh-1, saved
 	store.Delete(context.Background(), custodyKey) // Redis restarts empty
 	clock.Advance(90*time.Minute + time.Second)
 	accessToken(t, e) // due: finds nothing stored, saves its token back and waits
