@@ -140,27 +140,36 @@ func TestCustodyCloseAbandonsASlowRefreshLeavingItsSpendRecord(t *testing.T) {
 	<-g.started                                  // refresh-1 is at the provider
 	e.Close()
 
-	var presented []string
-	refreshOnly := func(_ context.Context, cur *auth.Token) (*auth.Token, error) {
-		if cur == nil || cur.RefreshToken.IsZero() {
-			return nil, fmt.Errorf("%w: no refresh token", auth.ErrLoginRequired)
-		}
-		presented = append(presented, cur.RefreshToken.Reveal())
-		return nil, errors.New("must not be called")
-	}
-	e2, err := auth.NewEngine(auth.EngineConfig{Fetch: refreshOnly, Clock: clock, Store: store, StoreKey: custodyKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
+	e2, presented := refreshOnlySuccessor(t, clock, store)
 	clock.Advance(time.Hour) // past the spend record's deadline
-	_, err = e2.HubRequestHeaders(context.Background())
+	_, err := e2.HubRequestHeaders(context.Background())
 	if !errors.Is(err, auth.ErrLoginLost) {
 		t.Fatalf("err = %v, want ErrLoginLost: the refresh token may have been consumed", err)
 	}
-	if len(presented) != 0 {
-		t.Fatalf("the successor presented %v", presented)
+	if len(*presented) != 0 {
+		t.Fatalf("the successor presented %v", *presented)
 	}
+}
+
+// refreshOnlySuccessor is an engine on store whose grant can only refresh
+// (a device-code login): it records the refresh tokens presented to it,
+// and fails, since no test expects it to be called.
+func refreshOnlySuccessor(t *testing.T, clock *fakeclock.Clock, store auth.Store) (*auth.Engine, *[]string) {
+	t.Helper()
+	presented := new([]string)
+	e, err := auth.NewEngine(auth.EngineConfig{Clock: clock, Store: store, StoreKey: custodyKey,
+		Fetch: func(_ context.Context, cur *auth.Token) (*auth.Token, error) {
+			if cur == nil || cur.RefreshToken.IsZero() {
+				return nil, fmt.Errorf("%w: no refresh token", auth.ErrLoginRequired)
+			}
+			*presented = append(*presented, cur.RefreshToken.Reveal())
+			return nil, errors.New("must not be called")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e, presented
 }
 
 // Item 4: a decorator is a Locker only when what it wraps is one.
@@ -325,25 +334,13 @@ func TestCustodySpendRecordLostLogin(t *testing.T) {
 	spendAndStop(t, clock, store, uncertain)
 
 	// A grant that can only refresh (a device-code login) reports the loss.
-	var presented []string
-	refreshOnly := func(_ context.Context, cur *auth.Token) (*auth.Token, error) {
-		if cur == nil || cur.RefreshToken.IsZero() {
-			return nil, fmt.Errorf("%w: no refresh token", auth.ErrLoginRequired)
-		}
-		presented = append(presented, cur.RefreshToken.Reveal())
-		return nil, errors.New("must not be called")
-	}
-	e2, err := auth.NewEngine(auth.EngineConfig{Fetch: refreshOnly, Clock: clock, Store: store, StoreKey: custodyKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
-	_, err = e2.HubRequestHeaders(context.Background())
+	e2, presented := refreshOnlySuccessor(t, clock, store)
+	_, err := e2.HubRequestHeaders(context.Background())
 	if !errors.Is(err, auth.ErrLoginRequired) || !errors.Is(err, auth.ErrLoginLost) {
 		t.Fatalf("err = %v, want ErrLoginRequired and ErrLoginLost", err)
 	}
-	if len(presented) != 0 {
-		t.Fatalf("presented %v", presented)
+	if len(*presented) != 0 {
+		t.Fatalf("presented %v", *presented)
 	}
 }
 

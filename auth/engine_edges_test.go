@@ -70,12 +70,7 @@ func TestEngineSetBeatsFetchInFlight(t *testing.T) {
 	if _, err := readHub(e, context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	g.mu.Lock()
-	g.gate, g.started = make(chan struct{}), make(chan struct{}, 1)
-	g.mu.Unlock()
-	clock.Advance(58 * time.Minute)
-	readHub(e, context.Background())
-	<-g.started
+	refreshAtTheProvider(e, g, clock)
 	newUser := &auth.Token{AccessToken: auth.NewSecret("new-user-access"), Expiry: clock.Now().Add(time.Hour)}
 	if err := e.Set(context.Background(), newUser); err != nil {
 		t.Fatal(err)
@@ -103,12 +98,7 @@ func TestEngineSetBeatsFetchInFlightInTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.mu.Lock()
-	g.gate, g.started = make(chan struct{}), make(chan struct{}, 1)
-	g.mu.Unlock()
-	clock.Advance(58 * time.Minute)
-	readHub(e, context.Background())
-	<-g.started // the old user's refresh is at the provider, holding the store's lock
+	refreshAtTheProvider(e, g, clock) // the old user's refresh is at the provider, holding the store's lock
 	newUser := &auth.Token{AccessToken: auth.NewSecret("new-user-access"), RefreshToken: auth.NewSecret("new-user-refresh"),
 		Expiry: clock.Now().Add(time.Hour)}
 	set := make(chan error, 1)
@@ -137,6 +127,17 @@ func TestEngineSetBeatsFetchInFlightInTheStore(t *testing.T) {
 	if err != nil || stored == nil || stored.AccessToken.Reveal() != "new-user-access" {
 		t.Errorf("the store holds %v, %v; want the new login's token", stored, err)
 	}
+}
+
+// refreshAtTheProvider starts e's refresh of its hour-long token and
+// returns once the grant holds it, waiting for g.gate to answer.
+func refreshAtTheProvider(e *auth.Engine, g *fakeGrant, clock *fakeclock.Clock) {
+	g.mu.Lock()
+	g.gate, g.started = make(chan struct{}), make(chan struct{}, 1)
+	g.mu.Unlock()
+	clock.Advance(58 * time.Minute)
+	readHub(e, context.Background())
+	<-g.started
 }
 
 // savesStore is a lockingStore that records the access token of every save.

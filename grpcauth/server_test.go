@@ -334,22 +334,29 @@ func (j *jwks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(set)
 }
 
+// jwksServer is a gRPC server whose JWT validator takes its keys from the
+// JWKS at jwksURL, and a health client of it.
+func jwksServer(t *testing.T, jwksURL string, clk auth.Clock) (healthpb.HealthClient, *idCapture) {
+	t.Helper()
+	v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience, JWKSURL: jwksURL, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	si, err := grpcauth.NewServerInterceptors(grpcauth.ServerConfig{Validator: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return authServer(t, si)
+}
+
 func TestJWTValidatorJWKS(t *testing.T) {
 	ks := rsaKeys()
 	clk := authtest.NewClock(time.Time{})
 	set := &jwks{keys: map[string]*rsa.PublicKey{"k1": &ks[0].PublicKey}}
 	srv := httptest.NewServer(set)
 	defer srv.Close()
-	v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience, JWKSURL: srv.URL, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	si, err := grpcauth.NewServerInterceptors(grpcauth.ServerConfig{Validator: v})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, capture := authServer(t, si)
+	c, capture := jwksServer(t, srv.URL, clk)
 	check := func(token string) error {
 		ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
 		_, err := c.Check(ctx, &healthpb.HealthCheckRequest{})
@@ -459,16 +466,7 @@ func TestJWTValidatorKeysUnavailable(t *testing.T) {
 		http.Error(w, "down", http.StatusInternalServerError)
 	}))
 	defer srv.Close()
-	v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience, JWKSURL: srv.URL, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	si, err := grpcauth.NewServerInterceptors(grpcauth.ServerConfig{Validator: v})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := authServer(t, si)
+	c, _ := jwksServer(t, srv.URL, clk)
 	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+sign(t, jwt.SigningMethodRS256, ks[0], "k1", goodClaims(clk.Now(), nil)))
 	if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("got %v, want codes.Unavailable", err)
