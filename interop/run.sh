@@ -35,7 +35,7 @@ done
 # Dex: a tool module of our own (interop/dex/go.mod) pins the pseudo-version
 # of v2.45.1; go build is incremental, so a warm run takes a second or two.
 say "building Dex (interop/dex, CGO_ENABLED=0)"
-(cd "$here/dex" && CGO_ENABLED=0 go build -o "$work/bin/dex" github.com/dexidp/dex/cmd/dex)
+(cd "$here/dex" && GOWORK=off CGO_ENABLED=0 go build -o "$work/bin/dex" github.com/dexidp/dex/cmd/dex)
 
 # oidc-provider: npm ci from our committed lock file, in interop/.work/oidc so
 # that node_modules never sits below a directory that ./... walks.

@@ -1,9 +1,9 @@
 module github.com/authkit-go/authkit/internal/compare
 
-go 1.26.8
+go 1.26.0
 
 require (
-	github.com/authkit-go/authkit v0.0.0
+	github.com/authkit-go/authkit v0.0.0-00010101000000-000000000000
 	golang.org/x/oauth2 v0.37.0
 	google.golang.org/grpc v1.85.0
 )
@@ -20,5 +20,3 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
-
-replace github.com/authkit-go/authkit => ../..
