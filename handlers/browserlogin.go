@@ -244,6 +244,9 @@ func (h *BrowserLogin) browserLogin(ctx context.Context) error {
 	} else {
 		fmt.Fprintf(h.out, "Opened your browser to log in. If it did not open, visit:\n\n  %s\n\n", safeURL)
 	}
+	if dl, ok := ctx.Deadline(); ok {
+		fmt.Fprintf(h.out, "Waiting for the browser until %s.\n", dl.Local().Format("15:04:05"))
+	}
 	select {
 	case err := <-l.result:
 		return err

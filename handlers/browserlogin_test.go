@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -600,5 +601,40 @@ func TestBrowserLoginFallbackPrompt(t *testing.T) {
 	}
 	if strings.Contains(s.out.String(), "Your confirmation code is") {
 		t.Errorf("the default prompt ran too: %q", s.out)
+	}
+}
+
+// TestStartOpener: an opener that fails at once (BROWSER=/bin/false) is an
+// error, so that the login can fall back to a device code; one that exits
+// 0, or is still running when the grace ends (a browser itself), opened
+// the page.
+func TestStartOpener(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix commands")
+	}
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		grace   time.Duration // long where the command ends by itself: it returns at its exit
+		wantErr bool
+	}{
+		{"fails", []string{"false"}, time.Minute, true},
+		{"succeeds", []string{"true"}, time.Minute, false},
+		{"keeps running", []string{"sleep", "60"}, 100 * time.Millisecond, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path, err := exec.LookPath(tt.args[0])
+			if err != nil {
+				t.Skip(err)
+			}
+			cmd := exec.Command(path, tt.args[1:]...)
+			err = startOpener(cmd, tt.grace)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("startOpener(%v) = %v, want error %v", tt.args, err, tt.wantErr)
+			}
+			if cmd.Process != nil {
+				_ = cmd.Process.Kill()
+			}
+		})
 	}
 }

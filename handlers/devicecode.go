@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -273,11 +274,34 @@ func systemOpen(uri string) error {
 			cmd = exec.Command("xdg-open", uri)
 		}
 	}
+	return startOpener(cmd, openerGrace)
+}
+
+// openerGrace is how long startOpener waits for an opener to fail.
+const openerGrace = 2 * time.Second
+
+// startOpener starts an opener and gives it grace to fail: one that exits
+// with an error by then (BROWSER=/bin/false, xdg-open without a browser)
+// did not open anything, and the login can fall back to a device code
+// rather than wait for a browser that never came. One still running (a
+// browser itself) or that exited 0 opened it (TestStartOpener).
+func startOpener(cmd *exec.Cmd, grace time.Duration) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	go func() { _ = cmd.Wait() }()
-	return nil
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case err := <-exited:
+		if err != nil {
+			return fmt.Errorf("%s failed: %w", filepath.Base(cmd.Path), err)
+		}
+		return nil
+	case <-t.C:
+		return nil
+	}
 }
 
 // browserCommand reads the BROWSER convention that xdg-open and Python's

@@ -115,10 +115,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case isLoginRequired(err):
 		code = exitLoginRequired
 	}
-	fmt.Fprintf(stderr, "authkit: %s\n", netpolicy.TerminalSafe(oneLine(err.Error())))
 	if !ran {
+		// cobra's own errors (an unknown command with its suggestions, a
+		// bad flag) keep the lines cobra gave them.
+		prefix := "authkit: "
+		for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+			text := strings.TrimLeft(line, "\t") // cobra indents its suggestions with tabs
+			fmt.Fprintf(stderr, "%s%s%s\n", prefix, line[:len(line)-len(text)], netpolicy.TerminalSafe(text))
+			prefix = ""
+		}
 		fmt.Fprintf(stderr, "Run 'authkit --help' for usage.\n")
+		return code
 	}
+	fmt.Fprintf(stderr, "authkit: %s\n", netpolicy.TerminalSafe(oneLine(err.Error())))
 	return code
 }
 
@@ -157,14 +166,14 @@ func isTerminal(w any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// newLogger writes the library's records to w: warnings, or everything
-// with verbose. Records carry no secrets (the library's rule).
+// newLogger writes the library's records to w with verbose, and discards
+// them without: the person sees one line per problem, the command's own
+// (TestOneLinePerProblem). Records carry no secrets (the library's rule).
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelWarn
-	if verbose {
-		level = slog.LevelDebug
+	if !verbose {
+		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level,
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug,
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {
 				return slog.Attr{}
@@ -198,7 +207,10 @@ AUTHKIT_CLIENT_ID, AUTHKIT_FLOW, AUTHKIT_SCOPES, AUTHKIT_AUDIENCES,
 AUTHKIT_USERNAME, AUTHKIT_USERNAME_CLAIM, AUTHKIT_TOKEN_DIR), which override
 the file, for the profile in use (--profile, AUTHKIT_PROFILE, the file's
 "profile", else "default"); the file is AUTHKIT_CONFIG or --config. Secrets:
-AUTHKIT_CLIENT_SECRET and AUTHKIT_PASSWORD, for the profile in use only.
+AUTHKIT_<PROFILE>_CLIENT_SECRET and AUTHKIT_<PROFILE>_PASSWORD for that
+profile (AUTHKIT_CI_BOT_CLIENT_SECRET for "ci-bot"), in every command;
+AUTHKIT_CLIENT_SECRET and AUTHKIT_PASSWORD for the profile in use only, and
+for none in a command over every profile (status, logout --all).
 
 Prompts and progress go to stderr, data to stdout. NO_COLOR is respected.
 Exit codes: 0 ok, 1 error, 2 usage or configuration error, 3 login required,
@@ -292,7 +304,7 @@ func (a *app) selected(cmd *cobra.Command) (*profile, error) {
 		return nil, err
 	}
 	name, named := a.active(cfg)
-	return resolve(cfg, a.cfgPath, name, true, !named, envOverrides(a.getenv), a.flagSet, a.getenv)
+	return resolve(cfg, a.cfgPath, name, true, true, !named, envOverrides(a.getenv), a.flagSet, a.getenv)
 }
 
 // resolved is one profile of a listing, or why it cannot be used.
@@ -320,7 +332,8 @@ func (a *app) all(cmd *cobra.Command) ([]resolved, error) {
 	}
 	var out []resolved
 	for _, n := range cfg.names() {
-		p, err := resolve(cfg, a.cfgPath, n, n == name, n == name, envOverrides(a.getenv), a.flagSet, a.getenv)
+		// Every profile: the unscoped secrets go to none of them.
+		p, err := resolve(cfg, a.cfgPath, n, n == name, false, n == name, envOverrides(a.getenv), a.flagSet, a.getenv)
 		out = append(out, resolved{name: n, p: p, err: err})
 	}
 	return out, nil

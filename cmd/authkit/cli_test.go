@@ -560,8 +560,8 @@ func TestStatus(t *testing.T) {
 	}
 	robot, work := sts[0], sts[1]
 	if !work.LoggedIn || work.Username != "ada" || work.Flow != "device" || strings.Join(work.Scopes, " ") != "openid profile offline_access" ||
-		work.AccessTokenExpiry == nil || !work.AccessTokenExpiry.Equal(stored.Expiry) ||
-		work.RefreshTokenExpiry == nil || !work.RefreshTokenExpiry.Equal(stored.RefreshExpiry) || !work.HasRefreshToken {
+		work.AccessTokenExpiry == nil || !work.AccessTokenExpiry.Equal(stored.Expiry.Truncate(time.Second)) ||
+		work.RefreshTokenExpiry == nil || !work.RefreshTokenExpiry.Equal(stored.RefreshExpiry.Truncate(time.Second)) || !work.HasRefreshToken {
 		t.Errorf("work: %+v", work)
 	}
 	if !robot.LoggedIn || robot.Username != "" || robot.Flow != "client-credentials" || robot.HasRefreshToken {
@@ -834,6 +834,15 @@ func TestBrowserFallsBack(t *testing.T) {
 		t.Fatalf("login: exit %d\n%s", r.code, r.stderr)
 	}
 	w.run(nil, "logout")
+	// A browser command that fails at once (it used to be reported as
+	// opened, and the login waited 10 minutes for it).
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	r = w.run([]string{"BROWSER=false"}, "login")
+	if r.code != 0 || strings.Contains(r.stderr, "Opened your browser") || !strings.Contains(r.stderr, "Logging in with a code instead (the browser could not be opened") ||
+		!strings.Contains(r.stderr, "Logged in as ada") {
+		t.Fatalf("login with BROWSER=false: exit %d\n%s", r.code, r.stderr)
+	}
+	w.run(nil, "logout")
 	w.prov.AutoApprove("ada", 1500*time.Millisecond)
 	r = w.run(nil, "login", "--no-browser")
 	if r.code != 0 || strings.Contains(r.stderr, "instead") || !codeRE.MatchString(r.stderr) || !strings.Contains(r.stderr, "Logged in as ada") {
@@ -900,7 +909,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo: exit %d\n%s", r.code, r.stderr)
 	}
 	r = w.run(nil, "login", "--demo", "--flow", "browser")
-	if r.code != 0 || !strings.Contains(r.stderr, "Opened your browser") || !strings.Contains(r.stderr, "Logged in as ada") {
+	if r.code != 0 || !strings.Contains(r.stderr, "Opened your browser") || !strings.Contains(r.stderr, "Waiting for the browser until") || !strings.Contains(r.stderr, "Logged in as ada") {
 		t.Errorf("demo with the browser flow: exit %d\n%s", r.code, r.stderr)
 	}
 	for _, dir := range []string{tmp, filepath.Join(w.home, "cache", "authkit")} {
@@ -978,5 +987,129 @@ func TestTokenOffline(t *testing.T) {
 	}
 	if n := conns.Load(); n != 0 {
 		t.Errorf("%d connections to the stopped provider, want 0", n)
+	}
+}
+
+// TestOneLinePerProblem: a wrong password is one clear line — no library
+// log record before it (records go behind -v) — and -v shows the records.
+func TestOneLinePerProblem(t *testing.T) {
+	w := newWorld(t)
+	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"ada\"\n", w.prov.Issuer(), cliClient), 0o600)
+	r := w.run([]string{"AUTHKIT_PASSWORD=wrong-password"}, "login")
+	if r.code == 0 {
+		t.Fatalf("login with a wrong password: exit 0\n%s", r.stderr)
+	}
+	if strings.Contains(r.stderr, "level=") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Errorf("a wrong password printed more than one line:\n%s", r.stderr)
+	}
+	if v := w.run([]string{"AUTHKIT_PASSWORD=wrong-password"}, "login", "-v"); !strings.Contains(v.stderr, "level=") {
+		t.Errorf("-v shows no library record:\n%s", v.stderr)
+	}
+}
+
+// TestUnknownCommandSuggestion: cobra's suggestion is printed as cobra
+// writes it, not folded into one line of semicolons.
+func TestUnknownCommandSuggestion(t *testing.T) {
+	w := newWorld(t)
+	r := w.run(nil, "tokne")
+	if r.code != 2 {
+		t.Errorf("exit %d, want 2", r.code)
+	}
+	if !strings.Contains(r.stderr, "Did you mean this?\n\ttoken\n") || strings.Contains(r.stderr, "; ;") {
+		t.Errorf("stderr:\n%s\nwant cobra's suggestion on lines of its own", r.stderr)
+	}
+}
+
+// TestStatusJSONTimes: status --json writes every time in one format, UTC
+// to the second (the access token's expiry came with nanoseconds).
+func TestStatusJSONTimes(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	w.login()
+	r := w.run(nil, "status", "--json", "--profile", "work")
+	if r.code != 0 {
+		t.Fatalf("status --json: exit %d\n%s", r.code, r.stderr)
+	}
+	times := regexp.MustCompile(`"(access|refresh)_token_expiry":\s*"([^"]*)"`).FindAllStringSubmatch(r.stdout, -1)
+	if len(times) == 0 {
+		t.Fatalf("no expiry in %s", r.stdout)
+	}
+	second := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
+	for _, m := range times {
+		if !second.MatchString(m[2]) {
+			t.Errorf("%s_token_expiry = %q, want UTC to the second", m[1], m[2])
+		}
+	}
+}
+
+// TestLoginSaysWhatIsTrueAboutRefresh: a password login without
+// offline_access gets no refresh token, and login says so rather than
+// that the token "is refreshed when needed".
+func TestLoginSaysWhatIsTrueAboutRefresh(t *testing.T) {
+	for _, tt := range []struct {
+		name, scopes, want, not string
+	}{
+		{"no refresh token", "", "sent no refresh token", "refreshed when needed"},
+		{"offline_access", "scopes = [\"offline_access\"]\n", "refreshed when needed", "no refresh token"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"ada\"\n%s",
+				w.prov.Issuer(), cliClient, tt.scopes), 0o600)
+			r := w.run([]string{"AUTHKIT_PASSWORD=" + adaPassword}, "login")
+			if r.code != 0 || !strings.Contains(r.stderr, tt.want) || strings.Contains(r.stderr, tt.not) {
+				t.Errorf("login: exit %d\n%s\nwant %q, not %q", r.code, r.stderr, tt.want, tt.not)
+			}
+		})
+	}
+}
+
+// TestStatusSaysItRefreshed: status refreshes an expired stored access
+// token to report on a valid one, and says so; with a valid one it does not.
+func TestStatusSaysItRefreshed(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig()
+	w.login()
+	if r := w.run(nil, "status", "--profile", "work"); r.code != 0 || strings.Contains(r.stdout, "refreshed") {
+		t.Errorf("status of a valid login: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	w.expireStored()
+	r := w.run(nil, "status", "--profile", "work")
+	if r.code != 0 || !strings.Contains(r.stdout, "refreshed just now") {
+		t.Errorf("status of an expired access token: exit %d\n%s%s\nwant it to say it refreshed", r.code, r.stdout, r.stderr)
+	}
+	w.expireStored()
+	if r := w.run(nil, "status", "--json", "--profile", "work"); !strings.Contains(r.stdout, `"refreshed": true`) && !strings.Contains(r.stdout, `"refreshed":true`) {
+		t.Errorf("status --json after a refresh:\n%s", r.stdout)
+	}
+}
+
+// TestLogoutAllUsesEachProfilesSecrets: logout --all revokes each profile's
+// login with that profile's own secret (AUTHKIT_<PROFILE>_CLIENT_SECRET)
+// and never hands the unscoped AUTHKIT_CLIENT_SECRET to another profile's
+// client (it used to go to the default profile, whose public client the
+// provider then refused: tokens deleted here, refresh token still live).
+// Without the secret, the error names the profile once and the variable
+// that --all can use.
+func TestLogoutAllUsesEachProfilesSecrets(t *testing.T) {
+	w := newWorld(t)
+	w.workConfig() // "work": device flow, public client, the default; "robot": client credentials
+	w.login()
+	if r := w.run([]string{"AUTHKIT_ROBOT_CLIENT_SECRET=" + svcSecret}, "login", "--profile", "robot"); r.code != 0 {
+		t.Fatalf("login --profile robot: exit %d\n%s", r.code, r.stderr)
+	}
+	revocations := w.prov.Requests(authtest.EndpointRevoke)
+	r := w.run([]string{"AUTHKIT_CLIENT_SECRET=" + svcSecret, "AUTHKIT_ROBOT_CLIENT_SECRET=" + svcSecret}, "logout", "--all")
+	if r.code != 0 || strings.Contains(r.stderr, "invalid_client") {
+		t.Fatalf("logout --all: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := w.prov.Requests(authtest.EndpointRevoke) - revocations; n < 2 {
+		t.Errorf("%d revocation requests, want the work login's and the robot's", n)
+	}
+
+	w.login()
+	r = w.run(nil, "logout", "--all")
+	if strings.Count(r.stderr, `profile "robot"`) != 1 || !strings.Contains(r.stderr, "AUTHKIT_ROBOT_CLIENT_SECRET") {
+		t.Errorf("logout --all without robot's secret:\n%s\nwant the profile named once and AUTHKIT_ROBOT_CLIENT_SECRET", r.stderr)
 	}
 }

@@ -211,12 +211,16 @@ func envOverrides(getenv func(string) string) *overrides {
 	return o
 }
 
-// resolve builds the named profile from the file and, for the active
-// profile only (the one named by --profile, AUTHKIT_PROFILE or the file's
-// default), the environment and the flags: an AUTHKIT_CLIENT_SECRET meant
-// for one provider is never sent to another profile's. implicit says the
-// profile is used without --profile.
-func resolve(cfg *configFile, path, name string, active, implicit bool, env, flags *overrides, getenv func(string) string) (*profile, error) {
+// resolve builds the named profile from the file, its own secrets
+// (AUTHKIT_<PROFILE>_CLIENT_SECRET, AUTHKIT_<PROFILE>_PASSWORD: see
+// scopedEnv) and, for the active profile only (the one named by --profile,
+// AUTHKIT_PROFILE or the file's default), the environment and the flags.
+// The unscoped AUTHKIT_CLIENT_SECRET and AUTHKIT_PASSWORD go to the active
+// profile only when generic is set, which a command over every profile
+// (logout --all, status) does not: a secret meant for one provider is never
+// sent to another profile's (TestLogoutAllUsesEachProfilesSecrets).
+// implicit says the profile is used without --profile.
+func resolve(cfg *configFile, path, name string, active, generic, implicit bool, env, flags *overrides, getenv func(string) string) (*profile, error) {
 	fp, ok := cfg.Profiles[name]
 	p := &profile{Name: name, Source: path, Implicit: implicit}
 	switch {
@@ -232,17 +236,40 @@ func resolve(cfg *configFile, path, name string, active, implicit bool, env, fla
 	if active {
 		env.apply(&p.fileProfile)
 		flags.apply(&p.fileProfile)
-		if v := getenv("AUTHKIT_CLIENT_SECRET"); v != "" {
+		if v := getenv("AUTHKIT_CLIENT_SECRET"); v != "" && generic {
 			p.ClientSecret = auth.NewSecret(v)
 		}
-		if v := getenv("AUTHKIT_PASSWORD"); v != "" {
+		if v := getenv("AUTHKIT_PASSWORD"); v != "" && generic {
 			p.Password = auth.NewSecret(v)
 		}
+	}
+	if v := getenv(scopedEnv(name, "CLIENT_SECRET")); v != "" {
+		p.ClientSecret = auth.NewSecret(v)
+	}
+	if v := getenv(scopedEnv(name, "PASSWORD")); v != "" {
+		p.Password = auth.NewSecret(v)
 	}
 	if p.Flow == "" {
 		p.Flow = flowDevice
 	}
 	return p, p.check()
+}
+
+// scopedEnv is the environment variable of a profile's own secret:
+// AUTHKIT_<PROFILE>_<what>, the profile's name in upper case with every
+// character other than a letter or digit as "_" (profile "ci-bot":
+// AUTHKIT_CI_BOT_CLIENT_SECRET).
+func scopedEnv(profile, what string) string {
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, profile)
+	return "AUTHKIT_" + name + "_" + what
 }
 
 // check reports the first thing missing or wrong in p, saying where to
@@ -261,7 +288,8 @@ func (p *profile) check() error {
 		return usagef("profile %q has no client id: %s", p.Name, where("client_id", "AUTHKIT_CLIENT_ID", "--client-id"))
 	}
 	if p.Flow == flowClientCredentials && p.ClientSecret.IsZero() {
-		return usagef("profile %q: the client-credentials flow needs a client secret: set AUTHKIT_CLIENT_SECRET with --profile %s (or client_secret in %s, readable only by you)", p.Name, p.Name, p.Source)
+		return usagef("profile %q: the client-credentials flow needs a client secret: set %s (or AUTHKIT_CLIENT_SECRET with --profile %s, or client_secret in %s, readable only by you)",
+			p.Name, scopedEnv(p.Name, "CLIENT_SECRET"), p.Name, p.Source)
 	}
 	if p.Flow == flowPassword && p.Username == "" {
 		return usagef("profile %q: the password flow needs a username: %s", p.Name, where("username", "AUTHKIT_USERNAME", "--username"))

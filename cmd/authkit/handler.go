@@ -20,6 +20,7 @@ type handler interface {
 	Token(ctx context.Context) (*auth.Token, error)
 	Logout(ctx context.Context) error
 	Username() string
+	Stats() auth.Stats
 	Close() error
 }
 

@@ -83,12 +83,18 @@ func issuerOf(p *profile) string {
 	return p.TokenURL
 }
 
-// expiryNote says until when tok's access token is valid.
+// expiryNote says until when tok's access token is valid, and what is true
+// about refreshing it: without a refresh token, nothing is refreshed
+// (TestLoginSaysWhatIsTrueAboutRefresh).
 func expiryNote(tok *auth.Token) string {
 	if tok == nil || tok.Expiry.IsZero() {
 		return ""
 	}
-	return fmt.Sprintf("; the access token is valid until %s and is refreshed when needed", tok.Expiry.Local().Format("15:04:05"))
+	until := tok.Expiry.Local().Format("15:04:05")
+	if tok.RefreshToken.IsZero() {
+		return fmt.Sprintf("; the access token is valid until %s, and the provider sent no refresh token: log in again then (asking for the offline_access scope may get one)", until)
+	}
+	return fmt.Sprintf("; the access token is valid until %s and is refreshed when needed", until)
 }
 
 // demoDelay is how long the demo's provider waits before it approves.

@@ -44,11 +44,13 @@ username, scopes, audiences).`,
 			}
 			var errs []error
 			for _, r := range rs {
-				if r.err == nil {
-					r.err = a.logout(cmd, r.p)
-				}
-				if r.err != nil {
-					errs = append(errs, fmt.Errorf("profile %q: %w", r.name, r.err))
+				switch {
+				case r.err != nil: // its configuration: the error names the profile
+					errs = append(errs, r.err)
+				default:
+					if err := a.logout(cmd, r.p); err != nil {
+						errs = append(errs, fmt.Errorf("profile %q: %w", r.name, err))
+					}
 				}
 			}
 			return errors.Join(errs...)

@@ -30,8 +30,10 @@
 // environment (AUTHKIT_ISSUER, AUTHKIT_CLIENT_ID, AUTHKIT_FLOW,
 // AUTHKIT_SCOPES, AUTHKIT_AUDIENCES, AUTHKIT_USERNAME,
 // AUTHKIT_USERNAME_CLAIM, AUTHKIT_TOKEN_DIR), which overrides the file.
-// Secrets come from AUTHKIT_CLIENT_SECRET and AUTHKIT_PASSWORD (for the
-// profile in use only), or the terminal; a client_secret written in the
+// Secrets come from AUTHKIT_<PROFILE>_CLIENT_SECRET and
+// AUTHKIT_<PROFILE>_PASSWORD (for that profile), AUTHKIT_CLIENT_SECRET and
+// AUTHKIT_PASSWORD (for the profile in use only; for none under
+// logout --all or status), or the terminal; a client_secret written in the
 // file makes authkit warn while the file is readable by others.
 //
 // Logins are kept in a token directory shared with the programs that use

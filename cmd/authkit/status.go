@@ -25,7 +25,10 @@ type profileStatus struct {
 	AccessTokenExpiry  *time.Time `json:"access_token_expiry,omitempty"`
 	RefreshTokenExpiry *time.Time `json:"refresh_token_expiry,omitempty"`
 	HasRefreshToken    bool       `json:"has_refresh_token"`
-	Error              string     `json:"error,omitempty"`
+	// Refreshed: the stored access token was no longer valid, and status
+	// refreshed it (and saved the result) to report on a valid one.
+	Refreshed bool   `json:"refreshed,omitempty"`
+	Error     string `json:"error,omitempty"`
 
 	user string // who, for people: the username or what stands for it
 	flag string // the --profile flag that names it, if needed
@@ -114,14 +117,16 @@ func (a *app) status(cmd *cobra.Command, r resolved) profileStatus {
 		return st
 	}
 	st.LoggedIn, st.Username, st.user = true, s.h.Username(), s.user()
+	st.Refreshed = s.h.Stats().Fetches > 0 // TestStatusSaysItRefreshed
 	st.Scopes = strings.Fields(tok.Scope)
 	st.HasRefreshToken = !tok.RefreshToken.IsZero()
+	// One format for both times: UTC, to the second (TestStatusJSONTimes).
 	if !tok.Expiry.IsZero() {
-		e := tok.Expiry.UTC()
+		e := tok.Expiry.UTC().Truncate(time.Second)
 		st.AccessTokenExpiry = &e
 	}
 	if !tok.RefreshExpiry.IsZero() {
-		e := tok.RefreshExpiry.UTC()
+		e := tok.RefreshExpiry.UTC().Truncate(time.Second)
 		st.RefreshTokenExpiry = &e
 	}
 	return st
@@ -154,7 +159,11 @@ func printStatus(w io.Writer, sts []profileStatus) {
 				scopes = "(not stated by the provider)"
 			}
 			fmt.Fprintf(tw, "  scopes\t%s\n", scopes)
-			fmt.Fprintf(tw, "  access token\t%s\n", until(st.AccessTokenExpiry, now, "no expiry"))
+			refreshed := ""
+			if st.Refreshed {
+				refreshed = " (refreshed just now: the stored one had expired)"
+			}
+			fmt.Fprintf(tw, "  access token\t%s%s\n", until(st.AccessTokenExpiry, now, "no expiry"), refreshed)
 			rt := "none"
 			if st.HasRefreshToken {
 				rt = until(st.RefreshTokenExpiry, now, "valid, no expiry stated")
