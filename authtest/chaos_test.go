@@ -16,6 +16,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/handlers"
 	"github.com/authkit-go/authkit/session"
@@ -49,12 +50,12 @@ func TestChaos(t *testing.T) {
 		secret   = "chaos-secret-0123456789"
 	)
 	prov := authtest.NewProvider(authtest.ProviderConfig{
-		Audience:            authtest.DefaultPlatformAudience,
+		Audience:            platform.DefaultAudience,
 		AccessTokenLifetime: lifetime,
 		Clients:             []authtest.Client{{ID: "svc", Secret: secret, Grants: []string{authtest.GrantClientCredentials}}},
 	})
 	defer prov.Close()
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov})
+	plat, err := platform.New(platform.Config{Provider: prov})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestChaos(t *testing.T) {
 	calls := []func(ctx context.Context) error{
 		func(ctx context.Context) error { return get(ctx, s, plat.HubURL()+"/api/me") },
 		func(ctx context.Context) error { return get(ctx, client, plat.AccessManagerURL()+"/api/me") },
-		func(ctx context.Context) error { _, err := authtest.WhoAmI(ctx, conn); return err },
+		func(ctx context.Context) error { _, err := platform.WhoAmI(ctx, conn); return err },
 	}
 
 	var (

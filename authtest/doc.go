@@ -1,7 +1,6 @@
 // Package authtest holds test doubles for authkit, in the spirit of
-// net/http/httptest: an in-process OAuth 2.0 / OpenID Connect [Provider],
-// a fake [Platform] (hub, access manager, message service) and a fake
-// [Clock].
+// net/http/httptest: an in-process OAuth 2.0 / OpenID Connect [Provider]
+// and a fake [Clock]; the fake platform is in authtest/platform.
 //
 // It is meant for tests, for runnable examples and for the tests of
 // programs built on authkit. Library code must not import it: it generates
@@ -47,13 +46,8 @@
 //
 // # The platform
 //
-// [NewPlatform] starts the three services an SDK talks to, on free loopback
-// ports: a hub and an access manager (small JSON APIs over HTTP) and a
-// message service over gRPC (the standard health service and
-// authtest.platform.v1.Messages/WhoAmI, see [WhoAmI]). Each checks
-// credentials as a real platform would, with grpcauth's validators: a bearer
-// JWT verified against the provider's JWKS (issuer, audience, expiry), or
-// an API key it knows. Refusals are 401 with an RFC 6750 WWW-Authenticate
-// header or codes.Unauthenticated; [Platform.Counts] tells how many calls
-// each service authenticated and refused.
+// The fake platform the SDKs talk to — hub, access manager and message
+// service — is package [github.com/authkit-go/authkit/authtest/platform],
+// kept apart because it needs gRPC: a program that starts only the provider
+// (the authkit command's demo, say) does not link it.
 package authtest

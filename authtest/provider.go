@@ -423,6 +423,10 @@ func thumbprint(pub *rsa.PublicKey) string {
 
 func (p *Provider) now() time.Time { return p.cfg.Clock.Now() }
 
+// Clock returns the provider's clock: ProviderConfig.Clock, or the system
+// clock.
+func (p *Provider) Clock() auth.Clock { return p.cfg.Clock }
+
 // instrument counts and records each request, then applies the latency.
 func (p *Provider) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

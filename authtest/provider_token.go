@@ -550,7 +550,8 @@ func (p *Provider) clientToken(now time.Time, clientID, aud, scope string) strin
 // AccessTokenRevoked reports whether the provider revoked accessToken
 // (https://www.rfc-editor.org/rfc/rfc7009): by itself, or with the login
 // it was issued in (its refresh token revoked, or revoked by reuse
-// detection). A [Platform] of this provider refuses such tokens.
+// detection). A platform.Platform (authtest/platform) of this provider
+// refuses such tokens.
 func (p *Provider) AccessTokenRevoked(accessToken string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/handlers"
 )
@@ -19,11 +20,11 @@ import (
 // token and retries the call once.
 func ExampleDialOptions() {
 	prov := authtest.NewProvider(authtest.ProviderConfig{
-		Audience: authtest.DefaultPlatformAudience,
+		Audience: platform.DefaultAudience,
 		Clients:  []authtest.Client{{ID: "worker", Secret: "s3cret"}},
 	})
 	defer prov.Close()
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov})
+	plat, err := platform.New(platform.Config{Provider: prov})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -54,11 +55,11 @@ func ExampleDialOptions() {
 	}
 	defer conn.Close()
 
-	me, err := authtest.WhoAmI(context.Background(), conn)
+	me, err := platform.WhoAmI(context.Background(), conn)
 	fmt.Println(me.Subject, me.Method, err)
 
-	plat.RejectNext(authtest.ServiceMessages, 1) // e.g. the token was revoked
-	me, err = authtest.WhoAmI(context.Background(), conn)
+	plat.RejectNext(platform.ServiceMessages, 1) // e.g. the token was revoked
+	me, err = platform.WhoAmI(context.Background(), conn)
 	fmt.Println(me.Subject, err, "token fetches:", h.Stats().Fetches)
 	// Output:
 	// service-account-worker jwt <nil>

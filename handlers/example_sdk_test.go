@@ -11,6 +11,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/handlers"
 )
 
@@ -58,10 +59,10 @@ func ExampleDeviceCode_Logout() {
 // Code written for golang.org/x/oauth2 takes a handler's tokens through
 // auth.TokenSource: here an oauth2 HTTP client calls the hub.
 func Example_tokenSource() {
-	p := authtest.NewProvider(authtest.ProviderConfig{Audience: authtest.DefaultPlatformAudience,
+	p := authtest.NewProvider(authtest.ProviderConfig{Audience: platform.DefaultAudience,
 		Clients: []authtest.Client{{ID: "billing", Secret: "s3cret"}}})
 	defer p.Close()
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: p})
+	plat, err := platform.New(platform.Config{Provider: p})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -76,7 +77,7 @@ func Example_tokenSource() {
 	defer h.Close()
 
 	client := oauth2.NewClient(context.Background(), auth.TokenSource(h))
-	resp, err := client.Get(plat.HubURL() + authtest.PathMe)
+	resp, err := client.Get(plat.HubURL() + platform.PathMe)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -7,6 +7,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/handlers"
 	"github.com/authkit-go/authkit/session"
 )
@@ -17,11 +18,11 @@ import (
 // the session gets a new one and replays the request once.
 func ExampleNew() {
 	prov := authtest.NewProvider(authtest.ProviderConfig{
-		Audience: authtest.DefaultPlatformAudience,
+		Audience: platform.DefaultAudience,
 		Clients:  []authtest.Client{{ID: "reporting", Secret: "s3cret"}},
 	})
 	defer prov.Close()
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov})
+	plat, err := platform.New(platform.Config{Provider: prov})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -51,15 +52,15 @@ func ExampleNew() {
 			return
 		}
 		defer resp.Body.Close()
-		var me authtest.Me
+		var me platform.Me
 		json.NewDecoder(resp.Body).Decode(&me)
 		fmt.Println(resp.StatusCode, me.Service, me.Subject)
 	}
-	get(plat.HubURL() + authtest.PathMe)
-	get(plat.AccessManagerURL() + authtest.PathMe)
+	get(plat.HubURL() + platform.PathMe)
+	get(plat.AccessManagerURL() + platform.PathMe)
 
-	plat.RejectNext(authtest.ServiceHub, 1) // e.g. the token was revoked
-	get(plat.HubURL() + authtest.PathMe)
+	plat.RejectNext(platform.ServiceHub, 1) // e.g. the token was revoked
+	get(plat.HubURL() + platform.PathMe)
 	fmt.Println("re-authentications:", s.Stats().Reauthentications, "token fetches:", h.Stats().Fetches)
 	// Output:
 	// 200 hub service-account-reporting

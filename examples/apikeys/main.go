@@ -25,7 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/authkit-go/authkit/auth"
-	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/handlers"
@@ -55,8 +55,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{
-		APIKeys: []authtest.PlatformAPIKey{{ID: keyID, Secret: keySecret, Username: keyOwner,
+	plat, err := platform.New(platform.Config{
+		APIKeys: []platform.APIKey{{ID: keyID, Secret: keySecret, Username: keyOwner,
 			Permissions: []string{"projects:read", "messages:send"}}},
 	})
 	if err != nil {
@@ -93,18 +93,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer s.Close()
 	client := s.HTTPClient()
 
-	var me authtest.Me
-	if err := demo.GetJSON(ctx, client, plat.HubURL()+authtest.PathMe, &me); err != nil {
+	var me platform.Me
+	if err := demo.GetJSON(ctx, client, plat.HubURL()+platform.PathMe, &me); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
 	fmt.Fprintf(stdout, "hub: GET /api/me -> %s (user %s, by %s)\n", me.Subject, me.Username, me.Method)
-	var projects authtest.Projects
-	if err := demo.GetJSON(ctx, client, plat.HubURL()+authtest.PathProjects, &projects); err != nil {
+	var projects platform.Projects
+	if err := demo.GetJSON(ctx, client, plat.HubURL()+platform.PathProjects, &projects); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
 	fmt.Fprintf(stdout, "hub: GET /api/projects -> %d projects\n", len(projects.Projects))
-	var perms authtest.Permissions
-	if err := demo.GetJSON(ctx, client, plat.AccessManagerURL()+authtest.PathPermissions, &perms); err != nil {
+	var perms platform.Permissions
+	if err := demo.GetJSON(ctx, client, plat.AccessManagerURL()+platform.PathPermissions, &perms); err != nil {
 		return fmt.Errorf("access manager: %w", err)
 	}
 	fmt.Fprintf(stdout, "access manager: GET /api/permissions -> %v\n", perms.Permissions)
@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	me, err = authtest.WhoAmI(ctx, conn)
+	me, err = platform.WhoAmI(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("message service: %w", err)
 	}
@@ -135,7 +135,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer ws.Close()
-	err = demo.GetJSON(ctx, ws.HTTPClient(), plat.HubURL()+authtest.PathMe, &me)
+	err = demo.GetJSON(ctx, ws.HTTPClient(), plat.HubURL()+platform.PathMe, &me)
 	if err == nil {
 		return errors.New("the hub accepted a wrong key")
 	}
@@ -145,14 +145,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer wconn.Close()
-	if _, err := authtest.WhoAmI(ctx, wconn); status.Code(err) != codes.Unauthenticated {
+	if _, err := platform.WhoAmI(ctx, wconn); status.Code(err) != codes.Unauthenticated {
 		return fmt.Errorf("the message service answered %v to a wrong key, want Unauthenticated", err)
 	}
 	fmt.Fprintln(stdout, "wrong key: message service refused it (Unauthenticated)")
 
 	c := plat.Counts()
 	fmt.Fprintf(stdout, "platform counters: hub %+v, access manager %+v, message service %+v\n",
-		c[authtest.ServiceHub], c[authtest.ServiceAccessManager], c[authtest.ServiceMessages])
+		c[platform.ServiceHub], c[platform.ServiceAccessManager], c[platform.ServiceMessages])
 	return nil
 }
 

@@ -38,6 +38,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/handlers"
 )
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, open func(context
 	defer cancel()
 	out := demo.NewOut(stdout)
 
-	var plat *authtest.Platform
+	var plat *platform.Platform
 	if *issuer == "" {
 		if *clientID != "" || *hub != "" {
 			return fmt.Errorf("-client-id and -hub need -issuer")
@@ -142,14 +143,14 @@ func run(ctx context.Context, args []string, stdout io.Writer, open func(context
 }
 
 // embedded starts a provider that knows ada and a platform that trusts it.
-func embedded() (*authtest.Provider, *authtest.Platform, error) {
+func embedded() (*authtest.Provider, *platform.Platform, error) {
 	prov := authtest.NewProvider(authtest.ProviderConfig{
-		Audience: authtest.DefaultPlatformAudience,
+		Audience: platform.DefaultAudience,
 		// The default redirect URIs: http://127.0.0.1/callback on any port.
 		Clients: []authtest.Client{{ID: "browserlogin-example"}},
 		Users:   []authtest.User{{Username: "ada", Password: "analytical-engine"}},
 	})
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov})
+	plat, err := platform.New(platform.Config{Provider: prov})
 	if err != nil {
 		prov.Close()
 		return nil, nil, err

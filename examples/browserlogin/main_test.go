@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 )
 
 var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.`)
@@ -52,16 +53,16 @@ func TestRunEmbedded(t *testing.T) {
 
 // issuer is a provider the program does not own (an authtest provider
 // stands in for it), with grace's browser.
-func issuer(t *testing.T) (*authtest.Provider, *authtest.Platform) {
+func issuer(t *testing.T) (*authtest.Provider, *platform.Platform) {
 	t.Helper()
 	prov := authtest.NewProvider(authtest.ProviderConfig{
-		Audience:       authtest.DefaultPlatformAudience,
+		Audience:       platform.DefaultAudience,
 		DeviceInterval: time.Second,
 		Clients:        []authtest.Client{{ID: "desktop", Secret: "desktop-secret-5c1e"}},
 		Users:          []authtest.User{{Username: "grace", Password: "cobol-1959"}},
 	})
 	t.Cleanup(prov.Close)
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov})
+	plat, err := platform.New(platform.Config{Provider: prov})
 	if err != nil {
 		t.Fatal(err)
 	}

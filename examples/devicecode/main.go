@@ -28,6 +28,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/handlers"
 )
@@ -59,7 +60,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer cancel()
 	out := demo.NewOut(stdout)
 
-	var plat *authtest.Platform
+	var plat *platform.Platform
 	if *issuer == "" {
 		if *clientID != "" || *hub != "" {
 			return fmt.Errorf("-client-id and -hub need -issuer")
@@ -102,9 +103,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 // embedded starts a provider whose simulated user, ada, approves each
 // device code a moment after it is shown, and a platform that trusts it.
-func embedded(out *demo.Out) (*authtest.Provider, *authtest.Platform, error) {
+func embedded(out *demo.Out) (*authtest.Provider, *platform.Platform, error) {
 	prov := authtest.NewProvider(authtest.ProviderConfig{
-		Audience:       authtest.DefaultPlatformAudience,
+		Audience:       platform.DefaultAudience,
 		DeviceInterval: time.Second,
 		Clients:        []authtest.Client{{ID: "devicecode-example"}},
 		Users:          []authtest.User{{Username: "ada", Password: "unused"}},
@@ -116,7 +117,7 @@ func embedded(out *demo.Out) (*authtest.Provider, *authtest.Platform, error) {
 			}
 		})
 	})
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov})
+	plat, err := platform.New(platform.Config{Provider: prov})
 	if err != nil {
 		prov.Close()
 		return nil, nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 )
 
 var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.`)
@@ -46,14 +47,14 @@ func TestRunEmbedded(t *testing.T) {
 // authtest provider stands in for it, approving every code at once.
 func TestRunWithIssuer(t *testing.T) {
 	prov := authtest.NewProvider(authtest.ProviderConfig{
-		Audience:       authtest.DefaultPlatformAudience,
+		Audience:       platform.DefaultAudience,
 		DeviceInterval: time.Second,
 		Clients:        []authtest.Client{{ID: "cli", Secret: "cli-secret-93be"}},
 		Users:          []authtest.User{{Username: "grace", Password: "unused"}},
 	})
 	defer prov.Close()
 	prov.AutoApprove("grace", 0)
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov})
+	plat, err := platform.New(platform.Config{Provider: prov})
 	if err != nil {
 		t.Fatal(err)
 	}

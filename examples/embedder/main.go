@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/handlers"
 	"github.com/authkit-go/authkit/session"
 )
@@ -36,9 +37,9 @@ func main() {
 
 func run(ctx context.Context, out io.Writer, lifetime, dur time.Duration) error {
 	// The application's own world: its identity provider and the platform.
-	idp := authtest.NewProvider(authtest.ProviderConfig{Audience: authtest.DefaultPlatformAudience})
+	idp := authtest.NewProvider(authtest.ProviderConfig{Audience: platform.DefaultAudience})
 	defer idp.Close()
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: idp})
+	plat, err := platform.New(platform.Config{Provider: idp})
 	if err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func run(ctx context.Context, out io.Writer, lifetime, dur time.Duration) error 
 
 	calls := 0
 	for end := time.Now().Add(dur); time.Now().Before(end); calls++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, plat.HubURL()+authtest.PathMe, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, plat.HubURL()+platform.PathMe, nil)
 		if err != nil {
 			return err
 		}
@@ -78,7 +79,7 @@ func run(ctx context.Context, out io.Writer, lifetime, dur time.Duration) error 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	c := plat.Counts()[authtest.ServiceHub]
+	c := plat.Counts()[platform.ServiceHub]
 	fmt.Fprintf(out, "%d calls as %s over %v with %v JWTs: %d refused; the application was asked for %d JWTs\n",
 		calls, h.Username(), dur, lifetime, c.Rejected, logins.Load())
 	return nil

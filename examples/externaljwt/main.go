@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/handlers"
@@ -78,9 +79,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	// The identity provider the application logs in with, and the platform
 	// that trusts it.
-	idp := authtest.NewProvider(authtest.ProviderConfig{Audience: authtest.DefaultPlatformAudience})
+	idp := authtest.NewProvider(authtest.ProviderConfig{Audience: platform.DefaultAudience})
 	defer idp.Close()
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: idp})
+	plat, err := platform.New(platform.Config{Provider: idp})
 	if err != nil {
 		return fmt.Errorf("starting the platform: %w", err)
 	}
@@ -139,7 +140,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return ctx.Err()
 	case <-time.After(time.Until(deadline)):
 	}
-	if err := refused(ctx, plat.HubURL()+authtest.PathMe, first); err != nil {
+	if err := refused(ctx, plat.HubURL()+platform.PathMe, first); err != nil {
 		return err
 	}
 	out.Printf("the first JWT has expired: the hub refuses it (401)\n")
@@ -157,16 +158,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // callAll calls the hub, the access manager and the message service.
-func callAll(ctx context.Context, out *demo.Out, round string, client *http.Client, conn *grpc.ClientConn, plat *authtest.Platform) error {
-	var me authtest.Me
-	if err := demo.GetJSON(ctx, client, plat.HubURL()+authtest.PathMe, &me); err != nil {
+func callAll(ctx context.Context, out *demo.Out, round string, client *http.Client, conn *grpc.ClientConn, plat *platform.Platform) error {
+	var me platform.Me
+	if err := demo.GetJSON(ctx, client, plat.HubURL()+platform.PathMe, &me); err != nil {
 		return fmt.Errorf("%s: hub: %w", round, err)
 	}
-	var perms authtest.Permissions
-	if err := demo.GetJSON(ctx, client, plat.AccessManagerURL()+authtest.PathPermissions, &perms); err != nil {
+	var perms platform.Permissions
+	if err := demo.GetJSON(ctx, client, plat.AccessManagerURL()+platform.PathPermissions, &perms); err != nil {
 		return fmt.Errorf("%s: access manager: %w", round, err)
 	}
-	msg, err := authtest.WhoAmI(ctx, conn)
+	msg, err := platform.WhoAmI(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("%s: message service: %w", round, err)
 	}

@@ -38,6 +38,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/examples/internal/demo"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/handlers"
@@ -69,7 +70,7 @@ const (
 // world is the embedded provider and platform, and what the flows share.
 type world struct {
 	prov     *authtest.Provider
-	plat     *authtest.Platform
+	plat     *platform.Platform
 	out      *demo.Out
 	verbose  bool
 	expired  atomic.Int64   // expired tokens sent to the hub on purpose
@@ -91,7 +92,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	out := demo.NewOut(stdout)
 
 	prov := authtest.NewProvider(authtest.ProviderConfig{
-		Audience:                authtest.DefaultPlatformAudience,
+		Audience:                platform.DefaultAudience,
 		AccessTokenLifetime:     tokenLifetime,
 		DeviceInterval:          time.Second,
 		AlwaysIssueRefreshToken: true,
@@ -107,9 +108,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		},
 	})
 	defer prov.Close()
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{
+	plat, err := platform.New(platform.Config{
 		Provider: prov, // accept its JWTs, checked against its JWKS
-		APIKeys:  []authtest.PlatformAPIKey{{ID: apiKeyID, Secret: apiKeySecret, Username: "ci-bot"}},
+		APIKeys:  []platform.APIKey{{ID: apiKeyID, Secret: apiKeySecret, Username: "ci-bot"}},
 	})
 	if err != nil {
 		return fmt.Errorf("starting the platform: %w", err)
@@ -162,7 +163,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	c := plat.Counts()
 	var ok, refused int
-	for _, s := range authtest.Services {
+	for _, s := range platform.Services {
 		ok, refused = ok+c[s].Authenticated, refused+c[s].Rejected
 	}
 	onPurpose := fmt.Sprintf("the %d expired tokens sent on purpose", w.expired.Load())
@@ -445,7 +446,7 @@ func (w *world) runFlow(ctx context.Context, f flow) (r row) {
 func (w *world) round(ctx context.Context, r *row, client *http.Client, conn *grpc.ClientConn) error {
 	var errs []error
 	subjects := map[string]bool{}
-	call := func(t *tally, service string, fn func() (authtest.Me, error)) {
+	call := func(t *tally, service string, fn func() (platform.Me, error)) {
 		t.total++
 		me, err := fn()
 		if err != nil {
@@ -460,29 +461,29 @@ func (w *world) round(ctx context.Context, r *row, client *http.Client, conn *gr
 			}
 		}
 	}
-	getMe := func(url string) func() (authtest.Me, error) {
-		return func() (authtest.Me, error) {
-			var me authtest.Me
-			return me, demo.GetJSON(ctx, client, url+authtest.PathMe, &me)
+	getMe := func(url string) func() (platform.Me, error) {
+		return func() (platform.Me, error) {
+			var me platform.Me
+			return me, demo.GetJSON(ctx, client, url+platform.PathMe, &me)
 		}
 	}
 	call(r.hub, "hub", getMe(w.plat.HubURL()))
-	call(r.hub, "hub", func() (authtest.Me, error) {
-		var p authtest.Projects
-		return authtest.Me{}, demo.GetJSON(ctx, client, w.plat.HubURL()+authtest.PathProjects, &p)
+	call(r.hub, "hub", func() (platform.Me, error) {
+		var p platform.Projects
+		return platform.Me{}, demo.GetJSON(ctx, client, w.plat.HubURL()+platform.PathProjects, &p)
 	})
 	call(r.am, "access manager", getMe(w.plat.AccessManagerURL()))
-	call(r.am, "access manager", func() (authtest.Me, error) {
-		var p authtest.Permissions
-		return authtest.Me{}, demo.GetJSON(ctx, client, w.plat.AccessManagerURL()+authtest.PathPermissions, &p)
+	call(r.am, "access manager", func() (platform.Me, error) {
+		var p platform.Permissions
+		return platform.Me{}, demo.GetJSON(ctx, client, w.plat.AccessManagerURL()+platform.PathPermissions, &p)
 	})
-	call(r.ms, "message service", func() (authtest.Me, error) { return authtest.WhoAmI(ctx, conn) })
-	call(r.ms, "message service", func() (authtest.Me, error) {
+	call(r.ms, "message service", func() (platform.Me, error) { return platform.WhoAmI(ctx, conn) })
+	call(r.ms, "message service", func() (platform.Me, error) {
 		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 		if err == nil && resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			err = errors.New("health: " + resp.GetStatus().String())
 		}
-		return authtest.Me{}, err
+		return platform.Me{}, err
 	})
 	if len(subjects) > 1 {
 		errs = append(errs, fmt.Errorf("the services saw different callers: %v", subjects))
@@ -493,7 +494,7 @@ func (w *world) round(ctx context.Context, r *row, client *http.Client, conn *gr
 // refused checks that the hub refuses an expired access token sent
 // directly, without authkit.
 func (w *world) refused(ctx context.Context, token string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.plat.HubURL()+authtest.PathMe, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.plat.HubURL()+platform.PathMe, nil)
 	if err != nil {
 		return err
 	}

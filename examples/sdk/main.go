@@ -21,7 +21,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/handlers"
 	"github.com/authkit-go/authkit/session"
@@ -89,7 +89,7 @@ func (c *Client) Close() error {
 func (c *Client) Me(ctx context.Context) ([3]string, error) {
 	var who [3]string
 	for i, base := range []string{c.hub, c.am} {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+authtest.PathMe, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+platform.PathMe, nil)
 		if err != nil {
 			return who, err
 		}
@@ -97,7 +97,7 @@ func (c *Client) Me(ctx context.Context) ([3]string, error) {
 		if err != nil {
 			return who, err
 		}
-		var me authtest.Me
+		var me platform.Me
 		err = json.NewDecoder(resp.Body).Decode(&me)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
@@ -105,7 +105,7 @@ func (c *Client) Me(ctx context.Context) ([3]string, error) {
 		}
 		who[i] = me.Username
 	}
-	me, err := authtest.WhoAmI(ctx, c.messages) // the platform's generated client, in a real SDK
+	me, err := platform.WhoAmI(ctx, c.messages) // the platform's generated client, in a real SDK
 	who[2] = me.Username
 	return who, err
 }

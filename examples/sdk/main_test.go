@@ -8,20 +8,21 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 )
 
 // The SDK's users configure it through the environment only; each way
 // reaches all three services as the right identity.
 func TestPersonaSDK(t *testing.T) {
 	prov := authtest.NewProvider(authtest.ProviderConfig{
-		Audience: authtest.DefaultPlatformAudience, DeviceInterval: time.Second,
+		Audience: platform.DefaultAudience, DeviceInterval: time.Second,
 		Clients: []authtest.Client{{ID: "svc", Secret: "svc-secret-81c2"}, {ID: "cli"}},
 		Users:   []authtest.User{{Username: "ada"}},
 	})
 	defer prov.Close()
 	prov.AutoApprove("ada", 0)
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov,
-		APIKeys: []authtest.PlatformAPIKey{{ID: "key-1", Secret: "ak-secret-3f0e", Username: "ci-bot"}}})
+	plat, err := platform.New(platform.Config{Provider: prov,
+		APIKeys: []platform.APIKey{{ID: "key-1", Secret: "ak-secret-3f0e", Username: "ci-bot"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
-	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/session"
 )
 
@@ -20,7 +20,7 @@ type LoggedIn interface {
 // ReportLogin prints who h logged in and its token, masked. With hub set
 // it calls the hub's GET /api/me through a session on h, and, with plat,
 // prints the hub's counters.
-func ReportLogin(ctx context.Context, out *Out, h LoggedIn, hub string, plat *authtest.Platform) error {
+func ReportLogin(ctx context.Context, out *Out, h LoggedIn, hub string, plat *platform.Platform) error {
 	tok, err := h.Token(ctx)
 	if err != nil {
 		return err
@@ -42,13 +42,13 @@ func ReportLogin(ctx context.Context, out *Out, h LoggedIn, hub string, plat *au
 		return err
 	}
 	defer s.Close()
-	var me authtest.Me
-	if err := GetJSON(ctx, s.HTTPClient(), strings.TrimRight(hub, "/")+authtest.PathMe, &me); err != nil {
+	var me platform.Me
+	if err := GetJSON(ctx, s.HTTPClient(), strings.TrimRight(hub, "/")+platform.PathMe, &me); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
 	out.Printf("hub: GET /api/me -> %s (by %s)\n", me.Subject, me.Method)
 	if plat != nil {
-		c := plat.Counts()[authtest.ServiceHub]
+		c := plat.Counts()[platform.ServiceHub]
 		out.Printf("hub counters: %d authenticated, %d refused\n", c.Authenticated, c.Rejected)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package authtest
+package platform
 
 import (
 	"context"
@@ -35,7 +35,7 @@ type messages struct{}
 func (messages) whoAmI(ctx context.Context) (*structpb.Struct, error) {
 	id, ok := grpcauth.IdentityFromContext(ctx)
 	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "authtest: no identity")
+		return nil, status.Error(codes.Unauthenticated, "platform: no identity")
 	}
 	m := meOf(ServiceMessages, id)
 	return structpb.NewStruct(map[string]any{
@@ -86,7 +86,7 @@ func WhoAmI(ctx context.Context, cc grpc.ClientConnInterface, opts ...grpc.CallO
 	m := Me{Service: str("service"), Subject: str("subject"), Username: str("username"),
 		Method: str("method"), ClientID: str("client_id")}
 	if m.Service == "" {
-		return Me{}, fmt.Errorf("authtest: WhoAmI answered no service: %v", out)
+		return Me{}, fmt.Errorf("platform: WhoAmI answered no service: %v", out)
 	}
 	return m, nil
 }

@@ -1,4 +1,4 @@
-package authtest_test
+package platform_test
 
 import (
 	"context"
@@ -19,28 +19,29 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/authtest/platform"
 )
 
 // platformFixture is a provider and a platform that trusts it, on a fake clock.
 type platformFixture struct {
 	clock *authtest.Clock
 	prov  *authtest.Provider
-	plat  *authtest.Platform
+	plat  *platform.Platform
 }
 
-func newPlatformFixture(t *testing.T, cfg authtest.PlatformConfig) *platformFixture {
+func newPlatformFixture(t *testing.T, cfg platform.Config) *platformFixture {
 	t.Helper()
 	clock := authtest.NewClock(time.Time{})
 	prov := authtest.NewProvider(authtest.ProviderConfig{
 		Clock:    clock,
-		Audience: authtest.DefaultPlatformAudience,
+		Audience: platform.DefaultAudience,
 		TLS:      cfg.TLS,
 		Users:    []authtest.User{{Username: "ada", Password: "pw"}},
 	})
 	t.Cleanup(prov.Close)
 	cfg.Provider = prov
-	cfg.APIKeys = append(cfg.APIKeys, authtest.PlatformAPIKey{ID: "k1", Secret: "s3cret", Username: "bob", Permissions: []string{"projects:read"}})
-	plat, err := authtest.NewPlatform(cfg)
+	cfg.APIKeys = append(cfg.APIKeys, platform.APIKey{ID: "k1", Secret: "s3cret", Username: "bob", Permissions: []string{"projects:read"}})
+	plat, err := platform.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func get(t *testing.T, client *http.Client, url string, hdr http.Header, out any
 	return resp
 }
 
-func dial(t *testing.T, pl *authtest.Platform, creds credentials.TransportCredentials) *grpc.ClientConn {
+func dial(t *testing.T, pl *platform.Platform, creds credentials.TransportCredentials) *grpc.ClientConn {
 	t.Helper()
 	if creds == nil {
 		creds = insecure.NewCredentials()
@@ -98,7 +99,7 @@ func withMD(ctx context.Context, hdr http.Header) context.Context {
 }
 
 func TestPlatformAcceptsProviderJWTAndAPIKeys(t *testing.T) {
-	f := newPlatformFixture(t, authtest.PlatformConfig{})
+	f := newPlatformFixture(t, platform.Config{})
 	jwt := f.prov.IssueAccessToken("ada", "cli", []string{"projects:read", "messages:send"}, 0)
 	cc := dial(t, f.plat, nil)
 	client := f.plat.Client()
@@ -112,21 +113,21 @@ func TestPlatformAcceptsProviderJWTAndAPIKeys(t *testing.T) {
 		clientID    string
 		permissions []string
 	}{
-		{"jwt", bearer(jwt), "ada", "ada", authtest.MethodJWT, "cli", []string{"projects:read", "messages:send"}},
-		{"api key", apiKey("k1", "s3cret"), "k1", "bob", authtest.MethodAPIKey, "", []string{"projects:read"}},
+		{"jwt", bearer(jwt), "ada", "ada", platform.MethodJWT, "cli", []string{"projects:read", "messages:send"}},
+		{"api key", apiKey("k1", "s3cret"), "k1", "bob", platform.MethodAPIKey, "", []string{"projects:read"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			want := authtest.Me{Subject: tt.subject, Username: tt.username, Method: tt.method, ClientID: tt.clientID}
+			want := platform.Me{Subject: tt.subject, Username: tt.username, Method: tt.method, ClientID: tt.clientID}
 			for _, svc := range []struct {
-				service authtest.Service
+				service platform.Service
 				url     string
 			}{
-				{authtest.ServiceHub, f.plat.HubURL()},
-				{authtest.ServiceAccessManager, f.plat.AccessManagerURL()},
+				{platform.ServiceHub, f.plat.HubURL()},
+				{platform.ServiceAccessManager, f.plat.AccessManagerURL()},
 			} {
-				var me authtest.Me
-				if resp := get(t, client, svc.url+authtest.PathMe, tt.hdr, &me); resp.StatusCode != http.StatusOK {
+				var me platform.Me
+				if resp := get(t, client, svc.url+platform.PathMe, tt.hdr, &me); resp.StatusCode != http.StatusOK {
 					t.Fatalf("%s: status %d", svc.service, resp.StatusCode)
 				}
 				want.Service = string(svc.service)
@@ -134,15 +135,15 @@ func TestPlatformAcceptsProviderJWTAndAPIKeys(t *testing.T) {
 					t.Errorf("%s /api/me = %+v, want %+v", svc.service, me, want)
 				}
 			}
-			var projects authtest.Projects
-			if resp := get(t, client, f.plat.HubURL()+authtest.PathProjects, tt.hdr, &projects); resp.StatusCode != http.StatusOK {
+			var projects platform.Projects
+			if resp := get(t, client, f.plat.HubURL()+platform.PathProjects, tt.hdr, &projects); resp.StatusCode != http.StatusOK {
 				t.Fatalf("projects: status %d", resp.StatusCode)
 			}
 			if projects.Owner != tt.subject || len(projects.Projects) == 0 {
 				t.Errorf("projects = %+v", projects)
 			}
-			var perms authtest.Permissions
-			if resp := get(t, client, f.plat.AccessManagerURL()+authtest.PathPermissions, tt.hdr, &perms); resp.StatusCode != http.StatusOK {
+			var perms platform.Permissions
+			if resp := get(t, client, f.plat.AccessManagerURL()+platform.PathPermissions, tt.hdr, &perms); resp.StatusCode != http.StatusOK {
 				t.Fatalf("permissions: status %d", resp.StatusCode)
 			}
 			if perms.Subject != tt.subject || strings.Join(perms.Permissions, " ") != strings.Join(tt.permissions, " ") {
@@ -150,11 +151,11 @@ func TestPlatformAcceptsProviderJWTAndAPIKeys(t *testing.T) {
 			}
 
 			ctx := withMD(context.Background(), tt.hdr)
-			me, err := authtest.WhoAmI(ctx, cc)
+			me, err := platform.WhoAmI(ctx, cc)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want.Service = string(authtest.ServiceMessages)
+			want.Service = string(platform.ServiceMessages)
 			if me != want {
 				t.Errorf("WhoAmI = %+v, want %+v", me, want)
 			}
@@ -165,12 +166,12 @@ func TestPlatformAcceptsProviderJWTAndAPIKeys(t *testing.T) {
 		})
 	}
 	c := f.plat.Counts()
-	want := authtest.PlatformCounts{
-		authtest.ServiceHub:           {Authenticated: 4},
-		authtest.ServiceAccessManager: {Authenticated: 4},
-		authtest.ServiceMessages:      {Authenticated: 4},
+	want := platform.Counts{
+		platform.ServiceHub:           {Authenticated: 4},
+		platform.ServiceAccessManager: {Authenticated: 4},
+		platform.ServiceMessages:      {Authenticated: 4},
 	}
-	for _, s := range authtest.Services {
+	for _, s := range platform.Services {
 		if c[s] != want[s] {
 			t.Errorf("counts[%s] = %+v, want %+v", s, c[s], want[s])
 		}
@@ -178,8 +179,8 @@ func TestPlatformAcceptsProviderJWTAndAPIKeys(t *testing.T) {
 }
 
 func TestPlatformRejects(t *testing.T) {
-	f := newPlatformFixture(t, authtest.PlatformConfig{})
-	other := authtest.NewProvider(authtest.ProviderConfig{Clock: f.clock, Audience: authtest.DefaultPlatformAudience})
+	f := newPlatformFixture(t, platform.Config{})
+	other := authtest.NewProvider(authtest.ProviderConfig{Clock: f.clock, Audience: platform.DefaultAudience})
 	defer other.Close()
 	expired := f.prov.IssueAccessToken("ada", "cli", nil, time.Minute)
 	f.clock.Advance(time.Minute) // exp == now: expired, with no leeway
@@ -200,11 +201,11 @@ func TestPlatformRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, svc := range []struct {
-				service authtest.Service
+				service platform.Service
 				url     string
 			}{
-				{authtest.ServiceHub, f.plat.HubURL() + authtest.PathProjects},
-				{authtest.ServiceAccessManager, f.plat.AccessManagerURL() + authtest.PathPermissions},
+				{platform.ServiceHub, f.plat.HubURL() + platform.PathProjects},
+				{platform.ServiceAccessManager, f.plat.AccessManagerURL() + platform.PathPermissions},
 			} {
 				resp := get(t, f.plat.Client(), svc.url, tt.hdr, nil)
 				if resp.StatusCode != http.StatusUnauthorized {
@@ -214,13 +215,13 @@ func TestPlatformRejects(t *testing.T) {
 					t.Errorf("%s: WWW-Authenticate = %s, want %s", svc.service, got, want)
 				}
 			}
-			_, err := authtest.WhoAmI(withMD(context.Background(), tt.hdr), cc)
+			_, err := platform.WhoAmI(withMD(context.Background(), tt.hdr), cc)
 			if status.Code(err) != codes.Unauthenticated {
 				t.Errorf("WhoAmI error = %v, want Unauthenticated", err)
 			}
 		})
 	}
-	for _, s := range authtest.Services {
+	for _, s := range platform.Services {
 		if c := f.plat.Counts()[s]; c.Rejected != len(tests) || c.Authenticated != 0 {
 			t.Errorf("counts[%s] = %+v, want %d rejected", s, c, len(tests))
 		}
@@ -228,79 +229,79 @@ func TestPlatformRejects(t *testing.T) {
 }
 
 func TestPlatformAudience(t *testing.T) {
-	f := newPlatformFixture(t, authtest.PlatformConfig{})
-	billing, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: f.prov, Audience: "billing"})
+	f := newPlatformFixture(t, platform.Config{})
+	billing, err := platform.New(platform.Config{Provider: f.prov, Audience: "billing"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer billing.Close()
 	tok := f.prov.IssueAccessToken("ada", "cli", nil, 0) // aud: DefaultPlatformAudience
-	if resp := get(t, f.plat.Client(), f.plat.HubURL()+authtest.PathMe, bearer(tok), nil); resp.StatusCode != http.StatusOK {
+	if resp := get(t, f.plat.Client(), f.plat.HubURL()+platform.PathMe, bearer(tok), nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("platform of the token's audience: %d", resp.StatusCode)
 	}
-	resp := get(t, billing.Client(), billing.HubURL()+authtest.PathMe, bearer(tok), nil)
+	resp := get(t, billing.Client(), billing.HubURL()+platform.PathMe, bearer(tok), nil)
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "not issued for this service") {
 		t.Errorf("platform of another audience: %d %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 }
 
 func TestPlatformFaults(t *testing.T) {
-	f := newPlatformFixture(t, authtest.PlatformConfig{})
+	f := newPlatformFixture(t, platform.Config{})
 	hdr := apiKey("k1", "s3cret")
 	cc := dial(t, f.plat, nil)
 	ctx := withMD(context.Background(), hdr)
 
-	f.plat.RejectNext(authtest.ServiceHub, 1)
-	f.plat.FailNext(authtest.ServiceAccessManager, 1)
-	f.plat.RejectNext(authtest.ServiceMessages, 1)
-	f.plat.FailNext(authtest.ServiceMessages, 1)
+	f.plat.RejectNext(platform.ServiceHub, 1)
+	f.plat.FailNext(platform.ServiceAccessManager, 1)
+	f.plat.RejectNext(platform.ServiceMessages, 1)
+	f.plat.FailNext(platform.ServiceMessages, 1)
 
-	if resp := get(t, f.plat.Client(), f.plat.HubURL()+authtest.PathMe, hdr, nil); resp.StatusCode != http.StatusUnauthorized {
+	if resp := get(t, f.plat.Client(), f.plat.HubURL()+platform.PathMe, hdr, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("hub after RejectNext: %d, want 401", resp.StatusCode)
 	}
-	if resp := get(t, f.plat.Client(), f.plat.HubURL()+authtest.PathMe, hdr, nil); resp.StatusCode != http.StatusOK {
+	if resp := get(t, f.plat.Client(), f.plat.HubURL()+platform.PathMe, hdr, nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("hub after the rejection: %d, want 200", resp.StatusCode)
 	}
-	resp := get(t, f.plat.Client(), f.plat.AccessManagerURL()+authtest.PathMe, hdr, nil)
+	resp := get(t, f.plat.Client(), f.plat.AccessManagerURL()+platform.PathMe, hdr, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "0" {
 		t.Errorf("access manager after FailNext: %d Retry-After %q, want 503 and 0", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	if _, err := authtest.WhoAmI(ctx, cc); status.Code(err) != codes.Unavailable {
+	if _, err := platform.WhoAmI(ctx, cc); status.Code(err) != codes.Unavailable {
 		t.Errorf("first RPC: %v, want Unavailable (failures come before rejections)", err)
 	}
-	if _, err := authtest.WhoAmI(ctx, cc); status.Code(err) != codes.Unauthenticated {
+	if _, err := platform.WhoAmI(ctx, cc); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("second RPC: %v, want Unauthenticated", err)
 	}
-	if _, err := authtest.WhoAmI(ctx, cc); err != nil {
+	if _, err := platform.WhoAmI(ctx, cc); err != nil {
 		t.Errorf("third RPC: %v", err)
 	}
-	want := authtest.PlatformCounts{
-		authtest.ServiceHub:           {Authenticated: 1, Rejected: 1},
-		authtest.ServiceAccessManager: {Failed: 1},
-		authtest.ServiceMessages:      {Authenticated: 1, Rejected: 1, Failed: 1},
+	want := platform.Counts{
+		platform.ServiceHub:           {Authenticated: 1, Rejected: 1},
+		platform.ServiceAccessManager: {Failed: 1},
+		platform.ServiceMessages:      {Authenticated: 1, Rejected: 1, Failed: 1},
 	}
 	got := f.plat.Counts()
-	for _, s := range authtest.Services {
+	for _, s := range platform.Services {
 		if got[s] != want[s] {
 			t.Errorf("counts[%s] = %+v, want %+v", s, got[s], want[s])
 		}
 	}
 	f.plat.ResetCounts()
-	if c := f.plat.Counts()[authtest.ServiceHub]; c != (authtest.ServiceCounts{}) {
+	if c := f.plat.Counts()[platform.ServiceHub]; c != (platform.ServiceCounts{}) {
 		t.Errorf("after ResetCounts: %+v", c)
 	}
 }
 
 func TestPlatformAPIKeysAtRuntime(t *testing.T) {
-	f := newPlatformFixture(t, authtest.PlatformConfig{})
-	url := f.plat.HubURL() + authtest.PathMe
+	f := newPlatformFixture(t, platform.Config{})
+	url := f.plat.HubURL() + platform.PathMe
 	if resp := get(t, f.plat.Client(), url, apiKey("k2", "two"), nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("unknown key: %d", resp.StatusCode)
 	}
-	if err := f.plat.AddAPIKey(authtest.PlatformAPIKey{ID: "k2", Secret: "two"}); err != nil {
+	if err := f.plat.AddAPIKey(platform.APIKey{ID: "k2", Secret: "two"}); err != nil {
 		t.Fatal(err)
 	}
-	var me authtest.Me
+	var me platform.Me
 	if resp := get(t, f.plat.Client(), url, apiKey("k2", "two"), &me); resp.StatusCode != http.StatusOK || me.Subject != "k2" {
 		t.Fatalf("added key: %d %+v", resp.StatusCode, me)
 	}
@@ -308,13 +309,13 @@ func TestPlatformAPIKeysAtRuntime(t *testing.T) {
 	if resp := get(t, f.plat.Client(), url, apiKey("k2", "two"), nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("removed key: %d", resp.StatusCode)
 	}
-	if err := f.plat.AddAPIKey(authtest.PlatformAPIKey{ID: "k3"}); err == nil {
+	if err := f.plat.AddAPIKey(platform.APIKey{ID: "k3"}); err == nil {
 		t.Error("AddAPIKey without a secret: no error")
 	}
 }
 
 func TestPlatformWire(t *testing.T) {
-	f := newPlatformFixture(t, authtest.PlatformConfig{Wire: auth.Wire{
+	f := newPlatformFixture(t, platform.Config{Wire: auth.Wire{
 		Hub:            auth.Field{Name: "X-Hub-Token"},
 		MessageService: auth.Field{Name: "token"},
 	}})
@@ -326,9 +327,9 @@ func TestPlatformWire(t *testing.T) {
 		hdr  http.Header
 		want int
 	}{
-		{"hub custom header", f.plat.HubURL() + authtest.PathMe, http.Header{"X-Hub-Token": {jwt}}, http.StatusOK},
-		{"hub standard header refused", f.plat.HubURL() + authtest.PathMe, bearer(jwt), http.StatusUnauthorized},
-		{"access manager standard header", f.plat.AccessManagerURL() + authtest.PathMe, bearer(jwt), http.StatusOK},
+		{"hub custom header", f.plat.HubURL() + platform.PathMe, http.Header{"X-Hub-Token": {jwt}}, http.StatusOK},
+		{"hub standard header refused", f.plat.HubURL() + platform.PathMe, bearer(jwt), http.StatusUnauthorized},
+		{"access manager standard header", f.plat.AccessManagerURL() + platform.PathMe, bearer(jwt), http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -337,25 +338,25 @@ func TestPlatformWire(t *testing.T) {
 			}
 		})
 	}
-	if _, err := authtest.WhoAmI(metadata.AppendToOutgoingContext(context.Background(), "token", jwt), cc); err != nil {
+	if _, err := platform.WhoAmI(metadata.AppendToOutgoingContext(context.Background(), "token", jwt), cc); err != nil {
 		t.Errorf("token metadata: %v", err)
 	}
-	if _, err := authtest.WhoAmI(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+jwt), cc); status.Code(err) != codes.Unauthenticated {
+	if _, err := platform.WhoAmI(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+jwt), cc); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("authorization metadata: %v, want Unauthenticated", err)
 	}
 }
 
 func TestPlatformTLS(t *testing.T) {
-	f := newPlatformFixture(t, authtest.PlatformConfig{TLS: true})
+	f := newPlatformFixture(t, platform.Config{TLS: true})
 	if !strings.HasPrefix(f.plat.HubURL(), "https://") || !strings.HasPrefix(f.plat.AccessManagerURL(), "https://") {
 		t.Fatalf("URLs %s %s", f.plat.HubURL(), f.plat.AccessManagerURL())
 	}
 	jwt := f.prov.IssueAccessToken("ada", "cli", nil, 0)
-	if resp := get(t, f.plat.Client(), f.plat.HubURL()+authtest.PathMe, bearer(jwt), nil); resp.StatusCode != http.StatusOK {
+	if resp := get(t, f.plat.Client(), f.plat.HubURL()+platform.PathMe, bearer(jwt), nil); resp.StatusCode != http.StatusOK {
 		t.Errorf("hub over TLS: %d", resp.StatusCode)
 	}
 	cc := dial(t, f.plat, f.plat.MessageServiceTLS())
-	if _, err := authtest.WhoAmI(withMD(context.Background(), bearer(jwt)), cc); err != nil {
+	if _, err := platform.WhoAmI(withMD(context.Background(), bearer(jwt)), cc); err != nil {
 		t.Errorf("message service over TLS: %v", err)
 	}
 }
@@ -363,15 +364,15 @@ func TestPlatformTLS(t *testing.T) {
 func TestPlatformConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  authtest.PlatformConfig
+		cfg  platform.Config
 	}{
-		{"issuer without JWKS", authtest.PlatformConfig{Issuer: "https://issuer.example"}},
-		{"bad wire", authtest.PlatformConfig{Wire: auth.Wire{MessageService: auth.Field{Name: "Token"}}}},
-		{"key without secret", authtest.PlatformConfig{APIKeys: []authtest.PlatformAPIKey{{ID: "k"}}}},
+		{"issuer without JWKS", platform.Config{Issuer: "https://issuer.example"}},
+		{"bad wire", platform.Config{Wire: auth.Wire{MessageService: auth.Field{Name: "Token"}}}},
+		{"key without secret", platform.Config{APIKeys: []platform.APIKey{{ID: "k"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pl, err := authtest.NewPlatform(tt.cfg)
+			pl, err := platform.New(tt.cfg)
 			if err == nil {
 				pl.Close()
 				t.Fatal("no error")
@@ -381,24 +382,24 @@ func TestPlatformConfigErrors(t *testing.T) {
 }
 
 func TestPlatformClose(t *testing.T) {
-	pl, err := authtest.NewPlatform(authtest.PlatformConfig{APIKeys: []authtest.PlatformAPIKey{{ID: "k", Secret: "s"}}})
+	pl, err := platform.New(platform.Config{APIKeys: []platform.APIKey{{ID: "k", Secret: "s"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hub := pl.HubURL()
 	cc := dial(t, pl, nil)
 	ctx := withMD(context.Background(), apiKey("k", "s"))
-	if _, err := authtest.WhoAmI(ctx, cc); err != nil {
+	if _, err := platform.WhoAmI(ctx, cc); err != nil {
 		t.Fatal(err)
 	}
 	pl.Close()
 	pl.Close() // twice is fine
-	if _, err := http.Get(hub + authtest.PathMe); err == nil {
+	if _, err := http.Get(hub + platform.PathMe); err == nil {
 		t.Error("hub still answers after Close")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := authtest.WhoAmI(ctx, cc); status.Code(err) != codes.Unavailable {
+	if _, err := platform.WhoAmI(ctx, cc); status.Code(err) != codes.Unavailable {
 		t.Errorf("message service after Close: %v, want Unavailable", err)
 	}
 }
@@ -406,9 +407,9 @@ func TestPlatformClose(t *testing.T) {
 // A test starts a provider and a platform that trusts it, then calls the
 // platform's three services with a token from the provider.
 func ExamplePlatform() {
-	prov := authtest.NewProvider(authtest.ProviderConfig{Audience: authtest.DefaultPlatformAudience})
+	prov := authtest.NewProvider(authtest.ProviderConfig{Audience: platform.DefaultAudience})
 	defer prov.Close()
-	plat, err := authtest.NewPlatform(authtest.PlatformConfig{Provider: prov})
+	plat, err := platform.New(platform.Config{Provider: prov})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -416,14 +417,14 @@ func ExamplePlatform() {
 	defer plat.Close()
 	tok := prov.IssueAccessToken("ada", "cli", []string{"projects:read"}, 0)
 
-	req, _ := http.NewRequest(http.MethodGet, plat.HubURL()+authtest.PathMe, nil)
+	req, _ := http.NewRequest(http.MethodGet, plat.HubURL()+platform.PathMe, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := plat.Client().Do(req)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	var me authtest.Me
+	var me platform.Me
 	json.NewDecoder(resp.Body).Decode(&me)
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode, me.Service, me.Subject, me.Method)
@@ -435,11 +436,11 @@ func ExamplePlatform() {
 	}
 	defer cc.Close()
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
-	me, err = authtest.WhoAmI(ctx, cc)
+	me, err = platform.WhoAmI(ctx, cc)
 	fmt.Println(me.Service, me.Subject, err)
-	_, err = authtest.WhoAmI(context.Background(), cc)
+	_, err = platform.WhoAmI(context.Background(), cc)
 	fmt.Println(status.Code(err))
-	fmt.Printf("%+v\n", plat.Counts()[authtest.ServiceMessages])
+	fmt.Printf("%+v\n", plat.Counts()[platform.ServiceMessages])
 	// Output:
 	// 200 hub ada jwt
 	// message service ada <nil>

@@ -1,4 +1,15 @@
-package authtest
+// Package platform is a fake of the platform authkit's SDKs talk to, for
+// tests and examples, in the spirit of net/http/httptest: [New] starts the
+// three services on free loopback ports — a hub and an access manager
+// (small JSON APIs over HTTP) and a message service over gRPC (the standard
+// health service and authtest.platform.v1.Messages/WhoAmI, see [WhoAmI]).
+// Each checks credentials as a real platform would, with grpcauth's
+// validators: a bearer JWT verified against the provider's JWKS (issuer,
+// audience, expiry), or an API key it knows. Refusals are 401 with an RFC
+// 6750 WWW-Authenticate header or codes.Unauthenticated; [Platform.Counts]
+// tells how many calls each service authenticated and refused. Tokens come
+// from an [authtest.Provider] (Config.Provider).
+package platform
 
 import (
 	"context"
@@ -23,13 +34,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/grpcauth"
 )
 
-// DefaultPlatformAudience is the "aud" a [Platform] requires of bearer JWTs
-// when PlatformConfig.Audience is empty. Give the provider the same value
-// (ProviderConfig.Audience) so that its tokens are meant for the platform.
-const DefaultPlatformAudience = "authkit-platform"
+// DefaultAudience is the "aud" a [Platform] requires of bearer JWTs
+// when Config.Audience is empty. Give the provider the same value
+// (authtest.ProviderConfig.Audience) so that its tokens are meant for the
+// platform.
+const DefaultAudience = "authkit-platform"
 
 // Service names one service of a [Platform].
 type Service string
@@ -47,8 +60,8 @@ const (
 // Services lists the services of a [Platform] in a fixed order.
 var Services = []Service{ServiceHub, ServiceAccessManager, ServiceMessages}
 
-// PlatformAPIKey is an API key a [Platform] knows.
-type PlatformAPIKey struct {
+// APIKey is an API key a [Platform] knows.
+type APIKey struct {
 	// ID is the key id, sent as "x-api-key-id" by default.
 	ID string
 	// Secret is the key, sent as "x-api-key" by default; compared in
@@ -60,13 +73,13 @@ type PlatformAPIKey struct {
 	Permissions []string
 }
 
-// PlatformConfig configures a [Platform]. Every zero value is usable; a
+// Config configures a [Platform]. Every zero value is usable; a
 // platform without Provider (or Issuer and JWKSURL) and without APIKeys
 // accepts nobody.
-type PlatformConfig struct {
+type Config struct {
 	// Provider, if set, is the issuer of the bearer JWTs the services
 	// accept: Issuer, JWKSURL, HTTPClient and Clock default to its own.
-	Provider *Provider
+	Provider *authtest.Provider
 	// Issuer is the required "iss" of bearer JWTs (a provider that is not
 	// an authtest.Provider).
 	Issuer string
@@ -75,14 +88,14 @@ type PlatformConfig struct {
 	// HTTPClient fetches the JWK Set; nil means the provider's client.
 	HTTPClient *http.Client
 	// Audience is the required "aud" of bearer JWTs; empty means
-	// DefaultPlatformAudience.
+	// DefaultAudience.
 	Audience string
 	// Leeway is the clock skew allowed on "exp" and "nbf": zero means none,
 	// so a token is refused the moment it expires, as strict tests want.
 	Leeway time.Duration
 	// APIKeys are the API keys the services accept. More can be added with
 	// [Platform.AddAPIKey].
-	APIKeys []PlatformAPIKey
+	APIKeys []APIKey
 	// Wire names the headers and metadata entries the services read; the
 	// zero value is the standard (Authorization: Bearer, x-api-key-id,
 	// x-api-key). The hub reads Wire.Hub, the access manager
@@ -111,8 +124,8 @@ type ServiceCounts struct {
 	Failed int
 }
 
-// PlatformCounts are the counters of every service of a [Platform].
-type PlatformCounts map[Service]ServiceCounts
+// Counts are the counters of every service of a [Platform].
+type Counts map[Service]ServiceCounts
 
 // Platform is a fake of the platform authkit serves: a hub HTTP API, an
 // access manager HTTP API and a message service over gRPC, each started on
@@ -130,7 +143,7 @@ type PlatformCounts map[Service]ServiceCounts
 //
 // All its methods are safe for concurrent use.
 type Platform struct {
-	cfg      PlatformConfig
+	cfg      Config
 	hub, am  *httptest.Server
 	grpcSrv  *grpc.Server
 	grpcLis  net.Listener
@@ -139,15 +152,15 @@ type Platform struct {
 	once     sync.Once
 
 	mu     sync.Mutex // guards everything below
-	keys   map[string]PlatformAPIKey
-	counts PlatformCounts
+	keys   map[string]APIKey
+	counts Counts
 	reject map[Service]int
 	fail   map[Service]int
 }
 
-// NewPlatform starts the three services. It fails if cfg is inconsistent
+// New starts the three services. It fails if cfg is inconsistent
 // or a port cannot be opened. Stop it with Close.
-func NewPlatform(cfg PlatformConfig) (*Platform, error) {
+func New(cfg Config) (*Platform, error) {
 	if err := cfg.Wire.Validate(); err != nil {
 		return nil, err
 	}
@@ -162,17 +175,17 @@ func NewPlatform(cfg PlatformConfig) (*Platform, error) {
 			cfg.HTTPClient = p.Client()
 		}
 		if cfg.Clock == nil {
-			cfg.Clock = p.cfg.Clock
+			cfg.Clock = p.Clock()
 		}
 	}
 	if (cfg.Issuer == "") != (cfg.JWKSURL == "") {
-		return nil, auth.ConfigError("authtest: PlatformConfig needs both Issuer and JWKSURL, or neither")
+		return nil, auth.ConfigError("platform: Config needs both Issuer and JWKSURL, or neither")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = auth.SystemClock()
 	}
 	if cfg.Audience == "" {
-		cfg.Audience = DefaultPlatformAudience
+		cfg.Audience = DefaultAudience
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -180,8 +193,8 @@ func NewPlatform(cfg PlatformConfig) (*Platform, error) {
 	pl := &Platform{
 		cfg:      cfg,
 		grpcDone: make(chan struct{}),
-		keys:     make(map[string]PlatformAPIKey),
-		counts:   PlatformCounts{},
+		keys:     make(map[string]APIKey),
+		counts:   Counts{},
 		reject:   make(map[Service]int),
 		fail:     make(map[Service]int),
 	}
@@ -219,9 +232,9 @@ func NewPlatform(cfg PlatformConfig) (*Platform, error) {
 }
 
 // AddAPIKey makes the services accept k, replacing a key of the same id.
-func (pl *Platform) AddAPIKey(k PlatformAPIKey) error {
+func (pl *Platform) AddAPIKey(k APIKey) error {
 	if k.ID == "" || k.Secret == "" {
-		return auth.ConfigError("authtest: a PlatformAPIKey needs an ID and a Secret")
+		return auth.ConfigError("platform: an APIKey needs an ID and a Secret")
 	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
@@ -281,7 +294,7 @@ func (pl *Platform) validator(f auth.Field) (grpcauth.Validator, error) {
 			for _, v := range md.Get(name) {
 				if prov.AccessTokenRevoked(strings.TrimSpace(strings.TrimPrefix(v, f.Prefix))) {
 					return nil, &grpcauth.Error{Kind: grpcauth.ErrInvalidCredentials,
-						Message: "grpcauth: invalid credentials", Detail: errors.New("authtest: the access token was revoked")}
+						Message: "grpcauth: invalid credentials", Detail: errors.New("platform: the access token was revoked")}
 				}
 			}
 			return id, nil
@@ -301,7 +314,7 @@ func (pl *Platform) lookupKey(_ context.Context, id string) (*grpcauth.APIKey, e
 }
 
 // errFailed is the injected failure of [Platform.FailNext].
-var errFailed = status.Error(codes.Unavailable, "authtest: injected failure; retry")
+var errFailed = status.Error(codes.Unavailable, "platform: injected failure; retry")
 
 // guard wraps a service's validator: it applies the injected faults and
 // counts the outcome.
@@ -322,12 +335,12 @@ func (pl *Platform) guard(s Service, v grpcauth.Validator) grpcauth.Validator {
 			pl.counts[s] = c
 			pl.mu.Unlock()
 			return nil, &grpcauth.Error{Kind: grpcauth.ErrInvalidCredentials,
-				Message: "grpcauth: invalid credentials", Detail: errors.New("authtest: injected rejection")}
+				Message: "grpcauth: invalid credentials", Detail: errors.New("platform: injected rejection")}
 		}
 		pl.mu.Unlock()
 		id, err := v.Validate(ctx, md)
 		if err != nil {
-			pl.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "authtest: platform call refused",
+			pl.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "platform: call refused",
 				slog.String("service", string(s)), slog.String("reason", err.Error()))
 		}
 		pl.mu.Lock()
@@ -361,10 +374,10 @@ func (pl *Platform) FailNext(s Service, n int) {
 }
 
 // Counts returns a copy of the counters of every service.
-func (pl *Platform) Counts() PlatformCounts {
+func (pl *Platform) Counts() Counts {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	out := make(PlatformCounts, len(Services))
+	out := make(Counts, len(Services))
 	for _, s := range Services {
 		out[s] = pl.counts[s]
 	}
@@ -375,7 +388,7 @@ func (pl *Platform) Counts() PlatformCounts {
 func (pl *Platform) ResetCounts() {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	pl.counts = PlatformCounts{}
+	pl.counts = Counts{}
 }
 
 // HubURL is the hub's base URL, e.g. "http://127.0.0.1:41234".
@@ -393,7 +406,7 @@ func (pl *Platform) MessageServiceAddr() string { return pl.grpcLis.Addr().Strin
 func (pl *Platform) Client() *http.Client { return pl.hub.Client() }
 
 // MessageServiceTLS returns transport credentials that trust the message
-// service's certificate; nil without PlatformConfig.TLS.
+// service's certificate; nil without Config.TLS.
 func (pl *Platform) MessageServiceTLS() credentials.TransportCredentials {
 	if !pl.cfg.TLS {
 		return nil
@@ -450,7 +463,7 @@ func (pl *Platform) startGRPC(v grpcauth.Validator) error {
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("authtest: message service: %w", err)
+		return fmt.Errorf("platform: message service: %w", err)
 	}
 	opts := ic.ServerOptions()
 	if pl.cfg.TLS {

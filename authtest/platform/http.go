@@ -1,6 +1,7 @@
-package authtest
+package platform
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -174,4 +175,17 @@ func (pl *Platform) permissions(id *grpcauth.Identity) []string {
 	}
 	scope, _ := id.Claims["scope"].(string)
 	return strings.Fields(scope)
+}
+
+// writeJSON answers v as JSON with status, not cached.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(b)
 }
