@@ -239,7 +239,7 @@ Exit codes: 0 ok, 1 error, 2 usage or configuration error, 3 login required,
 	f.StringVar(&o.UsernameClaim, "username-claim", "", "the ID token claim that names the user (default preferred_username)")
 	f.StringVar(&o.TokenDir, "token-dir", "", "the token directory (default "+tokenDirHelp()+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
-	root.AddCommand(a.loginCommand(), a.tokenCommand(), a.statusCommand(), a.whoamiCommand(), a.logoutCommand())
+	root.AddCommand(a.loginCommand(), a.tokenCommand(), a.statusCommand(), a.whoamiCommand(), a.logoutCommand(), a.devCommand())
 	return root
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -1111,5 +1112,88 @@ func TestLogoutAllUsesEachProfilesSecrets(t *testing.T) {
 	r = w.run(nil, "logout", "--all")
 	if strings.Count(r.stderr, `profile "robot"`) != 1 || !strings.Contains(r.stderr, "AUTHKIT_ROBOT_CLIENT_SECRET") {
 		t.Errorf("logout --all without robot's secret:\n%s\nwant the profile named once and AUTHKIT_ROBOT_CLIENT_SECRET", r.stderr)
+	}
+}
+
+// TestDevProvider: authkit dev runs a provider that stays up, writes a
+// profile for it, and the README's session runs against it: login (the
+// device code approved for the person), token, status, whoami, logout;
+// Ctrl-C ends it with exit 0.
+func TestDevProvider(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("signals")
+	}
+	w := newWorld(t)
+	w.workConfig() // an existing file: the dev profile is added, the rest kept
+	dev := exec.Command(binary, "dev", "--write-config")
+	dev.Env = w.env
+	stdout, err := dev.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	dev.Stderr = &stderr
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	var out strings.Builder
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if strings.HasPrefix(lines.Text(), "Then:") {
+			break
+		}
+	}
+	if !strings.Contains(out.String(), `Wrote profile "dev"`) {
+		t.Fatalf("dev printed:\n%s%s", out.String(), stderr.String())
+	}
+	go io.Copy(io.Discard, stdout)
+
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"login", "--profile", "dev", "--no-browser"}, "Logged in as ada"},
+		{[]string{"token", "--profile", "dev"}, "."},
+		{[]string{"whoami", "--profile", "dev"}, "ada"},
+		{[]string{"status", "--profile", "dev"}, "dev: logged in as ada"},
+		{[]string{"logout", "--profile", "dev"}, ""},
+	}
+	for _, s := range steps {
+		r := w.run(nil, s.args...)
+		if r.code != 0 || !strings.Contains(r.stdout+r.stderr, s.want) {
+			t.Fatalf("authkit %s: exit %d\n%s%s", strings.Join(s.args, " "), r.code, r.stdout, r.stderr)
+		}
+	}
+	cfg, _ := os.ReadFile(filepath.Join(w.home, "config", "authkit", "config.toml"))
+	if !strings.Contains(string(cfg), "[profiles.work]") || !strings.Contains(string(cfg), "[profiles.robot]") || strings.Count(string(cfg), "[profiles.dev]") != 1 {
+		t.Errorf("the config file after dev --write-config:\n%s\nwant its own profiles kept and one dev profile", cfg)
+	}
+	if err := dev.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Wait(); err != nil {
+		t.Errorf("dev after Ctrl-C: %v\n%s", err, stderr.String())
+	}
+}
+
+// TestWriteDevProfile: the dev profile's table is replaced where it is,
+// the rest of the file — comments, other tables — kept as it was.
+func TestWriteDevProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	before := "# mine\nprofile = \"work\"\n\n[profiles.dev]\nissuer = \"http://127.0.0.1:1\"\nclient_id = \"authkit-cli\"\n\n[profiles.work]\nissuer = \"https://sso.example.com\"\n"
+	if err := os.WriteFile(path, []byte(before), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &app{configPath: path, getenv: func(string) string { return "" }}
+	profile := "[profiles.dev]\nissuer    = \"http://127.0.0.1:2\"\nclient_id = \"authkit-cli\"\n"
+	if _, err := a.writeDevProfile(profile); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want := "# mine\nprofile = \"work\"\n\n" + profile + "\n[profiles.work]\nissuer = \"https://sso.example.com\"\n"
+	if string(got) != want {
+		t.Errorf("config:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -143,7 +143,9 @@ func (a *app) demo(cmd *cobra.Command, noBrowser bool) error {
 	if err := a.login(cmd.Context(), p, opt); err != nil {
 		return errors.Join(errors.New("demo login failed"), err)
 	}
-	fmt.Fprintf(a.stderr, "\nWith your provider: authkit login --issuer <issuer URL> --client-id <client id>\n"+
-		"(or a profile in %s); then authkit token, status, whoami, logout.\n", configPathHelp())
+	fmt.Fprintf(a.stderr, "\nNothing was saved. For a provider that stays up: authkit dev --write-config, then\n"+
+		"authkit login --profile dev (and token, status, whoami, logout) in another terminal.\n"+
+		"With your provider: authkit login --issuer <issuer URL> --client-id <client id>\n"+
+		"(or a profile in %s).\n", configPathHelp())
 	return nil
 }
