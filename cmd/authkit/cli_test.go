@@ -1197,3 +1197,30 @@ func TestWriteDevProfile(t *testing.T) {
 		t.Errorf("config:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestLoginSave: settings given as flags are kept with --save, so that the
+// next command needs none (it used to exit 2, "no issuer"), and no secret
+// is written.
+func TestLoginSave(t *testing.T) {
+	w := newWorld(t)
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	if r := w.run(nil, "token"); r.code != 2 {
+		t.Fatalf("token before any profile: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	r := w.run([]string{"AUTHKIT_CLIENT_SECRET=" + svcSecret}, "login", "--issuer", w.prov.Issuer(), "--client-id", cliClient, "--no-browser", "--scope", "openid", "--scope", "offline_access", "--save")
+	if r.code == 0 {
+		t.Fatalf("a public client logged in with a client secret:\n%s", r.stderr)
+	}
+	w.prov.AutoApprove("ada", 1500*time.Millisecond)
+	r = w.run(nil, "login", "--issuer", w.prov.Issuer(), "--client-id", cliClient, "--no-browser", "--scope", "openid", "--scope", "offline_access", "--save")
+	if r.code != 0 || !strings.Contains(r.stderr, `Saved profile "default"`) {
+		t.Fatalf("login --save: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := w.run(nil, "token"); r.code != 0 || r.stdout == "" {
+		t.Fatalf("token after login --save: exit %d\n%s", r.code, r.stderr)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(w.home, "config", "authkit", "config.toml"))
+	if !strings.Contains(string(cfg), w.prov.Issuer()) || !strings.Contains(string(cfg), `scopes    = ["openid", "offline_access"]`) || strings.Contains(string(cfg), svcSecret) {
+		t.Errorf("saved config:\n%s", cfg)
+	}
+}

@@ -78,14 +78,14 @@ if there), so that the other commands use it with --profile ` + devProfile + `.`
 	return cmd
 }
 
-// devTable matches the dev profile's table: its header and its lines up to
-// the next table.
-var devTable = regexp.MustCompile(`(?ms)^\[profiles\.` + devProfile + `\]\n.*?(^\[|\z)`)
+// writeDevProfile puts the dev profile's table in the config file; see
+// writeProfile.
+func (a *app) writeDevProfile(table string) (string, error) { return a.writeProfile(devProfile, table) }
 
-// writeDevProfile puts profile in the config file — replacing the dev
-// profile's table if there, else appending it, and leaving the rest of the
-// file as it was — and returns the file's path.
-func (a *app) writeDevProfile(profile string) (string, error) {
+// writeProfile puts table, the TOML table of profile name, in the config
+// file — replacing that profile's table if there, else appending it, and
+// leaving the rest of the file as it was — and returns the file's path.
+func (a *app) writeProfile(name, table string) (string, error) {
 	path := a.configPath
 	if path == "" {
 		path = a.getenv("AUTHKIT_CONFIG")
@@ -105,12 +105,14 @@ func (a *app) writeDevProfile(profile string) (string, error) {
 		return "", err
 	}
 	text := string(old)
-	if loc := devTable.FindStringSubmatchIndex(text); loc != nil {
+	// The table: its header and its lines up to the next table.
+	re := regexp.MustCompile(`(?ms)^\[profiles\.` + regexp.QuoteMeta(name) + `\]\n.*?(^\[|\z)`)
+	if loc := re.FindStringSubmatchIndex(text); loc != nil {
 		end := loc[1]
 		if loc[2] < loc[3] { // stopped at the next table's "[": keep it
 			end = loc[2]
 		}
-		text = text[:loc[0]] + profile + "\n" + text[end:]
+		text = text[:loc[0]] + table + "\n" + text[end:]
 	} else {
 		if text != "" && !strings.HasSuffix(text, "\n") {
 			text += "\n"
@@ -118,7 +120,7 @@ func (a *app) writeDevProfile(profile string) (string, error) {
 		if text != "" {
 			text += "\n"
 		}
-		text += profile
+		text += table
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err

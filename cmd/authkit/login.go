@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,7 +16,7 @@ import (
 )
 
 func (a *app) loginCommand() *cobra.Command {
-	var noBrowser, demo, qr bool
+	var noBrowser, demo, qr, save bool
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Log in, or reuse the stored login without a prompt",
@@ -33,7 +35,7 @@ the programs that use the same directory.`,
 		Example: `  authkit login --demo
   authkit login --profile work
   authkit login --flow browser
-  authkit login --issuer https://sso.example.com --client-id authkit-cli --no-browser`,
+  authkit login --issuer https://sso.example.com --client-id authkit-cli --no-browser --save`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("qr") {
@@ -46,12 +48,19 @@ the programs that use the same directory.`,
 			if err != nil {
 				return err
 			}
-			return a.login(cmd.Context(), p, handlerOptions{noBrowser: noBrowser})
+			if err := a.login(cmd.Context(), p, handlerOptions{noBrowser: noBrowser}); err != nil {
+				return err
+			}
+			if save {
+				return a.saveProfile(p)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "never open a browser: log in with a device code")
 	cmd.Flags().BoolVar(&qr, "qr", false, "draw the QR code even when stderr is not a terminal (--qr=false: never)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "log in to an identity provider embedded in authkit, to try it out")
+	cmd.Flags().BoolVar(&save, "save", false, "after the login, write the profile's settings (flags and AUTHKIT_* included, never a secret) to the config file")
 	return cmd
 }
 
@@ -148,4 +157,78 @@ func (a *app) demo(cmd *cobra.Command, noBrowser bool) error {
 		"With your provider: authkit login --issuer <issuer URL> --client-id <client id>\n"+
 		"(or a profile in %s).\n", configPathHelp())
 	return nil
+}
+
+// saveProfile writes p's settings — from the file, the environment and the
+// flags — as its table in the config file, so that the next commands need
+// no flags (TestLoginSave). Secrets are never written.
+func (a *app) saveProfile(p *profile) error {
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]+$`).MatchString(p.Name) {
+		return usagef("profile %q: --save writes only profiles named with letters, digits, - and _", p.Name)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[profiles.%s]\n", p.Name)
+	str := func(key, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "%-9s = %s\n", key, tomlString(v))
+		}
+	}
+	list := func(key string, vs []string) {
+		if len(vs) > 0 {
+			q := make([]string, len(vs))
+			for i, v := range vs {
+				q[i] = tomlString(v)
+			}
+			fmt.Fprintf(&b, "%-9s = [%s]\n", key, strings.Join(q, ", "))
+		}
+	}
+	fp := p.fileProfile
+	str("issuer", fp.Issuer)
+	str("token_url", fp.TokenURL)
+	str("device_authorization_url", fp.DeviceAuthorizationURL)
+	str("authorization_url", fp.AuthorizationURL)
+	str("revocation_url", fp.RevocationURL)
+	str("jwks_url", fp.JWKSURL)
+	str("client_id", fp.ClientID)
+	str("flow", fp.Flow)
+	list("scopes", fp.Scopes)
+	list("audiences", fp.Audiences)
+	str("username", fp.Username)
+	str("username_claim", fp.UsernameClaim)
+	if fp.TOTP {
+		fmt.Fprintf(&b, "%-9s = true\n", "totp")
+	}
+	if fp.RedirectPort != 0 {
+		fmt.Fprintf(&b, "%-9s = %d\n", "redirect_port", fp.RedirectPort)
+	}
+	str("token_dir", fp.TokenDir)
+	path, err := a.writeProfile(p.Name, b.String())
+	if err != nil {
+		return fmt.Errorf("the login is stored, but the profile could not be saved: %w", err)
+	}
+	use := ""
+	if !p.Implicit || p.Name != defaultProfile {
+		use = " --profile " + p.Name
+	}
+	fmt.Fprintf(a.stderr, "Saved profile %q to %s: authkit token%s needs no flags now.\n", p.Name, path, use)
+	return nil
+}
+
+// tomlString quotes s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\u%04X", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
