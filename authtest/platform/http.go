@@ -1,7 +1,6 @@
 package platform
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/authkit-go/authkit/grpcauth"
+	"github.com/authkit-go/authkit/internal/jsonresp"
 )
 
 // Paths served by the hub and the access manager of a [Platform].
@@ -77,10 +77,10 @@ var platformProjects = []Project{{ID: "p-1", Name: "apollo"}, {ID: "p-2", Name: 
 func (pl *Platform) hubHandler(v grpcauth.Validator) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathMe, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, meOf(ServiceHub, identityOf(r)))
+		jsonresp.Write(w, http.StatusOK, meOf(ServiceHub, identityOf(r)))
 	})
 	mux.HandleFunc("GET "+PathProjects, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, Projects{Owner: identityOf(r).Subject, Projects: platformProjects})
+		jsonresp.Write(w, http.StatusOK, Projects{Owner: identityOf(r).Subject, Projects: platformProjects})
 	})
 	return pl.authenticateHTTP(ServiceHub, v, mux)
 }
@@ -88,10 +88,10 @@ func (pl *Platform) hubHandler(v grpcauth.Validator) http.Handler {
 func (pl *Platform) accessManagerHandler(v grpcauth.Validator) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathMe, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, meOf(ServiceAccessManager, identityOf(r)))
+		jsonresp.Write(w, http.StatusOK, meOf(ServiceAccessManager, identityOf(r)))
 	})
 	mux.HandleFunc("GET "+PathPermissions, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, Permissions{Subject: identityOf(r).Subject, Permissions: pl.permissions(identityOf(r))})
+		jsonresp.Write(w, http.StatusOK, Permissions{Subject: identityOf(r).Subject, Permissions: pl.permissions(identityOf(r))})
 	})
 	return pl.authenticateHTTP(ServiceAccessManager, v, mux)
 }
@@ -111,7 +111,7 @@ func (pl *Platform) authenticateHTTP(s Service, v grpcauth.Validator, next http.
 		if err != nil {
 			if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
 				w.Header().Set("Retry-After", "0")
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+				jsonresp.Write(w, http.StatusServiceUnavailable, map[string]string{
 					"error": "unavailable", "message": st.Message()})
 				return
 			}
@@ -126,7 +126,7 @@ func (pl *Platform) authenticateHTTP(s Service, v grpcauth.Validator, next http.
 				challenge += `, error="invalid_token", error_description="` + challengeText(msg) + `"`
 			}
 			w.Header().Set("WWW-Authenticate", challenge)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "message": msg})
+			jsonresp.Write(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "message": msg})
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(grpcauth.ContextWithIdentity(r.Context(), id)))
@@ -175,17 +175,4 @@ func (pl *Platform) permissions(id *grpcauth.Identity) []string {
 	}
 	scope, _ := id.Claims["scope"].(string)
 	return strings.Fields(scope)
-}
-
-// writeJSON answers v as JSON with status, not cached.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(b)
 }
