@@ -14,6 +14,7 @@ func TestCanonicalHost(t *testing.T) {
 		name    string
 		host    string
 		want    string
+		also    string // another right answer, where the Unicode version decides
 		wantErr bool
 	}{
 		{name: "lower-case name", host: "localhost", want: "localhost"},
@@ -21,7 +22,11 @@ func TestCanonicalHost(t *testing.T) {
 		{name: "root dot removed", host: "LocalHost.", want: "localhost"},
 		{name: "ASCII name kept as dialled", host: "STRASSE.example", want: "strasse.example"},
 		{name: "sharp s is not folded to ss", host: "straße.example", want: "xn--strae-oqa.example"},
-		{name: "capital sharp s maps to ss under UTS 46", host: "ẞ.example", want: "ss.example"},
+		// UTS 46 mapped U+1E9E to "ss" until Unicode 15.1, and to "ß" since;
+		// x/net/idna takes the tables of the Go release it is built with
+		// (Go 1.26: "ss"; Go 1.27: "ß"). Either way CanonicalHost names the
+		// host net/http dials: TestCanonicalHostIsWhatNetHTTPDials.
+		{name: "capital sharp s maps as the Unicode version says", host: "ẞ.example", want: "ss.example", also: "xn--zca.example"},
 		{name: "final sigma kept distinct from sigma", host: "ς.example", want: "xn--3xa.example"},
 		{name: "punycode label kept", host: "XN--STRAE-OQA.example", want: "xn--strae-oqa.example"},
 		{name: "fullwidth maps to ASCII", host: "ＬＯＣＡＬＨＯＳＴ", want: "localhost"},
@@ -70,7 +75,7 @@ func TestCanonicalHost(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tt.want {
+			if err != nil || got != tt.want && (tt.also == "" || got != tt.also) {
 				t.Fatalf("CanonicalHost(%q) = %q, %v; want %q", tt.host, got, err, tt.want)
 			}
 		})
