@@ -231,6 +231,7 @@ var (
 // countdown that stops when the login ends. Later runs, new processes,
 // reuse the login without a prompt and without asking the provider.
 func TestLoginOnTerminal(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	w.prov.AutoApprove("ada", 2500*time.Millisecond)
@@ -340,6 +341,7 @@ func checkQR(t *testing.T, out, want string, color bool) {
 // and no escape code, unless --qr asks for the QR code; the result is the
 // same login.
 func TestLoginScript(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	w.prov.AutoApprove("ada", 1500*time.Millisecond)
@@ -365,6 +367,7 @@ func TestLoginScript(t *testing.T) {
 // TestNoColor: NO_COLOR keeps colour escapes out of a terminal session;
 // the QR code and the countdown stay.
 func TestNoColor(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	w.prov.AutoApprove("ada", 1500*time.Millisecond)
@@ -386,6 +389,7 @@ func TestNoColor(t *testing.T) {
 // provider for a device code; with --login it logs in (prompting on stderr)
 // and prints the token alone on stdout.
 func TestTokenNeverPrompts(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	for _, args := range [][]string{{"token"}, {"token", "--format", "kubectl"}, {"whoami"}} {
@@ -416,6 +420,7 @@ func TestTokenNeverPrompts(t *testing.T) {
 // TestTokenFormats: header, json and kubectl print the same valid token;
 // kubectl's is an ExecCredential with the token's expiry.
 func TestTokenFormats(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	w.login()
@@ -466,6 +471,7 @@ func TestTokenFormats(t *testing.T) {
 // the last run (a laptop that slept) is refreshed by token in a new process,
 // without a prompt, and the rotated refresh token is saved for the next.
 func TestTokenRefreshesSilently(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	w.login()
@@ -510,6 +516,7 @@ func (w *world) expireStored() *auth.Token {
 // TestLogoutRevokes: logout revokes at the provider, which then refuses
 // the old refresh token, and leaves the next run logged out.
 func TestLogoutRevokes(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	w.login()
@@ -545,6 +552,7 @@ func TestLogoutRevokes(t *testing.T) {
 // TestStatus: status shows user, scopes and both expiries, exits 3 while a
 // profile is logged out, and never prints a token, in either format.
 func TestStatus(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.writeConfig(w.workConfigText()+fmt.Sprintf("client_secret = %q\n", svcSecret), 0o600)
 	w.login()
@@ -606,6 +614,7 @@ func TestStatus(t *testing.T) {
 // TestBadConfig: every configuration mistake is one line on stderr and
 // exit code 2, with nothing on stdout.
 func TestBadConfig(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	tests := []struct {
 		name   string
@@ -659,6 +668,7 @@ func TestBadConfig(t *testing.T) {
 // an error naming what it waited for (exit 1) once --timeout has passed,
 // not a hang.
 func TestSilentProvider(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	hang := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -678,6 +688,7 @@ func TestSilentProvider(t *testing.T) {
 // TestSecretInConfig: a client secret in a file others may read is used,
 // with a warning that says how to fix the mode.
 func TestSecretInConfig(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	text := fmt.Sprintf("[profiles.robot]\nissuer = %q\nclient_id = %q\nclient_secret = %q\nflow = \"client-credentials\"\n",
 		w.prov.Issuer(), svcClient, svcSecret)
@@ -699,6 +710,7 @@ func TestSecretInConfig(t *testing.T) {
 // TestEnvironmentAndFlags: without a config file the environment makes a
 // profile; a flag beats the environment, which beats the file.
 func TestEnvironmentAndFlags(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	env := []string{"AUTHKIT_ISSUER=" + w.prov.Issuer(), "AUTHKIT_CLIENT_ID=" + svcClient, "AUTHKIT_CLIENT_SECRET=" + svcSecret,
 		"AUTHKIT_FLOW=client-credentials"}
@@ -720,6 +732,7 @@ func TestEnvironmentAndFlags(t *testing.T) {
 // file's default; --config beats AUTHKIT_CONFIG, which beats the default
 // file.
 func TestProfileChoice(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.writeConfig(fmt.Sprintf(`profile = "robot"
 [profiles.robot]
@@ -761,6 +774,7 @@ client_id = %q
 // TestPasswordFlow: the password comes from AUTHKIT_PASSWORD (or the
 // terminal); without either, token says a login is required.
 func TestPasswordFlow(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"ada\"\n", w.prov.Issuer(), cliClient), 0o600)
 	if r := w.run(nil, "token"); r.code != 3 || !strings.Contains(r.stderr, "login required") {
@@ -780,6 +794,7 @@ func TestPasswordFlow(t *testing.T) {
 // TestPasswordOnTerminal: the password and a one-time code are read from
 // the terminal, the password without echo.
 func TestPasswordOnTerminal(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	const totpSecret = "JBSWY3DPEHPK3PXP"
 	w := newWorld(t, func(c *authtest.ProviderConfig) {
 		c.Users = append(c.Users, authtest.User{Username: "eve", Password: "eve-password-7c1a", TOTPSecret: totpSecret})
@@ -826,6 +841,7 @@ func TestPasswordOnTerminal(t *testing.T) {
 // BROWSER) logs in with a device code, shown by the command's own prompt;
 // --no-browser goes to the device code directly.
 func TestBrowserFallsBack(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"browser\"\n", w.prov.Issuer(), cliClient), 0o600)
 	w.prov.AutoApprove("ada", 1500*time.Millisecond)
@@ -854,6 +870,7 @@ func TestBrowserFallsBack(t *testing.T) {
 // TestInterrupted: Ctrl-C (or SIGTERM) during a device login stops it at
 // once with the shells' exit code, and nothing is stored.
 func TestInterrupted(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	if runtime.GOOS == "windows" {
 		t.Skip("no signals")
 	}
@@ -899,6 +916,7 @@ func waitFor(t *testing.T, cond func() bool, what func() string) {
 
 // TestDemo: login --demo needs nothing but the command, for both flows.
 func TestDemo(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	tmp := filepath.Join(w.home, "tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
@@ -923,6 +941,7 @@ func TestDemo(t *testing.T) {
 // TestHelp: every command has help with examples, on stdout, exit 0; and
 // --version says which authkit this is.
 func TestHelp(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	if r := w.run(nil, "--version"); r.code != 0 || r.stdout != "authkit version "+auth.Version+"\n" {
 		t.Errorf("--version: exit %d %q", r.code, r.stdout)
@@ -945,6 +964,7 @@ func providerRequests(p *authtest.Provider) int {
 // with no provider request — with the provider up, and with it stopped —
 // and names the user verified when it was obtained.
 func TestTokenOffline(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	w.login()
@@ -994,6 +1014,7 @@ func TestTokenOffline(t *testing.T) {
 // TestOneLinePerProblem: a wrong password is one clear line — no library
 // log record before it (records go behind -v) — and -v shows the records.
 func TestOneLinePerProblem(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"ada\"\n", w.prov.Issuer(), cliClient), 0o600)
 	r := w.run([]string{"AUTHKIT_PASSWORD=wrong-password"}, "login")
@@ -1011,6 +1032,7 @@ func TestOneLinePerProblem(t *testing.T) {
 // TestUnknownCommandSuggestion: cobra's suggestion is printed as cobra
 // writes it, not folded into one line of semicolons.
 func TestUnknownCommandSuggestion(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	r := w.run(nil, "tokne")
 	if r.code != 2 {
@@ -1024,6 +1046,7 @@ func TestUnknownCommandSuggestion(t *testing.T) {
 // TestStatusJSONTimes: status --json writes every time in one format, UTC
 // to the second (the access token's expiry came with nanoseconds).
 func TestStatusJSONTimes(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	w.login()
@@ -1047,6 +1070,7 @@ func TestStatusJSONTimes(t *testing.T) {
 // offline_access gets no refresh token, and login says so rather than
 // that the token "is refreshed when needed".
 func TestLoginSaysWhatIsTrueAboutRefresh(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	for _, tt := range []struct {
 		name, scopes, want, not string
 	}{
@@ -1068,6 +1092,7 @@ func TestLoginSaysWhatIsTrueAboutRefresh(t *testing.T) {
 // TestStatusSaysItRefreshed: status refreshes an expired stored access
 // token to report on a valid one, and says so; with a valid one it does not.
 func TestStatusSaysItRefreshed(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig()
 	w.login()
@@ -1093,6 +1118,7 @@ func TestStatusSaysItRefreshed(t *testing.T) {
 // Without the secret, the error names the profile once and the variable
 // that --all can use.
 func TestLogoutAllUsesEachProfilesSecrets(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.workConfig() // "work": device flow, public client, the default; "robot": client credentials
 	w.login()
@@ -1120,6 +1146,7 @@ func TestLogoutAllUsesEachProfilesSecrets(t *testing.T) {
 // device code approved for the person), token, status, whoami, logout;
 // Ctrl-C ends it with exit 0.
 func TestDevProvider(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	if runtime.GOOS == "windows" {
 		t.Skip("signals")
 	}
@@ -1202,6 +1229,7 @@ func TestWriteDevProfile(t *testing.T) {
 // next command needs none (it used to exit 2, "no issuer"), and no secret
 // is written.
 func TestLoginSave(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
 	w := newWorld(t)
 	w.prov.AutoApprove("ada", 1500*time.Millisecond)
 	if r := w.run(nil, "token"); r.code != 2 {
