@@ -332,8 +332,9 @@ func (a *app) all(cmd *cobra.Command) ([]resolved, error) {
 	}
 	var out []resolved
 	for _, n := range cfg.names() {
-		// Every profile: the unscoped secrets go to none of them.
-		p, err := resolve(cfg, a.cfgPath, n, n == name, false, n == name, envOverrides(a.getenv), a.flagSet, a.getenv)
+		// Every profile: the unscoped secrets go to none of them, unless
+		// the file holds only the one, which they can only be meant for.
+		p, err := resolve(cfg, a.cfgPath, n, n == name, len(cfg.Profiles) == 1, n == name, envOverrides(a.getenv), a.flagSet, a.getenv)
 		out = append(out, resolved{name: n, p: p, err: err})
 	}
 	return out, nil

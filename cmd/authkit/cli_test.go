@@ -1252,3 +1252,18 @@ func TestLoginSave(t *testing.T) {
 		t.Errorf("saved config:\n%s", cfg)
 	}
 }
+
+// TestStatusOfTheOnlyProfileUsesTheUnscopedSecret: with one profile in the
+// file, AUTHKIT_CLIENT_SECRET can only be meant for it, also in status.
+func TestStatusOfTheOnlyProfileUsesTheUnscopedSecret(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
+	w := newWorld(t)
+	w.writeConfig(fmt.Sprintf("profile = \"robot\"\n\n[profiles.robot]\nissuer = %q\nclient_id = %q\nflow = \"client-credentials\"\n", w.prov.Issuer(), svcClient), 0o600)
+	env := []string{"AUTHKIT_CLIENT_SECRET=" + svcSecret}
+	if r := w.run(env, "login"); r.code != 0 {
+		t.Fatalf("login: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := w.run(env, "status"); r.code != 0 || !strings.Contains(r.stdout, "robot: logged in") {
+		t.Errorf("status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
