@@ -71,7 +71,7 @@ func TestCustodyFailedSaveNeverSpendsTheOlderStoredToken(t *testing.T) {
 	accessToken(t, e) // refresh-1, saved
 
 	store.failSaves.Store(true)
-	clock.Advance(2 * time.Hour)
+	clock.Jump(2 * time.Hour) // past the expiry; no background refresh in between
 	if got := accessToken(t, e); got != "Bearer access-2" {
 		t.Fatalf("second token: %q", got)
 	}
@@ -83,7 +83,7 @@ func TestCustodyFailedSaveNeverSpendsTheOlderStoredToken(t *testing.T) {
 	}
 
 	store.failSaves.Store(false)
-	clock.Advance(2 * time.Hour)
+	clock.Jump(2 * time.Hour) // past the expiry; no background refresh in between
 	accessToken(t, e)
 	if got := g.currents[2].RefreshToken.Reveal(); got != "refresh-2" {
 		t.Fatalf("the third fetch spent %q; want refresh-2, the newer token held in memory (refresh-1 is spent)", got)
