@@ -256,6 +256,11 @@ type fetchCall struct {
 	spending atomic.Bool
 
 	last error // the last transient failure; guarded by Engine.mu
+
+	// waiting is closed when the first caller waits for this fetch;
+	// waited (guarded by Engine.mu) says it was.
+	waiting chan struct{}
+	waited  bool
 }
 
 // errSuperseded ends a fetch whose login epoch has passed.
@@ -557,6 +562,10 @@ func (e *Engine) wait(ctx context.Context) (*Credentials, error) {
 			}
 			call = e.startLocked(s, false)
 		}
+		if !call.waited {
+			call.waited = true
+			close(call.waiting)
+		}
 		e.mu.Unlock()
 		select {
 		case <-call.done:
@@ -585,7 +594,7 @@ func (e *Engine) wait(ctx context.Context) (*Credentials, error) {
 // startLocked starts a fetch from state s.
 func (e *Engine) startLocked(s *state, early bool) *fetchCall {
 	var ctx context.Context
-	call := &fetchCall{done: make(chan struct{}), epoch: s.epoch}
+	call := &fetchCall{done: make(chan struct{}), waiting: make(chan struct{}), epoch: s.epoch}
 	if e.timeout > 0 {
 		ctx, call.cancel = context.WithTimeout(context.Background(), e.timeout)
 	} else {
@@ -643,12 +652,41 @@ func (e *Engine) run(ctx context.Context, call *fetchCall) {
 			e.finish(call, nil, nil, 0, err)
 			return
 		}
-		wait := e.backoff.delay(attempt, retryAfter(err))
-		e.log.Debug("auth: transient failure; retrying", "error", err, "attempt", attempt, "retry_in", wait)
-		if err := backoff.Sleep(ctx, e.clock.AfterFunc, wait); err != nil {
+		if err := e.pause(ctx, call, attempt, err); err != nil {
 			e.finish(call, nil, nil, 0, e.ended(ctx, call, err))
 			return
 		}
+	}
+}
+
+// pause waits before the attempt after attempt, which failed with err: the
+// backoff's delay, or its shorter waiting delay once a caller waits for
+// the fetch (see [Backoff]). A caller that arrives during a long wait cuts
+// it short.
+func (e *Engine) pause(ctx context.Context, call *fetchCall, attempt int, err error) error {
+	ra := retryAfter(err)
+	d := e.backoff.delay(attempt, ra)
+	select {
+	case <-call.waiting:
+		d = min(d, e.backoff.waitingDelay(attempt, ra))
+	default:
+	}
+	e.log.Debug("auth: transient failure; retrying", "error", err, "attempt", attempt, "retry_in", d)
+	start := e.clock.Now()
+	fired := make(chan struct{})
+	t := e.clock.AfterFunc(d, func() { close(fired) })
+	select {
+	case <-fired:
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	case <-call.waiting:
+		if !t.Stop() {
+			return nil // fired meanwhile
+		}
+		left := d - e.clock.Now().Sub(start)
+		return backoff.Sleep(ctx, e.clock.AfterFunc, min(left, e.backoff.waitingDelay(attempt, ra)))
 	}
 }
 

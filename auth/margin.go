@@ -65,6 +65,15 @@ func serveMargin(refresh time.Duration) time.Duration {
 // up to Max, each wait drawn at random from its upper half (jitter). A
 // server's Retry-After is honoured up to Max. The zero value means Min
 // 250 ms and Max 1 minute.
+//
+// While a caller waits for the fetch (no token can be served), the waits
+// double only up to 2 seconds (or Min, if that is longer): the long waits
+// spare a failing provider while a valid token is served, but a caller's
+// deadline is better spent on attempts than on waiting for a provider that
+// may already answer again. A caller that arrives during a longer wait cuts
+// it short. Retry-After is still honoured
+// (TestEngineWaitingCallerIsNotBackedOffPastItsDeadline,
+// TestEngineCallerArrivingDuringALongBackoffCutsItShort).
 type Backoff struct {
 	Min time.Duration
 	Max time.Duration
@@ -86,4 +95,14 @@ func (b Backoff) limits() (lo, hi time.Duration) {
 func (b Backoff) delay(n int, retryAfter time.Duration) time.Duration {
 	lo, hi := b.limits()
 	return min(max(backoff.Delay(n, lo, hi), retryAfter), hi)
+}
+
+// waitingMax caps the waits while callers wait for a fetch.
+const waitingMax = 2 * time.Second
+
+// waitingDelay is delay while a caller waits: capped at waitingMax (or
+// Min, if that is longer), except for the server's retryAfter.
+func (b Backoff) waitingDelay(n int, retryAfter time.Duration) time.Duration {
+	lo, hi := b.limits()
+	return min(max(backoff.Delay(n, lo, min(max(lo, waitingMax), hi)), retryAfter), hi)
 }

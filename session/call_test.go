@@ -3,10 +3,12 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -301,5 +303,32 @@ func TestAttemptContextKeepsTheContract(t *testing.T) {
 				t.Errorf("Deadline = %v, %v after the attempt ended, want the attempt's", dl, ok)
 			}
 		})
+	}
+}
+
+// waitingHandler waits for a token until the caller's ctx ends and then
+// says why, as auth.Engine does.
+type waitingHandler struct{ staticHandler }
+
+func (h *waitingHandler) HubRequestHeaders(ctx context.Context) (http.Header, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("auth: gave up waiting for a token: %w; the last attempt failed: token endpoint: 503 Service Unavailable", ctx.Err())
+}
+
+// TestCallerDeadlineKeepsTheCause: when the caller's deadline ends a wait
+// for credentials, the error still says what was waited for and why it
+// took so long, besides matching context.DeadlineExceeded.
+func TestCallerDeadlineKeepsTheCause(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	s := newSession(t, &waitingHandler{}, fastRetries(srv.URL))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, _, err := do(t, s, newReq(t, "GET", srv.URL+"/api/me", nil).WithContext(ctx))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	}
+	if !strings.Contains(err.Error(), "the last attempt failed: token endpoint: 503") {
+		t.Errorf("err = %q, want it to say why no token came", err)
 	}
 }

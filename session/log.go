@@ -28,6 +28,9 @@ func (s *Session) checkRetry(ctx context.Context, resp *http.Response, err error
 		s.log.Debug("session: attempt failed", attrs...)
 	}
 	if cerr := a.c.ctx.Err(); cerr != nil {
+		if err != nil && errors.Is(err, cerr) {
+			return false, err // it says what the caller waited for (TestCallerDeadlineKeepsTheCause)
+		}
 		return false, cerr
 	}
 	if err != nil && permanent(err) || !s.policy(resp, err) {

@@ -126,3 +126,15 @@ func (c *Clock) Pending() int {
 	defer c.mu.Unlock()
 	return len(c.timers)
 }
+
+// Next returns how far ahead the earliest scheduled timer is due; ok is
+// false when none is scheduled.
+func (c *Clock) Next() (d time.Duration, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.nextDueLocked(time.Unix(1<<62, 0))
+	if t == nil {
+		return 0, false
+	}
+	return max(t.at.Sub(c.now), 0), true
+}
