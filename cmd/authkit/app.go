@@ -168,7 +168,7 @@ func isTerminal(w any) bool {
 
 // newLogger writes the library's records to w with verbose, and discards
 // them without: the person sees one line per problem, the command's own
-// (TestOneLinePerProblem). Records carry no secrets (the library's rule).
+// (testdata/script/password.txtar). Records carry no secrets (the library's rule).
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	if !verbose {
 		return slog.New(slog.DiscardHandler)

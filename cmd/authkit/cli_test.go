@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -611,59 +610,6 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-// TestBadConfig: every configuration mistake is one line on stderr and
-// exit code 2, with nothing on stdout.
-func TestBadConfig(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	w := newWorld(t)
-	tests := []struct {
-		name   string
-		config string // "" leaves no file
-		env    []string
-		args   []string
-		want   string
-	}{
-		{name: "unknown profile", config: "[profiles.work]\nissuer = \"https://sso.example.com\"\nclient_id = \"x\"\n",
-			args: []string{"token", "--profile", "wrok"}, want: `unknown profile "wrok": not in CONFIG (it has work)`},
-		{name: "no config at all", args: []string{"token"},
-			want: `profile "default" has no issuer: set issuer in CONFIG, AUTHKIT_ISSUER or --issuer`},
-		{name: "missing issuer", config: "profile = \"work\"\n[profiles.work]\nclient_id = \"x\"\n", args: []string{"status"},
-			want: `profile "work" has no issuer: set issuer in CONFIG, AUTHKIT_ISSUER or --issuer`},
-		{name: "malformed file", config: "[profiles.work\nissuer = 1\n", args: []string{"login"},
-			want: `config file CONFIG: line 2: expected '.' or ']' to end table name, but got '\n' instead`},
-		{name: "unknown setting", config: "[profiles.work]\nisuer = \"https://sso.example.com\"\n", args: []string{"token", "-p", "work"},
-			want: `config file CONFIG: unknown setting "profiles.work.isuer"`},
-		{name: "wrong flow", config: "[profiles.work]\nissuer = \"https://sso.example.com\"\nclient_id = \"x\"\nflow = \"magic\"\n",
-			args: []string{"login", "-p", "work"}, want: `profile "work": flow "magic" is not one of device, browser, client-credentials, password`},
-		{name: "a secret without quotes is not echoed", config: "[profiles.work]\nclient_secret = s3cr3t-value\n", args: []string{"token", "-p", "work"},
-			want: `config file CONFIG: line 2: expected value but found … instead`},
-		{name: "named config file missing", env: []string{"AUTHKIT_CONFIG=/nonexistent/authkit.toml"}, args: []string{"token"},
-			want: `config file /nonexistent/authkit.toml: no such file or directory`},
-		{name: "plain http to a remote issuer", args: []string{"token", "--issuer", "http://sso.example.com", "--client-id", "x"},
-			want: `handlers: DeviceCode: Issuer: netpolicy: "http://sso.example.com": credentials are sent over https only (plain http only to a loopback host); use https://`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(w.home, "config", "authkit", "config.toml")
-			os.Remove(path)
-			if tt.config != "" {
-				path = w.writeConfig(tt.config, 0o600)
-			}
-			r := w.run(tt.env, tt.args...)
-			want := "authkit: " + strings.ReplaceAll(tt.want, "CONFIG", path) + "\n"
-			if r.code != 2 || r.stdout != "" || r.stderr != want {
-				t.Errorf("exit %d, stdout %q\nstderr %q\nwant   %q", r.code, r.stdout, r.stderr, want)
-			}
-		})
-	}
-	if r := w.run(nil, "token", "--timeout", "0s", "--issuer", "https://sso.example.com", "--client-id", "x"); r.code != 2 || r.stderr != "authkit: --timeout must be positive, not 0s\n" {
-		t.Errorf("--timeout 0s: exit %d\n%s", r.code, r.stderr)
-	}
-	if r := w.run(nil, "token", "--formt", "raw"); r.code != 2 || !strings.HasPrefix(r.stderr, "authkit: unknown flag: --formt\n") {
-		t.Errorf("unknown flag: exit %d\n%s", r.code, r.stderr)
-	}
-}
-
 // TestSilentProvider: a provider that never answers ends the command with
 // an error naming what it waited for (exit 1) once --timeout has passed,
 // not a hang.
@@ -837,36 +783,6 @@ func TestPasswordOnTerminal(t *testing.T) {
 	}
 }
 
-// TestBrowserFallsBack: the browser flow without a display (and without
-// BROWSER) logs in with a device code, shown by the command's own prompt;
-// --no-browser goes to the device code directly.
-func TestBrowserFallsBack(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	w := newWorld(t)
-	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"browser\"\n", w.prov.Issuer(), cliClient), 0o600)
-	w.prov.AutoApprove("ada", 1500*time.Millisecond)
-	r := w.run(nil, "login")
-	if r.code != 0 || !strings.Contains(r.stderr, "Logging in with a code instead (no display to open a browser on).") ||
-		!codeRE.MatchString(r.stderr) || !strings.Contains(r.stderr, "Logged in as ada") {
-		t.Fatalf("login: exit %d\n%s", r.code, r.stderr)
-	}
-	w.run(nil, "logout")
-	// A browser command that fails at once (it used to be reported as
-	// opened, and the login waited 10 minutes for it).
-	w.prov.AutoApprove("ada", 1500*time.Millisecond)
-	r = w.run([]string{"BROWSER=false"}, "login")
-	if r.code != 0 || strings.Contains(r.stderr, "Opened your browser") || !strings.Contains(r.stderr, "Logging in with a code instead (the browser could not be opened") ||
-		!strings.Contains(r.stderr, "Logged in as ada") {
-		t.Fatalf("login with BROWSER=false: exit %d\n%s", r.code, r.stderr)
-	}
-	w.run(nil, "logout")
-	w.prov.AutoApprove("ada", 1500*time.Millisecond)
-	r = w.run(nil, "login", "--no-browser")
-	if r.code != 0 || strings.Contains(r.stderr, "instead") || !codeRE.MatchString(r.stderr) || !strings.Contains(r.stderr, "Logged in as ada") {
-		t.Fatalf("login --no-browser: exit %d\n%s", r.code, r.stderr)
-	}
-}
-
 // TestInterrupted: Ctrl-C (or SIGTERM) during a device login stops it at
 // once with the shells' exit code, and nothing is stored.
 func TestInterrupted(t *testing.T) {
@@ -1011,84 +927,6 @@ func TestTokenOffline(t *testing.T) {
 	}
 }
 
-// TestOneLinePerProblem: a wrong password is one clear line — no library
-// log record before it (records go behind -v) — and -v shows the records.
-func TestOneLinePerProblem(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	w := newWorld(t)
-	w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"ada\"\n", w.prov.Issuer(), cliClient), 0o600)
-	r := w.run([]string{"AUTHKIT_PASSWORD=wrong-password"}, "login")
-	if r.code == 0 {
-		t.Fatalf("login with a wrong password: exit 0\n%s", r.stderr)
-	}
-	if strings.Contains(r.stderr, "level=") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
-		t.Errorf("a wrong password printed more than one line:\n%s", r.stderr)
-	}
-	if v := w.run([]string{"AUTHKIT_PASSWORD=wrong-password"}, "login", "-v"); !strings.Contains(v.stderr, "level=") {
-		t.Errorf("-v shows no library record:\n%s", v.stderr)
-	}
-}
-
-// TestUnknownCommandSuggestion: cobra's suggestion is printed as cobra
-// writes it, not folded into one line of semicolons.
-func TestUnknownCommandSuggestion(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	w := newWorld(t)
-	r := w.run(nil, "tokne")
-	if r.code != 2 {
-		t.Errorf("exit %d, want 2", r.code)
-	}
-	if !strings.Contains(r.stderr, "Did you mean this?\n\ttoken\n") || strings.Contains(r.stderr, "; ;") {
-		t.Errorf("stderr:\n%s\nwant cobra's suggestion on lines of its own", r.stderr)
-	}
-}
-
-// TestStatusJSONTimes: status --json writes every time in one format, UTC
-// to the second (the access token's expiry came with nanoseconds).
-func TestStatusJSONTimes(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	w := newWorld(t)
-	w.workConfig()
-	w.login()
-	r := w.run(nil, "status", "--json", "--profile", "work")
-	if r.code != 0 {
-		t.Fatalf("status --json: exit %d\n%s", r.code, r.stderr)
-	}
-	times := regexp.MustCompile(`"(access|refresh)_token_expiry":\s*"([^"]*)"`).FindAllStringSubmatch(r.stdout, -1)
-	if len(times) == 0 {
-		t.Fatalf("no expiry in %s", r.stdout)
-	}
-	second := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`)
-	for _, m := range times {
-		if !second.MatchString(m[2]) {
-			t.Errorf("%s_token_expiry = %q, want UTC to the second", m[1], m[2])
-		}
-	}
-}
-
-// TestLoginSaysWhatIsTrueAboutRefresh: a password login without
-// offline_access gets no refresh token, and login says so rather than
-// that the token "is refreshed when needed".
-func TestLoginSaysWhatIsTrueAboutRefresh(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	for _, tt := range []struct {
-		name, scopes, want, not string
-	}{
-		{"no refresh token", "", "sent no refresh token", "refreshed when needed"},
-		{"offline_access", "scopes = [\"offline_access\"]\n", "refreshed when needed", "no refresh token"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t)
-			w.writeConfig(fmt.Sprintf("[profiles.default]\nissuer = %q\nclient_id = %q\nflow = \"password\"\nusername = \"ada\"\n%s",
-				w.prov.Issuer(), cliClient, tt.scopes), 0o600)
-			r := w.run([]string{"AUTHKIT_PASSWORD=" + adaPassword}, "login")
-			if r.code != 0 || !strings.Contains(r.stderr, tt.want) || strings.Contains(r.stderr, tt.not) {
-				t.Errorf("login: exit %d\n%s\nwant %q, not %q", r.code, r.stderr, tt.want, tt.not)
-			}
-		})
-	}
-}
-
 // TestStatusSaysItRefreshed: status refreshes an expired stored access
 // token to report on a valid one, and says so; with a valid one it does not.
 func TestStatusSaysItRefreshed(t *testing.T) {
@@ -1110,101 +948,6 @@ func TestStatusSaysItRefreshed(t *testing.T) {
 	}
 }
 
-// TestLogoutAllUsesEachProfilesSecrets: logout --all revokes each profile's
-// login with that profile's own secret (AUTHKIT_<PROFILE>_CLIENT_SECRET)
-// and never hands the unscoped AUTHKIT_CLIENT_SECRET to another profile's
-// client (it used to go to the default profile, whose public client the
-// provider then refused: tokens deleted here, refresh token still live).
-// Without the secret, the error names the profile once and the variable
-// that --all can use.
-func TestLogoutAllUsesEachProfilesSecrets(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	w := newWorld(t)
-	w.workConfig() // "work": device flow, public client, the default; "robot": client credentials
-	w.login()
-	if r := w.run([]string{"AUTHKIT_ROBOT_CLIENT_SECRET=" + svcSecret}, "login", "--profile", "robot"); r.code != 0 {
-		t.Fatalf("login --profile robot: exit %d\n%s", r.code, r.stderr)
-	}
-	revocations := w.prov.Requests(authtest.EndpointRevoke)
-	r := w.run([]string{"AUTHKIT_CLIENT_SECRET=" + svcSecret, "AUTHKIT_ROBOT_CLIENT_SECRET=" + svcSecret}, "logout", "--all")
-	if r.code != 0 || strings.Contains(r.stderr, "invalid_client") {
-		t.Fatalf("logout --all: exit %d\n%s", r.code, r.stderr)
-	}
-	if n := w.prov.Requests(authtest.EndpointRevoke) - revocations; n < 2 {
-		t.Errorf("%d revocation requests, want the work login's and the robot's", n)
-	}
-
-	w.login()
-	r = w.run(nil, "logout", "--all")
-	if strings.Count(r.stderr, `profile "robot"`) != 1 || !strings.Contains(r.stderr, "AUTHKIT_ROBOT_CLIENT_SECRET") {
-		t.Errorf("logout --all without robot's secret:\n%s\nwant the profile named once and AUTHKIT_ROBOT_CLIENT_SECRET", r.stderr)
-	}
-}
-
-// TestDevProvider: authkit dev runs a provider that stays up, writes a
-// profile for it, and the README's session runs against it: login (the
-// device code approved for the person), token, status, whoami, logout;
-// Ctrl-C ends it with exit 0.
-func TestDevProvider(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	if runtime.GOOS == "windows" {
-		t.Skip("signals")
-	}
-	w := newWorld(t)
-	w.workConfig() // an existing file: the dev profile is added, the rest kept
-	dev := exec.Command(binary, "dev", "--write-config")
-	dev.Env = w.env
-	stdout, err := dev.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	dev.Stderr = &stderr
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Process.Kill()
-	lines := bufio.NewScanner(stdout)
-	var out strings.Builder
-	for lines.Scan() {
-		out.WriteString(lines.Text() + "\n")
-		if strings.HasPrefix(lines.Text(), "Then:") {
-			break
-		}
-	}
-	if !strings.Contains(out.String(), `Wrote profile "dev"`) {
-		t.Fatalf("dev printed:\n%s%s", out.String(), stderr.String())
-	}
-	go io.Copy(io.Discard, stdout)
-
-	steps := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"login", "--profile", "dev", "--no-browser"}, "Logged in as ada"},
-		{[]string{"token", "--profile", "dev"}, "."},
-		{[]string{"whoami", "--profile", "dev"}, "ada"},
-		{[]string{"status", "--profile", "dev"}, "dev: logged in as ada"},
-		{[]string{"logout", "--profile", "dev"}, ""},
-	}
-	for _, s := range steps {
-		r := w.run(nil, s.args...)
-		if r.code != 0 || !strings.Contains(r.stdout+r.stderr, s.want) {
-			t.Fatalf("authkit %s: exit %d\n%s%s", strings.Join(s.args, " "), r.code, r.stdout, r.stderr)
-		}
-	}
-	cfg, _ := os.ReadFile(filepath.Join(w.home, "config", "authkit", "config.toml"))
-	if !strings.Contains(string(cfg), "[profiles.work]") || !strings.Contains(string(cfg), "[profiles.robot]") || strings.Count(string(cfg), "[profiles.dev]") != 1 {
-		t.Errorf("the config file after dev --write-config:\n%s\nwant its own profiles kept and one dev profile", cfg)
-	}
-	if err := dev.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.Wait(); err != nil {
-		t.Errorf("dev after Ctrl-C: %v\n%s", err, stderr.String())
-	}
-}
-
 // TestWriteDevProfile: the dev profile's table is replaced where it is,
 // the rest of the file — comments, other tables — kept as it was.
 func TestWriteDevProfile(t *testing.T) {
@@ -1222,48 +965,5 @@ func TestWriteDevProfile(t *testing.T) {
 	want := "# mine\nprofile = \"work\"\n\n" + profile + "\n[profiles.work]\nissuer = \"https://sso.example.com\"\n"
 	if string(got) != want {
 		t.Errorf("config:\n%s\nwant:\n%s", got, want)
-	}
-}
-
-// TestLoginSave: settings given as flags are kept with --save, so that the
-// next command needs none (it used to exit 2, "no issuer"), and no secret
-// is written.
-func TestLoginSave(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	w := newWorld(t)
-	w.prov.AutoApprove("ada", 1500*time.Millisecond)
-	if r := w.run(nil, "token"); r.code != 2 {
-		t.Fatalf("token before any profile: exit %d, want 2\n%s", r.code, r.stderr)
-	}
-	r := w.run([]string{"AUTHKIT_CLIENT_SECRET=" + svcSecret}, "login", "--issuer", w.prov.Issuer(), "--client-id", cliClient, "--no-browser", "--scope", "openid", "--scope", "offline_access", "--save")
-	if r.code == 0 {
-		t.Fatalf("a public client logged in with a client secret:\n%s", r.stderr)
-	}
-	w.prov.AutoApprove("ada", 1500*time.Millisecond)
-	r = w.run(nil, "login", "--issuer", w.prov.Issuer(), "--client-id", cliClient, "--no-browser", "--scope", "openid", "--scope", "offline_access", "--save")
-	if r.code != 0 || !strings.Contains(r.stderr, `Saved profile "default"`) {
-		t.Fatalf("login --save: exit %d\n%s", r.code, r.stderr)
-	}
-	if r := w.run(nil, "token"); r.code != 0 || r.stdout == "" {
-		t.Fatalf("token after login --save: exit %d\n%s", r.code, r.stderr)
-	}
-	cfg, _ := os.ReadFile(filepath.Join(w.home, "config", "authkit", "config.toml"))
-	if !strings.Contains(string(cfg), w.prov.Issuer()) || !strings.Contains(string(cfg), `scopes    = ["openid", "offline_access"]`) || strings.Contains(string(cfg), svcSecret) {
-		t.Errorf("saved config:\n%s", cfg)
-	}
-}
-
-// TestStatusOfTheOnlyProfileUsesTheUnscopedSecret: with one profile in the
-// file, AUTHKIT_CLIENT_SECRET can only be meant for it, also in status.
-func TestStatusOfTheOnlyProfileUsesTheUnscopedSecret(t *testing.T) {
-	t.Parallel() // each test has its own provider, home and processes
-	w := newWorld(t)
-	w.writeConfig(fmt.Sprintf("profile = \"robot\"\n\n[profiles.robot]\nissuer = %q\nclient_id = %q\nflow = \"client-credentials\"\n", w.prov.Issuer(), svcClient), 0o600)
-	env := []string{"AUTHKIT_CLIENT_SECRET=" + svcSecret}
-	if r := w.run(env, "login"); r.code != 0 {
-		t.Fatalf("login: exit %d\n%s", r.code, r.stderr)
-	}
-	if r := w.run(env, "status"); r.code != 0 || !strings.Contains(r.stdout, "robot: logged in") {
-		t.Errorf("status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -218,7 +218,7 @@ func envOverrides(getenv func(string) string) *overrides {
 // The unscoped AUTHKIT_CLIENT_SECRET and AUTHKIT_PASSWORD go to the active
 // profile only when generic is set, which a command over every profile
 // (logout --all, status) does not: a secret meant for one provider is never
-// sent to another profile's (TestLogoutAllUsesEachProfilesSecrets).
+// sent to another profile's (testdata/script/logout_all.txtar).
 // implicit says the profile is used without --profile.
 func resolve(cfg *configFile, path, name string, active, generic, implicit bool, env, flags *overrides, getenv func(string) string) (*profile, error) {
 	fp, ok := cfg.Profiles[name]

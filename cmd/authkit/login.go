@@ -80,7 +80,7 @@ func (a *app) login(ctx context.Context, p *profile, opt handlerOptions) error {
 	if reused {
 		how = "Already logged in (stored login, no prompt)"
 	}
-	fmt.Fprintf(a.stderr, "%s as %s at %s%s.\n", how, s.user(), issuerOf(p), expiryNote(tok))
+	fmt.Fprintf(a.stderr, "%s as %s at %s%s.\n", how, s.user(), issuerOf(p), expiryNote(p, tok))
 	return nil
 }
 
@@ -93,13 +93,17 @@ func issuerOf(p *profile) string {
 }
 
 // expiryNote says until when tok's access token is valid, and what is true
-// about refreshing it: without a refresh token, nothing is refreshed
-// (TestLoginSaysWhatIsTrueAboutRefresh).
-func expiryNote(tok *auth.Token) string {
+// about refreshing it: client credentials get a new token whenever needed;
+// a person's login without a refresh token is not refreshed
+// (testdata/script/password.txtar, logout_all.txtar).
+func expiryNote(p *profile, tok *auth.Token) string {
 	if tok == nil || tok.Expiry.IsZero() {
 		return ""
 	}
 	until := tok.Expiry.Local().Format("15:04:05")
+	if p.Flow == flowClientCredentials {
+		return fmt.Sprintf("; the access token is valid until %s, and a new one is fetched with the client's secret when needed", until)
+	}
 	if tok.RefreshToken.IsZero() {
 		return fmt.Sprintf("; the access token is valid until %s, and the provider sent no refresh token: log in again then (asking for the offline_access scope may get one)", until)
 	}
@@ -161,7 +165,7 @@ func (a *app) demo(cmd *cobra.Command, noBrowser bool) error {
 
 // saveProfile writes p's settings — from the file, the environment and the
 // flags — as its table in the config file, so that the next commands need
-// no flags (TestLoginSave). Secrets are never written.
+// no flags (testdata/script/login_save.txtar). Secrets are never written.
 func (a *app) saveProfile(p *profile) error {
 	if !regexp.MustCompile(`^[A-Za-z0-9_-]+$`).MatchString(p.Name) {
 		return usagef("profile %q: --save writes only profiles named with letters, digits, - and _", p.Name)

@@ -120,7 +120,7 @@ func (a *app) status(cmd *cobra.Command, r resolved) profileStatus {
 	st.Refreshed = s.h.Stats().Fetches > 0 // TestStatusSaysItRefreshed
 	st.Scopes = strings.Fields(tok.Scope)
 	st.HasRefreshToken = !tok.RefreshToken.IsZero()
-	// One format for both times: UTC, to the second (TestStatusJSONTimes).
+	// One format for both times: UTC, to the second (testdata/script/status_json.txtar).
 	if !tok.Expiry.IsZero() {
 		e := tok.Expiry.UTC().Truncate(time.Second)
 		st.AccessTokenExpiry = &e
