@@ -60,8 +60,12 @@ type FileStoreConfig struct {
 // Unix, LockFileEx on Windows) and, inside the process, a mutex per lock file,
 // because file locks do not reliably exclude two goroutines of one process
 // (POSIX fcntl locks, which gofrs/flock uses on some systems, are held per
-// process). Lock files are left in place: deleting them would let two
-// processes lock two different files of the same name.
+// process). A lock file is removed by the holder that leaves no entry
+// behind (a logout, a login that saved nothing), while it holds it; a
+// process that then gets the removed file's lock sees that the path names
+// another file and locks that one, so that two processes never hold two
+// files of one name (TestFileStoreLockFileGoesWithItsEntry,
+// TestFileStoreLockFollowsItsPath).
 //
 // A FileStore is safe for concurrent use, and several FileStores on one
 // directory, in one process or many, exclude each other.
@@ -404,6 +408,20 @@ func savedAt(data []byte, key StoreKey) (time.Time, bool) {
 	return e.SavedAt, true
 }
 
+// testHookLocked, when set, runs right after Lock got a file lock, before
+// it checks that the file is still the one the path names.
+var testHookLocked func(path string)
+
+// isPath reports whether the file fl holds is the one path names now.
+func isPath(fl *flock.Flock, path string) bool {
+	held, err := fl.Stat()
+	if err != nil {
+		return false
+	}
+	cur, err := os.Lstat(path)
+	return err == nil && os.SameFile(held, cur)
+}
+
 // processLocks holds one semaphore per lock file path, shared by every
 // FileStore of the process. It is process-wide on purpose: it stands in for
 // the file lock between goroutines of this process, which the operating
@@ -423,19 +441,37 @@ func (s *FileStore) Lock(ctx context.Context, key StoreKey) (func(), error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	fl := flock.New(path, flock.SetPermissions(0o600), flock.SetFlag(lockFlag))
-	ok, err := fl.TryLockContext(ctx, lockRetryDelay)
-	if err != nil || !ok {
-		<-sem
-		if err == nil {
-			err = errors.New("file lock not acquired")
+	var fl *flock.Flock
+	for {
+		fl = flock.New(path, flock.SetPermissions(0o600), flock.SetFlag(lockFlag))
+		ok, err := fl.TryLockContext(ctx, lockRetryDelay)
+		if err != nil || !ok {
+			<-sem
+			if err == nil {
+				err = errors.New("file lock not acquired")
+			}
+			return nil, fmt.Errorf("auth: lock %s: %w", path, err)
 		}
-		return nil, fmt.Errorf("auth: lock %s: %w", path, err)
+		if testHookLocked != nil {
+			testHookLocked(path)
+		}
+		if isPath(fl, path) {
+			break
+		}
+		// The holder we waited for removed the file (it deleted the
+		// entry): the lock is the new file's of that name.
+		fl.Unlock()
 	}
 	s.recoverLocked(key)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			if _, err := os.Lstat(s.path(key)); errors.Is(err, fs.ErrNotExist) {
+				// No entry: the lock file goes too, while it is held;
+				// whoever waits on it sees that and locks the new one.
+				// (Windows refuses to remove an open file: it stays.)
+				os.Remove(path)
+			}
 			if err := fl.Unlock(); err != nil {
 				s.log.Warn("auth: token lock not released cleanly", "file", path, "error", err)
 			}
