@@ -100,7 +100,7 @@ func (b *Browser) Open(ctx context.Context, authURL string) error {
 	}
 	b.keep(page)
 	if requestField.MatchString(page.Body) {
-		return errors.New("authtest: browser: the provider refused the login: " + DescInvalidCredentials)
+		return errors.New("authtest: browser: the provider refused the login: " + descInvalidCredentials)
 	}
 	return nil
 }

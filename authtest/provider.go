@@ -163,15 +163,15 @@ const (
 	// preferred_username.
 	DialectStandard Dialect = iota
 	// DialectDex answers as Dex v2.45 does: a spent refresh token gets HTTP
-	// 400 invalid_request (DescDexRefreshClaimed) and the newest token of the
+	// 400 invalid_request (descDexRefreshClaimed) and the newest token of the
 	// chain stays valid; a wrong password gets HTTP 401 access_denied;
 	// token_type is "bearer"; tokens carry no preferred_username (the name is
 	// in "name", the login in "email").
 	DialectDex
 )
 
-// DescDexRefreshClaimed is Dex's error_description for a spent refresh token.
-const DescDexRefreshClaimed = "Refresh token is invalid or has already been claimed by another client."
+// descDexRefreshClaimed is Dex's error_description for a spent refresh token.
+const descDexRefreshClaimed = "Refresh token is invalid or has already been claimed by another client."
 
 // Provider is an in-process OAuth 2.0 / OpenID Connect provider served by an
 // httptest.Server. All its methods are safe for concurrent use.
@@ -370,15 +370,15 @@ func (p *Provider) RotateKey(key *rsa.PrivateKey, keepOld bool) string {
 	return k.kid
 }
 
-// Keys returns the JSON Web Key Set served at [EndpointKeys], the current
+// keySet returns the JSON Web Key Set served at [EndpointKeys], the current
 // signing key first.
-func (p *Provider) Keys() JWKS {
+func (p *Provider) keySet() keySet {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var set JWKS
+	var set keySet
 	for _, k := range p.keys {
 		pub := &k.key.PublicKey
-		set.Keys = append(set.Keys, JWK{
+		set.Keys = append(set.Keys, jwk{
 			KeyType:   "RSA",
 			Use:       "sig",
 			Algorithm: "RS256",
@@ -390,14 +390,14 @@ func (p *Provider) Keys() JWKS {
 	return set
 }
 
-// JWKS is a JSON Web Key Set (https://www.rfc-editor.org/rfc/rfc7517#section-5).
-type JWKS struct {
+// keySet is a JSON Web Key Set (https://www.rfc-editor.org/rfc/rfc7517#section-5).
+type keySet struct {
 	// Keys are the keys.
-	Keys []JWK `json:"keys"`
+	Keys []jwk `json:"keys"`
 }
 
-// JWK is an RSA public JSON Web Key (https://www.rfc-editor.org/rfc/rfc7518#section-6.3).
-type JWK struct {
+// jwk is an RSA public JSON Web Key (https://www.rfc-editor.org/rfc/rfc7518#section-6.3).
+type jwk struct {
 	// KeyType is "kty", always "RSA".
 	KeyType string `json:"kty"`
 	// Use is "use", always "sig".
@@ -458,11 +458,11 @@ func (p *Provider) instrument(next http.Handler) http.Handler {
 	})
 }
 
-// Discovery is the OpenID Connect discovery document served at
+// discovery is the OpenID Connect discovery document served at
 // [EndpointDiscovery]; each field is the metadata of the same JSON name
 // (https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderMetadata,
 // https://www.rfc-editor.org/rfc/rfc8414#section-2).
-type Discovery struct {
+type discovery struct {
 	// Issuer is "issuer".
 	Issuer string `json:"issuer"`
 	// AuthorizationEndpoint is "authorization_endpoint".
@@ -494,10 +494,10 @@ type Discovery struct {
 	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported"`
 }
 
-// Discovery returns the document served at [EndpointDiscovery].
-func (p *Provider) Discovery() Discovery {
+// discoveryDoc returns the document served at [EndpointDiscovery].
+func (p *Provider) discoveryDoc() discovery {
 	methods := []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone}
-	return Discovery{
+	return discovery{
 		Issuer:                                 p.Issuer(),
 		AuthorizationEndpoint:                  p.AuthorizationURL(),
 		TokenEndpoint:                          p.TokenURL(),
@@ -523,7 +523,7 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "GET")
 		return
 	}
-	writeJSON(w, http.StatusOK, p.Discovery())
+	writeJSON(w, http.StatusOK, p.discoveryDoc())
 }
 
 func (p *Provider) serveKeys(w http.ResponseWriter, r *http.Request) {
@@ -534,7 +534,7 @@ func (p *Provider) serveKeys(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, "GET")
 		return
 	}
-	writeJSON(w, http.StatusOK, p.Keys())
+	writeJSON(w, http.StatusOK, p.keySet())
 }
 
 func (p *Provider) serveDevicePage(w http.ResponseWriter, r *http.Request) {

@@ -20,26 +20,26 @@ const GrantAuthorizationCode = "authorization_code"
 
 // Lifetimes of the browser flow's intermediate values.
 const (
-	// AuthorizationCodeLifetime is how long an authorization code may be
+	// authorizationCodeLifetime is how long an authorization code may be
 	// exchanged (https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2
 	// recommends at most 10 minutes).
-	AuthorizationCodeLifetime = time.Minute
-	// LoginPageLifetime is how long a login page may be submitted.
-	LoginPageLifetime = 10 * time.Minute
+	authorizationCodeLifetime = time.Minute
+	// loginPageLifetime is how long a login page may be submitted.
+	loginPageLifetime = 10 * time.Minute
 )
 
 // Error descriptions of the browser flow.
 const (
-	DescRedirectURIInvalid  = "redirect_uri is not registered for this client"
-	DescPKCERequired        = "PKCE with code_challenge_method S256 is required"
-	DescPKCEMismatch        = "code_verifier does not match the code_challenge"
-	DescCodeInvalid         = "invalid authorization code"
-	DescCodeReused          = "authorization code already used; the tokens issued for it are revoked"
-	DescCodeExpired         = "authorization code expired"
-	DescCodeRedirectURI     = "redirect_uri differs from the authorization request's"
-	DescCodeWrongClient     = "authorization code issued to another client"
-	DescLoginPageExpired    = "the login page expired; start again"
-	DescUnsupportedResponse = "response_type must be code"
+	descRedirectURIInvalid  = "redirect_uri is not registered for this client"
+	descPKCERequired        = "PKCE with code_challenge_method S256 is required"
+	descPKCEMismatch        = "code_verifier does not match the code_challenge"
+	descCodeInvalid         = "invalid authorization code"
+	descCodeReused          = "authorization code already used; the tokens issued for it are revoked"
+	descCodeExpired         = "authorization code expired"
+	descCodeRedirectURI     = "redirect_uri differs from the authorization request's"
+	descCodeWrongClient     = "authorization code issued to another client"
+	descLoginPageExpired    = "the login page expired; start again"
+	descUnsupportedResponse = "response_type must be code"
 )
 
 // defaultRedirectURIs are the redirect URIs of a client that registers
@@ -132,24 +132,24 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request) {
 	c, known := p.clients[q.Get("client_id")]
 	p.mu.Unlock()
 	if !known {
-		errorPage(w, http.StatusBadRequest, DescClientUnknown)
+		errorPage(w, http.StatusBadRequest, descClientUnknown)
 		return
 	}
 	redirect := q.Get("redirect_uri")
 	if !redirectAllowed(c, redirect) {
-		errorPage(w, http.StatusBadRequest, DescRedirectURIInvalid)
+		errorPage(w, http.StatusBadRequest, descRedirectURIInvalid)
 		return
 	}
 	fail := func(code, desc string) { redirectError(w, r, redirect, q.Get("state"), code, desc) }
 	switch {
 	case q.Get("response_type") != "code":
-		fail("unsupported_response_type", DescUnsupportedResponse)
+		fail("unsupported_response_type", descUnsupportedResponse)
 		return
 	case c.Grants != nil && !slices.Contains(c.Grants, GrantAuthorizationCode):
 		fail("unauthorized_client", "the client may not use the authorization code grant")
 		return
 	case q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256":
-		fail("invalid_request", DescPKCERequired)
+		fail("invalid_request", descPKCERequired)
 		return
 	}
 	aud := p.cfg.Audience
@@ -162,7 +162,7 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request) {
 	req := &authRequest{
 		clientID: c.ID, redirectURI: redirect, state: q.Get("state"), nonce: q.Get("nonce"),
 		challenge: q.Get("code_challenge"), scope: q.Get("scope"), audience: aud,
-		expires: p.now().Add(LoginPageLifetime),
+		expires: p.now().Add(loginPageLifetime),
 	}
 	id := randomString(24)
 	p.mu.Lock()
@@ -186,14 +186,14 @@ func (p *Provider) authorizeLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Unlock()
 	if !ok {
-		errorPage(w, http.StatusBadRequest, DescLoginPageExpired)
+		errorPage(w, http.StatusBadRequest, descLoginPageExpired)
 		return
 	}
 	if r.PostForm.Get("action") == "deny" {
 		p.mu.Lock()
 		delete(p.authRequests, id)
 		p.mu.Unlock()
-		redirectError(w, r, req.redirectURI, req.state, "access_denied", DescAuthorizationDenied)
+		redirectError(w, r, req.redirectURI, req.state, "access_denied", descAuthorizationDenied)
 		return
 	}
 	username := r.PostForm.Get("username")
@@ -201,13 +201,13 @@ func (p *Provider) authorizeLogin(w http.ResponseWriter, r *http.Request) {
 	u, known := p.users[username]
 	p.mu.Unlock()
 	if !known || subtle.ConstantTimeCompare([]byte(u.Password), []byte(r.PostForm.Get("password"))) != 1 {
-		p.loginPage(w, id, DescInvalidCredentials)
+		p.loginPage(w, id, descInvalidCredentials)
 		return
 	}
 	code := randomString(32)
 	p.mu.Lock()
 	delete(p.authRequests, id)
-	p.authCodes[code] = &authCode{req: req, username: username, expires: p.now().Add(AuthorizationCodeLifetime)}
+	p.authCodes[code] = &authCode{req: req, username: username, expires: p.now().Add(authorizationCodeLifetime)}
 	p.mu.Unlock()
 	v := url.Values{"code": {code}, "iss": {p.Issuer()}}
 	if req.state != "" {
@@ -222,34 +222,34 @@ func (p *Provider) authorizeLogin(w http.ResponseWriter, r *http.Request) {
 // (https://www.rfc-editor.org/rfc/rfc7636#section-4.6). A code that comes
 // back revokes the login its first exchange started
 // (https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2).
-func (p *Provider) codeGrant(r *http.Request, c Client) (*TokenResponse, *oauthErr) {
+func (p *Provider) codeGrant(r *http.Request, c Client) (*tokenResponse, *oauthErr) {
 	code := r.PostForm.Get("code")
 	p.mu.Lock()
 	ac, ok := p.authCodes[code]
 	switch {
 	case !ok:
 		p.mu.Unlock()
-		return nil, badRequest("invalid_grant", DescCodeInvalid)
+		return nil, badRequest("invalid_grant", descCodeInvalid)
 	case ac.used:
 		if ac.sess != nil {
 			ac.sess.revoked = true
 		}
 		p.mu.Unlock()
-		return nil, badRequest("invalid_grant", DescCodeReused)
+		return nil, badRequest("invalid_grant", descCodeReused)
 	case !p.now().Before(ac.expires):
 		p.mu.Unlock()
-		return nil, badRequest("invalid_grant", DescCodeExpired)
+		return nil, badRequest("invalid_grant", descCodeExpired)
 	case ac.req.clientID != c.ID:
 		p.mu.Unlock()
-		return nil, badRequest("invalid_grant", DescCodeWrongClient)
+		return nil, badRequest("invalid_grant", descCodeWrongClient)
 	case r.PostForm.Get("redirect_uri") != ac.req.redirectURI:
 		p.mu.Unlock()
-		return nil, badRequest("invalid_grant", DescCodeRedirectURI)
+		return nil, badRequest("invalid_grant", descCodeRedirectURI)
 	}
 	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
 	if base64.RawURLEncoding.EncodeToString(sum[:]) != ac.req.challenge {
 		p.mu.Unlock()
-		return nil, badRequest("invalid_grant", DescPKCEMismatch)
+		return nil, badRequest("invalid_grant", descPKCEMismatch)
 	}
 	ac.used = true
 	p.mu.Unlock()

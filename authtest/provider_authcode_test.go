@@ -115,19 +115,19 @@ func TestAuthorizationCodeExchangeRefusals(t *testing.T) {
 	}{
 		{"wrong verifier", func(t *testing.T, p *Provider, a *app, code string) answer {
 			return exchange(t, p, a, code, "another-verifier-of-enough-length-0123456789")
-		}, DescPKCEMismatch},
+		}, descPKCEMismatch},
 		{"no verifier", func(t *testing.T, p *Provider, a *app, code string) answer {
 			return exchange(t, p, a, code, "")
-		}, DescPKCEMismatch},
+		}, descPKCEMismatch},
 		{"other redirect URI", func(t *testing.T, p *Provider, a *app, code string) answer {
 			return exchange(t, p, a, code, testVerifier, "redirect_uri", a.redirectURI()+"x")
-		}, DescCodeRedirectURI},
+		}, descCodeRedirectURI},
 		{"other client", func(t *testing.T, p *Provider, a *app, code string) answer {
 			return exchange(t, p, a, code, testVerifier, "client_id", "post", "client_secret", "p0st")
-		}, DescCodeWrongClient},
+		}, descCodeWrongClient},
 		{"unknown code", func(t *testing.T, p *Provider, a *app, _ string) answer {
 			return exchange(t, p, a, "not-a-code", testVerifier)
-		}, DescCodeInvalid},
+		}, descCodeInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,8 +141,8 @@ func TestAuthorizationCodeExchangeRefusals(t *testing.T) {
 		p, clk := newTestProvider(t, nil)
 		a := newApp(t, "/callback")
 		code := login(t, p, a)
-		clk.Advance(AuthorizationCodeLifetime)
-		wantError(t, exchange(t, p, a, code, testVerifier), 400, "invalid_grant", DescCodeExpired)
+		clk.Advance(authorizationCodeLifetime)
+		wantError(t, exchange(t, p, a, code, testVerifier), 400, "invalid_grant", descCodeExpired)
 	})
 	t.Run("reused code revokes its login", func(t *testing.T) {
 		p, _ := newTestProvider(t, nil)
@@ -150,7 +150,7 @@ func TestAuthorizationCodeExchangeRefusals(t *testing.T) {
 		code := login(t, p, a)
 		first := exchange(t, p, a, code, testVerifier)
 		wantTokens(t, first, true, true)
-		wantError(t, exchange(t, p, a, code, testVerifier), 400, "invalid_grant", DescCodeReused)
+		wantError(t, exchange(t, p, a, code, testVerifier), 400, "invalid_grant", descCodeReused)
 		r := post(t, p, EndpointToken, form("grant_type", "refresh_token", "client_id", "cli", "refresh_token", first.str("refresh_token")))
 		if r.status != 400 || r.str("error") != "invalid_grant" {
 			t.Errorf("refresh after the code came back: %d %s, want invalid_grant", r.status, r.raw)
@@ -170,10 +170,10 @@ func TestAuthorizationRequestRefusals(t *testing.T) {
 	}
 	// Errors about the client or the redirect URI stay on the provider.
 	for _, tt := range []struct{ name, url, want string }{
-		{"unknown client", authorizeURL(p, "nobody", a.redirectURI()), DescClientUnknown},
-		{"unregistered path", authorizeURL(p, "cli", a.srv.URL+"/elsewhere"), DescRedirectURIInvalid},
-		{"not loopback", authorizeURL(p, "cli", "http://app.example/callback"), DescRedirectURIInvalid},
-		{"registered URI with another port", authorizeURL(p, "fixed", "https://app.example:8443/cb"), DescRedirectURIInvalid},
+		{"unknown client", authorizeURL(p, "nobody", a.redirectURI()), descClientUnknown},
+		{"unregistered path", authorizeURL(p, "cli", a.srv.URL+"/elsewhere"), descRedirectURIInvalid},
+		{"not loopback", authorizeURL(p, "cli", "http://app.example/callback"), descRedirectURIInvalid},
+		{"registered URI with another port", authorizeURL(p, "fixed", "https://app.example:8443/cb"), descRedirectURIInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			page := open(tt.url)
@@ -184,9 +184,9 @@ func TestAuthorizationRequestRefusals(t *testing.T) {
 	}
 	// Other errors go back to the application, with the state.
 	for _, tt := range []struct{ name, code, desc string }{
-		{"no PKCE", "invalid_request", DescPKCERequired},
-		{"plain PKCE", "invalid_request", DescPKCERequired},
-		{"token response type", "unsupported_response_type", DescUnsupportedResponse},
+		{"no PKCE", "invalid_request", descPKCERequired},
+		{"plain PKCE", "invalid_request", descPKCERequired},
+		{"token response type", "unsupported_response_type", descUnsupportedResponse},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			extra := map[string][]string{
@@ -232,10 +232,10 @@ func TestLoginForm(t *testing.T) {
 	t.Run("wrong password shows the form again", func(t *testing.T) {
 		b := p.NewBrowser("ada", "wrong")
 		err := b.Open(context.Background(), authorizeURL(p, "cli", a.redirectURI()))
-		if err == nil || !strings.Contains(err.Error(), DescInvalidCredentials) {
+		if err == nil || !strings.Contains(err.Error(), descInvalidCredentials) {
 			t.Fatalf("err = %v", err)
 		}
-		if page := b.LastPage(); page.Status != http.StatusUnauthorized || !strings.Contains(page.Body, DescInvalidCredentials) {
+		if page := b.LastPage(); page.Status != http.StatusUnauthorized || !strings.Contains(page.Body, descInvalidCredentials) {
 			t.Errorf("page = %d %q", page.Status, page.Body)
 		}
 	})
@@ -256,9 +256,9 @@ func TestLoginForm(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := requestField.FindStringSubmatch(page.Body)[1]
-		clk.Advance(LoginPageLifetime + time.Second)
+		clk.Advance(loginPageLifetime + time.Second)
 		r := post(t, p, EndpointAuthorize, form("request", id, "username", "ada", "password", "lovelace", "action", "login"))
-		if r.status != 400 || !strings.Contains(r.raw, DescLoginPageExpired) {
+		if r.status != 400 || !strings.Contains(r.raw, descLoginPageExpired) {
 			t.Errorf("late submit = %d %q", r.status, r.raw)
 		}
 	})

@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// DeviceAuthorizationResponse is the JSON answer of the device authorization
+// deviceAuthorizationResponse is the JSON answer of the device authorization
 // endpoint (https://www.rfc-editor.org/rfc/rfc8628#section-3.2).
-type DeviceAuthorizationResponse struct {
+type deviceAuthorizationResponse struct {
 	// DeviceCode is "device_code".
 	DeviceCode string `json:"device_code"`
 	// UserCode is "user_code", e.g. "BCDF-GHJK".
@@ -189,7 +189,7 @@ func (p *Provider) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
 	if hook != nil {
 		hook(g.userCode)
 	}
-	writeJSON(w, http.StatusOK, DeviceAuthorizationResponse{
+	writeJSON(w, http.StatusOK, deviceAuthorizationResponse{
 		DeviceCode:              g.deviceCode,
 		UserCode:                g.userCode,
 		VerificationURI:         p.VerificationURL(),
@@ -202,7 +202,7 @@ func (p *Provider) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
 // deviceGrant answers a poll (https://www.rfc-editor.org/rfc/rfc8628#section-3.5).
 // A poll sooner than the interval after the previous poll answers slow_down
 // and grows the interval by 5 s; the first poll is not rate limited.
-func (p *Provider) deviceGrant(r *http.Request, c Client) (*TokenResponse, *oauthErr) {
+func (p *Provider) deviceGrant(r *http.Request, c Client) (*tokenResponse, *oauthErr) {
 	code := r.PostForm.Get("device_code")
 	if code == "" {
 		return nil, badRequest("invalid_request", "missing device_code")
@@ -213,11 +213,11 @@ func (p *Provider) deviceGrant(r *http.Request, c Client) (*TokenResponse, *oaut
 	var e *oauthErr
 	switch {
 	case !ok || g.clientID != c.ID:
-		e = invalidGrant(DescDeviceCodeInvalid)
+		e = invalidGrant(descDeviceCodeInvalid)
 	case g.state == deviceSpent:
-		e = invalidGrant(DescDeviceCodeSpent)
+		e = invalidGrant(descDeviceCodeSpent)
 	case !now.Before(g.expires):
-		e = badRequest("expired_token", DescDeviceCodeExpired)
+		e = badRequest("expired_token", descDeviceCodeExpired)
 	case p.faults.slowDowns > 0:
 		p.faults.slowDowns--
 		e = p.slowDownLocked(g, now)
@@ -235,10 +235,10 @@ func (p *Provider) deviceGrant(r *http.Request, c Client) (*TokenResponse, *oaut
 	switch g.state {
 	case deviceDenied:
 		p.mu.Unlock()
-		return nil, badRequest("access_denied", DescAuthorizationDenied)
+		return nil, badRequest("access_denied", descAuthorizationDenied)
 	case devicePending:
 		p.mu.Unlock()
-		return nil, badRequest("authorization_pending", DescPending)
+		return nil, badRequest("authorization_pending", descPending)
 	}
 	g.state = deviceSpent
 	username, scope, aud := g.username, g.scope, g.audience
@@ -249,7 +249,7 @@ func (p *Provider) deviceGrant(r *http.Request, c Client) (*TokenResponse, *oaut
 func (p *Provider) slowDownLocked(g *deviceGrant, now time.Time) *oauthErr {
 	g.lastPoll = now
 	g.interval += 5 * time.Second
-	return badRequest("slow_down", DescSlowDown)
+	return badRequest("slow_down", descSlowDown)
 }
 
 // DeviceInterval returns the polling interval the provider currently

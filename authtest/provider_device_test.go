@@ -51,7 +51,7 @@ func TestDeviceAuthorizationResponse(t *testing.T) {
 	}
 	// Confidential clients authenticate here too.
 	a = post(t, p, EndpointDeviceCode, form("client_id", "post", "client_secret", "wrong"))
-	wantError(t, a, 401, "invalid_client", DescClientSecretWrong)
+	wantError(t, a, 401, "invalid_client", descClientSecretWrong)
 	a = post(t, p, EndpointDeviceCode, form("client_id", "cc-only", "client_secret", "x"))
 	wantError(t, a, 400, "unauthorized_client", "")
 }
@@ -78,24 +78,24 @@ func TestDeviceFlow(t *testing.T) {
 		steps []step
 	}{
 		{"approve", []step{
-			{code: "authorization_pending", desc: DescPending},
+			{code: "authorization_pending", desc: descPending},
 			{advance: 5 * time.Second, do: approve, code: "ok"},
-			{advance: 5 * time.Second, code: "invalid_grant", desc: DescDeviceCodeSpent},
+			{advance: 5 * time.Second, code: "invalid_grant", desc: descDeviceCodeSpent},
 		}},
 		{"deny", []step{
-			{do: deny, code: "access_denied", desc: DescAuthorizationDenied},
+			{do: deny, code: "access_denied", desc: descAuthorizationDenied},
 			{advance: 5 * time.Second, code: "access_denied"},
 		}},
 		{"expired", []step{
 			{code: "authorization_pending"},
-			{advance: 10 * time.Minute, code: "expired_token", desc: DescDeviceCodeExpired},
+			{advance: 10 * time.Minute, code: "expired_token", desc: descDeviceCodeExpired},
 		}},
 		{"approved too late", []step{
 			{advance: 10 * time.Minute, do: approve, code: "expired_token"},
 		}},
 		{"slow_down grows the interval by 5 s", []step{
 			{code: "authorization_pending"},
-			{advance: 4 * time.Second, code: "slow_down", desc: DescSlowDown}, // needs 10 s now
+			{advance: 4 * time.Second, code: "slow_down", desc: descSlowDown}, // needs 10 s now
 			{advance: 9 * time.Second, code: "slow_down"},                     // needs 15 s now
 			{advance: 15 * time.Second, code: "authorization_pending"},
 			{advance: 15 * time.Second, do: approve, code: "ok"},
@@ -176,8 +176,8 @@ func TestDeviceWrongClientOrCode(t *testing.T) {
 	p, _ := newTestProvider(t, nil)
 	dc := startDevice(t, p).str("device_code")
 	a := post(t, p, EndpointToken, form("grant_type", GrantDeviceCode, "client_id", "both", "client_secret", "b0th", "device_code", dc))
-	wantError(t, a, 400, "invalid_grant", DescDeviceCodeInvalid)
-	wantError(t, poll(t, p, "unknown"), 400, "invalid_grant", DescDeviceCodeInvalid)
+	wantError(t, a, 400, "invalid_grant", descDeviceCodeInvalid)
+	wantError(t, poll(t, p, "unknown"), 400, "invalid_grant", descDeviceCodeInvalid)
 	wantError(t, poll(t, p, ""), 400, "invalid_request", "missing device_code")
 }
 
@@ -238,9 +238,9 @@ func TestForceSlowDown(t *testing.T) {
 	a := startDevice(t, p)
 	dc, uc := a.str("device_code"), a.str("user_code")
 	p.ForceSlowDown(2)
-	wantError(t, poll(t, p, dc), 400, "slow_down", DescSlowDown)
+	wantError(t, poll(t, p, dc), 400, "slow_down", descSlowDown)
 	clock.Advance(10 * time.Second)
-	wantError(t, poll(t, p, dc), 400, "slow_down", DescSlowDown)
+	wantError(t, poll(t, p, dc), 400, "slow_down", descSlowDown)
 	if d, _ := p.DeviceInterval(uc); d != 15*time.Second {
 		t.Errorf("interval = %v, want 15s", d)
 	}

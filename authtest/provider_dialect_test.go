@@ -19,8 +19,8 @@ func TestDialects(t *testing.T) {
 		badPassCode     string
 		preferredInIDTk bool
 	}{
-		{"standard", DialectStandard, "Bearer", 400, "invalid_grant", DescRefreshReused, true, 400, "invalid_grant", true},
-		{"Dex", DialectDex, "bearer", 400, "invalid_request", DescDexRefreshClaimed, false, 401, "access_denied", false},
+		{"standard", DialectStandard, "Bearer", 400, "invalid_grant", descRefreshReused, true, 400, "invalid_grant", true},
+		{"Dex", DialectDex, "bearer", 400, "invalid_request", descDexRefreshClaimed, false, 401, "access_denied", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,15 +21,15 @@ func TestPasswordGrant(t *testing.T) {
 	}{
 		{name: "ok", form: []string{"username", "ada", "password", "lovelace"}},
 		{name: "ok openid offline", form: []string{"username", "ada", "password", "lovelace", "scope", "openid offline_access"}, refresh: true, idTk: true},
-		{name: "wrong password", form: []string{"username", "ada", "password", "x"}, code: "invalid_grant", desc: DescInvalidCredentials},
-		{name: "unknown user", form: []string{"username", "eve", "password", "lovelace"}, code: "invalid_grant", desc: DescInvalidCredentials},
+		{name: "wrong password", form: []string{"username", "ada", "password", "x"}, code: "invalid_grant", desc: descInvalidCredentials},
+		{name: "unknown user", form: []string{"username", "eve", "password", "lovelace"}, code: "invalid_grant", desc: descInvalidCredentials},
 		{name: "no username", form: []string{"password", "lovelace"}, code: "invalid_request", desc: "missing username"},
-		{name: "totp missing", form: []string{"username", "bob", "password", "builder"}, code: "invalid_grant", desc: DescTOTPRequired},
-		{name: "totp wrong", form: []string{"username", "bob", "password", "builder", "totp", "000000"}, code: "invalid_grant", desc: DescTOTPInvalid},
+		{name: "totp missing", form: []string{"username", "bob", "password", "builder"}, code: "invalid_grant", desc: descTOTPRequired},
+		{name: "totp wrong", form: []string{"username", "bob", "password", "builder", "totp", "000000"}, code: "invalid_grant", desc: descTOTPInvalid},
 		{name: "totp ok", form: []string{"username", "bob", "password", "builder", "totp", "NOW"}},
 		{name: "totp previous step ok", form: []string{"username", "bob", "password", "builder", "totp", "PREV"}},
-		{name: "totp two steps old", form: []string{"username", "bob", "password", "builder", "totp", "OLD"}, code: "invalid_grant", desc: DescTOTPInvalid},
-		{name: "totp but wrong password", form: []string{"username", "bob", "password", "x", "totp", "NOW"}, code: "invalid_grant", desc: DescInvalidCredentials},
+		{name: "totp two steps old", form: []string{"username", "bob", "password", "builder", "totp", "OLD"}, code: "invalid_grant", desc: descTOTPInvalid},
+		{name: "totp but wrong password", form: []string{"username", "bob", "password", "x", "totp", "NOW"}, code: "invalid_grant", desc: descInvalidCredentials},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,7 +57,7 @@ func TestPasswordTOTPParamName(t *testing.T) {
 	p, clock := newTestProvider(t, func(c *ProviderConfig) { c.TOTPParam = "otp" })
 	code, _ := totp.Code(totpSecret, clock.Now())
 	a := post(t, p, EndpointToken, form("grant_type", "password", "client_id", "cli", "username", "bob", "password", "builder", "totp", code))
-	wantError(t, a, 400, "invalid_grant", DescTOTPRequired)
+	wantError(t, a, 400, "invalid_grant", descTOTPRequired)
 	a = post(t, p, EndpointToken, form("grant_type", "password", "client_id", "cli", "username", "bob", "password", "builder", "otp", code))
 	wantTokens(t, a, false, false)
 }
@@ -127,8 +127,8 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	}
 
 	// Reusing the spent rt1 revokes the chain, rt2 included.
-	wantError(t, post(t, p, EndpointToken, form(refreshForm(rt1)...)), 400, "invalid_grant", DescRefreshReused)
-	wantError(t, post(t, p, EndpointToken, form(refreshForm(rt2)...)), 400, "invalid_grant", DescSessionNotActive)
+	wantError(t, post(t, p, EndpointToken, form(refreshForm(rt1)...)), 400, "invalid_grant", descRefreshReused)
+	wantError(t, post(t, p, EndpointToken, form(refreshForm(rt2)...)), 400, "invalid_grant", descSessionNotActive)
 	if n := p.GrantRequests(GrantRefreshToken); n != 3 {
 		t.Errorf("refresh requests = %d, want 3", n)
 	}
@@ -144,26 +144,26 @@ func TestRefreshErrors(t *testing.T) {
 		status int
 	}{
 		{name: "expired", setup: func(t *testing.T, p *Provider, c *Clock, rt string) { c.Advance(30 * time.Minute) },
-			code: "invalid_grant", desc: DescRefreshExpired},
+			code: "invalid_grant", desc: descRefreshExpired},
 		{name: "just before expiry", setup: func(t *testing.T, p *Provider, c *Clock, rt string) { c.Advance(30*time.Minute - time.Second) }},
 		{name: "session revoked", setup: func(t *testing.T, p *Provider, c *Clock, rt string) {
 			if n := p.RevokeSession("ada"); n != 1 {
 				t.Fatalf("RevokeSession ended %d sessions, want 1", n)
 			}
-		}, code: "invalid_grant", desc: DescSessionNotActive},
+		}, code: "invalid_grant", desc: descSessionNotActive},
 		{name: "other user's session revoked", setup: func(t *testing.T, p *Provider, c *Clock, rt string) { p.RevokeSession("bob") }},
-		{name: "unknown", form: func(string) []string { return refreshForm("nope") }, code: "invalid_grant", desc: DescRefreshInvalid},
+		{name: "unknown", form: func(string) []string { return refreshForm("nope") }, code: "invalid_grant", desc: descRefreshInvalid},
 		{name: "missing", form: func(string) []string { return []string{"grant_type", "refresh_token", "client_id", "cli"} },
 			code: "invalid_request", desc: "missing refresh_token"},
 		{name: "other client", form: func(rt string) []string {
 			return []string{"grant_type", "refresh_token", "client_id", "post", "client_secret", "p0st", "refresh_token", rt}
-		}, code: "invalid_grant", desc: DescRefreshWrongClient},
+		}, code: "invalid_grant", desc: descRefreshWrongClient},
 		{name: "narrower scope", form: func(rt string) []string { return append(refreshForm(rt), "scope", "offline_access") }},
 		{name: "wider scope", form: func(rt string) []string { return append(refreshForm(rt), "scope", "offline_access admin") },
 			code: "invalid_scope"},
 		{name: "revoked via endpoint", setup: func(t *testing.T, p *Provider, c *Clock, rt string) {
 			post(t, p, EndpointRevoke, form("client_id", "cli", "token", rt, "token_type_hint", "refresh_token"))
-		}, code: "invalid_grant", desc: DescSessionNotActive},
+		}, code: "invalid_grant", desc: descSessionNotActive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,7 +200,7 @@ func TestRevocationEndpoint(t *testing.T) {
 		t.Errorf("unknown token: %d", a.status)
 	}
 	wantError(t, post(t, p, EndpointRevoke, form("client_id", "cli")), 400, "invalid_request", "missing token")
-	wantError(t, post(t, p, EndpointRevoke, form("token", "x", "client_id", "post", "client_secret", "bad")), 401, "invalid_client", DescClientSecretWrong)
+	wantError(t, post(t, p, EndpointRevoke, form("token", "x", "client_id", "post", "client_secret", "bad")), 401, "invalid_client", descClientSecretWrong)
 	if n := p.Requests(EndpointRevoke); n != 4 {
 		t.Errorf("revoke requests = %d, want 4", n)
 	}
@@ -264,17 +264,17 @@ func TestRotateKey(t *testing.T) {
 	if _, err := parseAt(p, clock, fresh); err == nil {
 		t.Error("a token of a dropped key verifies")
 	}
-	if len(p.Keys().Keys) != 1 || p.Keys().Keys[0].KeyID != oldKid {
-		t.Errorf("keys = %+v", p.Keys())
+	if len(p.keySet().Keys) != 1 || p.keySet().Keys[0].KeyID != oldKid {
+		t.Errorf("keys = %+v", p.keySet())
 	}
 }
 
 func TestAddClientAndUser(t *testing.T) {
 	p, _ := newTestProvider(t, nil)
 	f := form("grant_type", "password", "client_id", "new", "username", "zed", "password", "pw")
-	wantError(t, post(t, p, EndpointToken, f), 401, "invalid_client", DescClientUnknown)
+	wantError(t, post(t, p, EndpointToken, f), 401, "invalid_client", descClientUnknown)
 	p.AddClient(Client{ID: "new"})
-	wantError(t, post(t, p, EndpointToken, f), 400, "invalid_grant", DescInvalidCredentials)
+	wantError(t, post(t, p, EndpointToken, f), 400, "invalid_grant", descInvalidCredentials)
 	p.AddUser(User{Username: "zed", Password: "pw"})
 	wantTokens(t, post(t, p, EndpointToken, f), false, false)
 }

@@ -19,31 +19,31 @@ import (
 
 // Error descriptions of the provider's answers, for assertions in tests.
 const (
-	DescRefreshReused       = "refresh token reused; grant revoked"
-	DescSessionNotActive    = "Session not active"
-	DescRefreshExpired      = "Token is not active"
-	DescRefreshInvalid      = "Invalid refresh token"
-	DescRefreshWrongClient  = "Invalid refresh token: issued to another client"
-	DescInvalidCredentials  = "Invalid user credentials"
-	DescTOTPRequired        = "TOTP code required"
-	DescTOTPInvalid         = "Invalid TOTP code"
-	DescDeviceCodeInvalid   = "Invalid device code"
-	DescDeviceCodeSpent     = "device code already used"
-	DescDeviceCodeExpired   = "device code expired"
-	DescAuthorizationDenied = "the user denied the authorization request"
-	DescPending             = "the user has not approved yet"
-	DescSlowDown            = "polling too fast; slow down"
-	DescClientUnknown       = "unknown client"
-	DescClientSecretWrong   = "invalid client secret"
-	DescClientMethod        = "client authentication method not allowed for this client"
-	DescClientTwoMethods    = "client authenticated with more than one method"
-	DescClientAuthRequired  = "client authentication required"
+	descRefreshReused       = "refresh token reused; grant revoked"
+	descSessionNotActive    = "Session not active"
+	descRefreshExpired      = "Token is not active"
+	descRefreshInvalid      = "Invalid refresh token"
+	descRefreshWrongClient  = "Invalid refresh token: issued to another client"
+	descInvalidCredentials  = "Invalid user credentials"
+	descTOTPRequired        = "TOTP code required"
+	descTOTPInvalid         = "Invalid TOTP code"
+	descDeviceCodeInvalid   = "Invalid device code"
+	descDeviceCodeSpent     = "device code already used"
+	descDeviceCodeExpired   = "device code expired"
+	descAuthorizationDenied = "the user denied the authorization request"
+	descPending             = "the user has not approved yet"
+	descSlowDown            = "polling too fast; slow down"
+	descClientUnknown       = "unknown client"
+	descClientSecretWrong   = "invalid client secret"
+	descClientMethod        = "client authentication method not allowed for this client"
+	descClientTwoMethods    = "client authenticated with more than one method"
+	descClientAuthRequired  = "client authentication required"
 )
 
-// TokenResponse is the JSON answer of the token endpoint
+// tokenResponse is the JSON answer of the token endpoint
 // (https://www.rfc-editor.org/rfc/rfc6749#section-5.1), with Keycloak's
 // refresh_expires_in.
-type TokenResponse struct {
+type tokenResponse struct {
 	// AccessToken is "access_token", an RS256 JWT.
 	AccessToken string `json:"access_token"`
 	// TokenType is "token_type", always "Bearer".
@@ -113,7 +113,7 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var (
-		resp *TokenResponse
+		resp *tokenResponse
 		e    *oauthErr
 	)
 	switch grant {
@@ -161,7 +161,7 @@ func (p *Provider) authenticateClient(r *http.Request) (Client, *oauthErr) {
 		return Client{}, &oauthErr{status: http.StatusUnauthorized, code: "invalid_client", desc: desc, basic: basic}
 	}
 	if basic && post {
-		return fail(DescClientTwoMethods)
+		return fail(descClientTwoMethods)
 	}
 	method, id := AuthMethodNone, formID
 	switch {
@@ -180,21 +180,21 @@ func (p *Provider) authenticateClient(r *http.Request) (Client, *oauthErr) {
 	c, ok := p.clients[id]
 	p.mu.Unlock()
 	if !ok {
-		return fail(DescClientUnknown)
+		return fail(descClientUnknown)
 	}
 	if c.Secret == "" {
 		if method != AuthMethodNone {
-			return fail(DescClientMethod)
+			return fail(descClientMethod)
 		}
 		return c, nil
 	}
 	if method == AuthMethodNone {
-		e := &oauthErr{status: http.StatusUnauthorized, code: "invalid_client", desc: DescClientAuthRequired}
+		e := &oauthErr{status: http.StatusUnauthorized, code: "invalid_client", desc: descClientAuthRequired}
 		e.basic = c.AuthMethods == nil || slices.Contains(c.AuthMethods, AuthMethodBasic)
 		return Client{}, e
 	}
 	if c.AuthMethods != nil && !slices.Contains(c.AuthMethods, method) {
-		return fail(DescClientMethod)
+		return fail(descClientMethod)
 	}
 	secret := basicSecret
 	if method == AuthMethodPost {
@@ -204,16 +204,16 @@ func (p *Provider) authenticateClient(r *http.Request) (Client, *oauthErr) {
 		secret = formSecret[0]
 	}
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
-		return fail(DescClientSecretWrong)
+		return fail(descClientSecretWrong)
 	}
 	return c, nil
 }
 
-func (p *Provider) clientCredentials(r *http.Request, c Client) (*TokenResponse, *oauthErr) {
+func (p *Provider) clientCredentials(r *http.Request, c Client) (*tokenResponse, *oauthErr) {
 	scope := strings.Join(strings.Fields(r.PostForm.Get("scope")), " ")
 	aud := p.audience(r, c.ID)
 	now := p.now()
-	return &TokenResponse{
+	return &tokenResponse{
 		AccessToken: p.clientToken(now, c.ID, aud, scope),
 		TokenType:   "Bearer",
 		ExpiresIn:   seconds(p.cfg.AccessTokenLifetime),
@@ -221,7 +221,7 @@ func (p *Provider) clientCredentials(r *http.Request, c Client) (*TokenResponse,
 	}, nil
 }
 
-func (p *Provider) password(r *http.Request, c Client) (*TokenResponse, *oauthErr) {
+func (p *Provider) password(r *http.Request, c Client) (*tokenResponse, *oauthErr) {
 	name, pw := r.PostForm.Get("username"), r.PostForm.Get("password")
 	if name == "" {
 		return nil, badRequest("invalid_request", "missing username")
@@ -238,22 +238,22 @@ func (p *Provider) password(r *http.Request, c Client) (*TokenResponse, *oauthEr
 		if p.cfg.Dialect == DialectDex {
 			return nil, &oauthErr{status: http.StatusUnauthorized, code: "access_denied", desc: "Invalid username or password"}
 		}
-		return nil, invalidGrant(DescInvalidCredentials)
+		return nil, invalidGrant(descInvalidCredentials)
 	}
 	if u.TOTPSecret != "" {
 		code := r.PostForm.Get(p.cfg.TOTPParam)
 		if code == "" {
-			return nil, invalidGrant(DescTOTPRequired)
+			return nil, invalidGrant(descTOTPRequired)
 		}
 		if !totp.Verify(u.TOTPSecret, code, p.now()) {
-			return nil, invalidGrant(DescTOTPInvalid)
+			return nil, invalidGrant(descTOTPInvalid)
 		}
 	}
 	scope := strings.Join(strings.Fields(r.PostForm.Get("scope")), " ")
 	return p.login(u.Username, c.ID, scope, p.audience(r, c.ID)), nil
 }
 
-func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oauthErr) {
+func (p *Provider) refreshGrant(r *http.Request, c Client) (*tokenResponse, *oauthErr) {
 	rt := r.PostForm.Get("refresh_token")
 	if rt == "" {
 		return nil, badRequest("invalid_request", "missing refresh_token")
@@ -264,21 +264,21 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oau
 	var e *oauthErr
 	switch {
 	case !ok:
-		e = invalidGrant(DescRefreshInvalid)
+		e = invalidGrant(descRefreshInvalid)
 	case rec.sess.clientID != c.ID:
-		e = invalidGrant(DescRefreshWrongClient)
+		e = invalidGrant(descRefreshWrongClient)
 	case rec.spent && p.cfg.Dialect == DialectDex:
-		e = badRequest("invalid_request", DescDexRefreshClaimed)
+		e = badRequest("invalid_request", descDexRefreshClaimed)
 	case rec.spent:
 		if !rec.sess.revoked {
 			p.reused++
 		}
 		rec.sess.revoked = true
-		e = invalidGrant(DescRefreshReused)
+		e = invalidGrant(descRefreshReused)
 	case rec.sess.revoked:
-		e = invalidGrant(DescSessionNotActive)
+		e = invalidGrant(descSessionNotActive)
 	case !now.Before(rec.expires):
-		e = invalidGrant(DescRefreshExpired)
+		e = invalidGrant(descRefreshExpired)
 	}
 	if e != nil {
 		p.mu.Unlock()
@@ -296,7 +296,7 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oau
 		scope = strings.Join(strings.Fields(s), " ")
 	}
 	omit := p.faults.omitRefesh
-	resp := &TokenResponse{TokenType: p.tokenType(), ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
+	resp := &tokenResponse{TokenType: p.tokenType(), ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
 	if !omit {
 		rec.spent = true
 		resp.RefreshToken = p.newRefreshLocked(sess, now)
@@ -308,16 +308,16 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*TokenResponse, *oau
 }
 
 // login starts a session for a user who just authenticated and answers tokens.
-func (p *Provider) login(username, clientID, scope, aud string) *TokenResponse {
+func (p *Provider) login(username, clientID, scope, aud string) *tokenResponse {
 	resp, _ := p.loginSession(username, clientID, scope, aud, "")
 	return resp
 }
 
 // loginSession is login that also returns the session, and puts nonce (when
 // not empty) in the ID token.
-func (p *Provider) loginSession(username, clientID, scope, aud, nonce string) (*TokenResponse, *session) {
+func (p *Provider) loginSession(username, clientID, scope, aud, nonce string) (*tokenResponse, *session) {
 	now := p.now()
-	resp := &TokenResponse{TokenType: p.tokenType(), ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
+	resp := &tokenResponse{TokenType: p.tokenType(), ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}
 	p.mu.Lock()
 	sess := &session{username: username, clientID: clientID, scope: scope, audience: aud}
 	p.sessions = append(p.sessions, sess)
@@ -330,7 +330,7 @@ func (p *Provider) loginSession(username, clientID, scope, aud, nonce string) (*
 	return resp, sess
 }
 
-func (p *Provider) signUserTokens(resp *TokenResponse, now time.Time, sess *session, clientID, scope, nonce string) {
+func (p *Provider) signUserTokens(resp *tokenResponse, now time.Time, sess *session, clientID, scope, nonce string) {
 	resp.AccessToken = p.accessToken(now, sess.username, clientID, sess.audience, scope, p.cfg.AccessTokenLifetime)
 	p.mu.Lock()
 	p.accessSess[resp.AccessToken] = sess

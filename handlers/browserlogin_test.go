@@ -212,7 +212,7 @@ func TestBrowserLoginRefusals(t *testing.T) {
 		wantErr    error
 		wantIn     string
 	}{
-		{"PKCE mismatch", "code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", auth.ErrInvalidGrant, authtest.DescPKCEMismatch},
+		{"PKCE mismatch", "code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", auth.ErrInvalidGrant, "code_verifier does not match the code_challenge"},
 		{"nonce mismatch", "nonce", "an-injected-nonce", ErrInvalidIDToken, "nonce"},
 	}
 	for _, tt := range tests {
@@ -274,7 +274,7 @@ func TestBrowserLoginWrongRedirectURI(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the ctx's deadline", err)
 	}
-	if page := s.browser.LastPage(); !strings.Contains(page.Body, authtest.DescRedirectURIInvalid) {
+	if page := s.browser.LastPage(); !strings.Contains(page.Body, "redirect_uri is not registered for this client") {
 		t.Errorf("the browser shows %q, want the provider's refusal", page.Body)
 	}
 	if !strings.Contains(s.logs.String(), "could not be opened") {
