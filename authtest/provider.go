@@ -1,6 +1,7 @@
 package authtest
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -91,6 +92,17 @@ type Client struct {
 	AuthMethods []string
 	// Grants lists the grant types the client may use; nil means all.
 	Grants []string
+	// PublicKeys authenticate the client by private_key_jwt
+	// (AuthMethodPrivateKeyJWT, RFC 7523 §2.2): a client assertion signed
+	// by one of them (RS*, PS*, ES*, EdDSA), with iss and sub the client
+	// id, aud the token endpoint or the issuer, exp at most 5 minutes
+	// ahead and a jti never seen before.
+	PublicKeys []crypto.PublicKey
+	// Federated are the workload identities that may authenticate as the
+	// client with a token their own issuer signed, sent as the client
+	// assertion (the model of Azure's and Google's workload identity
+	// federation): see [Federated] and ProviderConfig.TrustedIssuers.
+	Federated []Federated
 	// RedirectURIs are the redirect URIs of the authorization code grant,
 	// matched exactly, except that a loopback http URI matches any port
 	// (https://www.rfc-editor.org/rfc/rfc8252#section-7.3). Nil means
@@ -150,6 +162,10 @@ type ProviderConfig struct {
 	// Dialect selects how the provider answers where real providers
 	// differ; the zero value answers as Keycloak and oidc-provider do.
 	Dialect Dialect
+	// TrustedIssuers are the other issuers whose tokens the provider
+	// accepts as federated client assertions and as the subject tokens of
+	// token exchange (GrantTokenExchange).
+	TrustedIssuers []TrustedIssuer
 }
 
 // Dialect is a real provider's way of answering, where providers differ.
@@ -201,6 +217,8 @@ type Provider struct {
 	counts        Counts
 	last          map[string]*RecordedRequest
 	reused        int // logins revoked by refresh token reuse detection
+	jtis          map[string]time.Time // client assertion jti -> its exp
+	replays       int                  // client assertions refused as replayed
 }
 
 // NewProvider starts a provider; stop it with Close. It panics only if no
@@ -248,6 +266,7 @@ func NewProvider(cfg ProviderConfig) *Provider {
 		refresh:       make(map[string]*refreshRecord),
 		accessSess:    make(map[string]*session),
 		ccTokens:      make(map[string]string),
+		jtis:          make(map[string]time.Time),
 		revokedAccess: make(map[string]bool),
 		counts:        Counts{Endpoints: map[string]int{}, Grants: map[string]int{}},
 		last:          make(map[string]*RecordedRequest),

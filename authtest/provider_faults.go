@@ -254,7 +254,8 @@ type RecordedRequest struct {
 	// ContentType is the request's Content-Type.
 	ContentType string
 	// AuthMethod is how the client authenticated: AuthMethodBasic,
-	// AuthMethodPost, AuthMethodNone, or "basic+post" when it used both.
+	// AuthMethodPost, AuthMethodNone, AuthMethodPrivateKeyJWT (any client
+	// assertion), or "basic+post" when it used both.
 	AuthMethod string
 	// ClientID is the client id presented, by whatever method.
 	ClientID string
@@ -314,7 +315,11 @@ func record(r *http.Request) *RecordedRequest {
 	}
 	basicID, _, basic := basicAuth(r)
 	_, post := rec.Form["client_secret"]
+	_, assertion := rec.Form["client_assertion"]
 	switch {
+	case assertion && !basic && !post:
+		rec.AuthMethod = AuthMethodPrivateKeyJWT
+		rec.ClientID = rec.Form.Get("client_id")
 	case basic && post:
 		rec.AuthMethod = "basic+post"
 		rec.ClientID = basicID

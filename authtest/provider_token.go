@@ -58,6 +58,8 @@ type tokenResponse struct {
 	IDToken string `json:"id_token,omitempty"`
 	// Scope is the granted "scope", when not empty.
 	Scope string `json:"scope,omitempty"`
+	// IssuedTokenType is RFC 8693's "issued_token_type", for token exchange.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // session is one login: the chain of refresh tokens descending from it.
@@ -104,7 +106,7 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		badRequest("invalid_request", "missing grant_type").write(w)
 		return
 	}
-	if !slices.Contains([]string{GrantAuthorizationCode, GrantDeviceCode, GrantClientCredentials, GrantPassword, GrantRefreshToken}, grant) {
+	if !slices.Contains([]string{GrantAuthorizationCode, GrantDeviceCode, GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantTokenExchange}, grant) {
 		badRequest("unsupported_grant_type", "unsupported grant_type "+grant).write(w)
 		return
 	}
@@ -127,6 +129,8 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		resp, e = p.deviceGrant(r, client)
 	case GrantAuthorizationCode:
 		resp, e = p.codeGrant(r, client)
+	case GrantTokenExchange:
+		resp, e = p.tokenExchange(r, client)
 	}
 	if e != nil {
 		e.write(w)
@@ -160,6 +164,9 @@ func (p *Provider) authenticateClient(r *http.Request) (Client, *oauthErr) {
 	fail := func(desc string) (Client, *oauthErr) {
 		return Client{}, &oauthErr{status: http.StatusUnauthorized, code: "invalid_client", desc: desc, basic: basic}
 	}
+	if _, ok := r.PostForm["client_assertion"]; ok {
+		return p.assertedClient(r, fail)
+	}
 	if basic && post {
 		return fail(descClientTwoMethods)
 	}
@@ -181,6 +188,9 @@ func (p *Provider) authenticateClient(r *http.Request) (Client, *oauthErr) {
 	p.mu.Unlock()
 	if !ok {
 		return fail(descClientUnknown)
+	}
+	if c.Secret == "" && (len(c.PublicKeys) > 0 || len(c.Federated) > 0) {
+		return fail(descClientAuthRequired)
 	}
 	if c.Secret == "" {
 		if method != AuthMethodNone {

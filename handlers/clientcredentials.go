@@ -11,8 +11,8 @@ import (
 
 // ClientCredentialsConfig configures [ClientCredentials]: a service logging
 // in as itself (https://www.rfc-editor.org/rfc/rfc6749#section-4.4).
-// ClientID, ClientSecret and TokenURL (or Issuer) are required; Scopes
-// default to none.
+// ClientID, ClientSecret (or ClientAssertion: private_key_jwt, a federated
+// token) and TokenURL (or Issuer) are required; Scopes default to none.
 type ClientCredentialsConfig struct {
 	OAuthConfig
 }
@@ -29,8 +29,8 @@ var _ auth.AuthenticationHandler = (*ClientCredentials)(nil)
 // NewClientCredentials validates cfg and returns the handler. It performs
 // no I/O: the first token is fetched on first use.
 func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, error) {
-	if cfg.ClientSecret.IsZero() {
-		return nil, auth.ConfigError("handlers: ClientCredentials: ClientSecret is required")
+	if cfg.ClientSecret.IsZero() && cfg.ClientAssertion == nil {
+		return nil, auth.ConfigError("handlers: ClientCredentials: ClientSecret or ClientAssertion is required")
 	}
 	h := &ClientCredentials{}
 	if err := h.core.init("ClientCredentials", cfg.OAuthConfig, nil); err != nil {

@@ -41,6 +41,9 @@ func ExampleSelect() {
 	//   API keys (in code): none given
 	//   API keys (environment): MYSDK_API_KEY_ID and MYSDK_API_KEY are not set
 	//   client credentials (environment): MYSDK_CLIENT_ID and MYSDK_CLIENT_SECRET are not set
+	//   federated token file (environment): MYSDK_FEDERATED_TOKEN_FILE is not set
+	//   GitHub Actions OIDC token (environment): ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set
+	//   federated token command (environment): MYSDK_FEDERATED_TOKEN_COMMAND is not set
 	//   stored login: no OAuth client configured (OAuth.ClientID)
 	//   interactive login: no OAuth client configured (OAuth.ClientID)
 }

@@ -51,6 +51,12 @@ type OAuthConfig struct {
 	ClientSecret auth.Secret
 	// AuthStyle says where ClientID and ClientSecret go; see [AuthStyle].
 	AuthStyle AuthStyle
+	// ClientAssertion authenticates the client with a JWT instead of a
+	// secret (RFC 7523 §2.2): [*PrivateKeyJWT] for private_key_jwt, or a
+	// federated token such as [FederatedTokenFile]. It excludes
+	// ClientSecret and AuthStyle. A new assertion is made per request to
+	// the provider.
+	ClientAssertion AssertionSource
 	// Scopes replace the scopes the handler requests by default (each
 	// handler documents its own, e.g. "openid profile offline_access" for
 	// the person logins). To request more than the defaults, use
@@ -167,7 +173,9 @@ func (h *oauthHandler) initUser(kind string, cfg OAuthConfig, defaultScopes []st
 var reservedParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true, "scope": true, "audience": true,
 	"username": true, "password": true, "refresh_token": true, "device_code": true, "code": true,
-	"resource": true,
+	"resource": true, "client_assertion": true, "client_assertion_type": true, "subject_token": true,
+	"subject_token_type": true, "actor_token": true, "actor_token_type": true, "requested_token_type": true,
+	"assertion": true,
 }
 
 // oauthCore is the plumbing shared by the OAuth handlers: the settings
@@ -216,10 +224,27 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 		}
 	}
 	style := oauthclient.AuthNone
+	var assertion oauthclient.AssertionFunc
+	switch {
+	case cfg.ClientAssertion == nil:
+	case !cfg.ClientSecret.IsZero():
+		return bad("ClientAssertion and ClientSecret exclude each other; the client authenticates one way")
+	case cfg.AuthStyle != AuthStyleDefault:
+		return bad("ClientAssertion sends client_assertion; leave AuthStyle unset")
+	default:
+		style = oauthclient.AuthAssertion
+		src, clientID := cfg.ClientAssertion, cfg.ClientID
+		assertion = func(ctx context.Context, aud string) (auth.Secret, error) {
+			return src.Assertion(ctx, AssertionRequest{ClientID: clientID, Audience: aud, Now: c.clock.Now()})
+		}
+	}
 	switch cfg.AuthStyle {
 	case AuthStyleDefault:
 		if !cfg.ClientSecret.IsZero() {
 			style = oauthclient.AuthBasic
+		}
+		if assertion != nil {
+			style = oauthclient.AuthAssertion
 		}
 	case AuthStyleBasic, AuthStylePost:
 		if cfg.ClientSecret.IsZero() {
@@ -291,7 +316,7 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 		c.disc, c.ownDisc = &DiscoveryCache{Client: cfg.HTTPClient, Clock: c.clock, UserAgent: ua}, true
 	}
 	c.client = oauthclient.New(oauthclient.Config{
-		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthStyle: style,
+		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthStyle: style, Assertion: assertion,
 		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: cfg.Retry, Logger: cfg.Logger, UserAgent: ua,
 	})
 	return nil

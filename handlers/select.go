@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/authkit-go/authkit/auth"
 )
@@ -19,6 +20,13 @@ const (
 	EnvAPIKeyUser   = "API_KEY_USER"  // the key's user, for Username (default: the key id)
 	EnvClientID     = "CLIENT_ID"     // a client credentials client
 	EnvClientSecret = "CLIENT_SECRET" // its secret
+	// EnvFederatedTokenFile is a token file the platform rotates (a
+	// Kubernetes projected service-account token), exchanged as
+	// SelectConfig.Workload says.
+	EnvFederatedTokenFile = "FEDERATED_TOKEN_FILE"
+	// EnvFederatedTokenCommand is a command (split on spaces, run without
+	// a shell) whose standard output is the token.
+	EnvFederatedTokenCommand = "FEDERATED_TOKEN_COMMAND"
 )
 
 // DefaultEnvPrefix is the prefix of the environment variables [Select]
@@ -34,6 +42,9 @@ const (
 	SourceAPIKeys              Source = "API keys (in code)"
 	SourceAPIKeysEnv           Source = "API keys (environment)"
 	SourceClientCredentialsEnv Source = "client credentials (environment)"
+	SourceFederatedTokenFile   Source = "federated token file (environment)"
+	SourceGitHubActions        Source = "GitHub Actions OIDC token (environment)"
+	SourceTokenCommand         Source = "federated token command (environment)"
 	SourceStoredLogin          Source = "stored login"
 	SourceInteractive          Source = "interactive login"
 )
@@ -69,12 +80,45 @@ type SelectConfig struct {
 	// the environment, and, with ClientID, is the public client of the
 	// stored and interactive logins; its Store holds those logins.
 	OAuth OAuthConfig
+	// Workload says how a workload's platform token (a federated token
+	// file, GitHub Actions' OIDC token, a token command) is exchanged.
+	Workload WorkloadConfig
 	// Interactive is the login of last resort; the zero value is none.
 	Interactive Interactive
 	// Prompt shows a device code (see [DeviceCodeConfig.Prompt]).
 	Prompt func(ctx context.Context, p DevicePrompt) error
 	// Output receives what the interactive logins print; nil means os.Stderr.
 	Output io.Writer
+}
+
+// WorkloadExchange says how [Select] turns a workload's platform token
+// into an access token.
+type WorkloadExchange int
+
+const (
+	// WorkloadClientAssertion sends the platform token as the client
+	// assertion of a client credentials grant (RFC 7523 §2.2; Azure's and
+	// Google's workload identity federation).
+	WorkloadClientAssertion WorkloadExchange = iota
+	// WorkloadTokenExchange exchanges it as the subject token of RFC 8693
+	// token exchange.
+	WorkloadTokenExchange
+)
+
+// WorkloadConfig configures the workload sources of [Select].
+type WorkloadConfig struct {
+	// Exchange is how the platform token is exchanged; the zero value is
+	// WorkloadClientAssertion.
+	Exchange WorkloadExchange
+	// ClientID is the client the workload acts as; <prefix>CLIENT_ID
+	// overrides it. A client assertion needs one; a token exchange falls
+	// back to OAuth.ClientID.
+	ClientID string
+	// GitHubAudience is the aud of the GitHub Actions OIDC token, as the
+	// platform's provider expects it; empty skips GitHub Actions.
+	GitHubAudience string
+	// CommandTimeout bounds the token command; zero means 30 seconds.
+	CommandTimeout time.Duration
 }
 
 // Selected is the handler [Select] chose, and where its credentials come
@@ -106,9 +150,16 @@ var ErrNoCredentials = errors.New("handlers: no credentials configured")
 //     optionally <prefix>API_KEY_USER);
 //  4. client credentials from the environment (<prefix>CLIENT_ID,
 //     <prefix>CLIENT_SECRET) at cfg.OAuth's endpoints;
-//  5. a login stored in cfg.OAuth.Store for cfg.OAuth's client (read now,
+//  5. workload identity, with no secret: a federated token file
+//     (<prefix>FEDERATED_TOKEN_FILE), GitHub Actions' OIDC token
+//     (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, with
+//     cfg.Workload.GitHubAudience), a token command
+//     (<prefix>FEDERATED_TOKEN_COMMAND), in this order; the token is read
+//     anew for every exchange and exchanged as cfg.Workload.Exchange says,
+//     as the client <prefix>CLIENT_ID (or cfg.Workload.ClientID);
+//  6. a login stored in cfg.OAuth.Store for cfg.OAuth's client (read now,
 //     refreshed if needed, without prompting);
-//  6. an interactive login (cfg.Interactive), which runs at Authenticate.
+//  7. an interactive login (cfg.Interactive), which runs at Authenticate.
 //
 // A source that is half configured (a key id without its key, a client id
 // without its secret) is an error wrapping [auth.ErrInvalidConfig], never a
@@ -169,10 +220,56 @@ func Select(ctx context.Context, cfg SelectConfig) (*Selected, error) {
 		c.Store = nil // a service's tokens are cheap to fetch again
 		h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig: c})
 		return pick(h, SourceClientCredentialsEnv, err)
-	case cid != "" || csecret != "":
-		return nil, halfSet(prefix, EnvClientID, EnvClientSecret, cid != "")
+	case csecret != "":
+		return nil, halfSet(prefix, EnvClientID, EnvClientSecret, false)
 	}
 	skip(SourceClientCredentialsEnv, fmt.Sprintf("%s%s and %s%s are not set", prefix, EnvClientID, prefix, EnvClientSecret))
+
+	workloadID := cid
+	if workloadID == "" {
+		workloadID = cfg.Workload.ClientID
+	}
+	workload := func(src interface {
+		JWTSource
+		AssertionSource
+	}, s Source) (*Selected, error) {
+		c := cfg.OAuth
+		c.Store = nil // cheap to exchange again
+		c.ClientSecret = auth.Secret{}
+		if cfg.Workload.Exchange == WorkloadTokenExchange {
+			if workloadID != "" {
+				c.ClientID = workloadID
+			}
+			h, err := NewTokenExchange(TokenExchangeConfig{OAuthConfig: c, SubjectToken: src})
+			return pick(h, s, err)
+		}
+		if workloadID == "" {
+			return nil, auth.ConfigError("handlers: %s: the client it authenticates as is not set: set %s%s or Workload.ClientID", s, prefix, EnvClientID)
+		}
+		c.ClientID, c.ClientAssertion = workloadID, src
+		h, err := NewClientCredentials(ClientCredentialsConfig{OAuthConfig: c})
+		return pick(h, s, err)
+	}
+	if path := env(EnvFederatedTokenFile); path != "" {
+		return workload(FederatedTokenFile{Path: path}, SourceFederatedTokenFile)
+	}
+	skip(SourceFederatedTokenFile, prefix+EnvFederatedTokenFile+" is not set")
+	switch ghURL, ghToken := strings.TrimSpace(getenv(EnvGitHubTokenURL)), strings.TrimSpace(getenv(EnvGitHubTokenToken)); {
+	case ghURL == "" || ghToken == "":
+		skip(SourceGitHubActions, EnvGitHubTokenURL+" and "+EnvGitHubTokenToken+" are not set")
+	case cfg.Workload.GitHubAudience == "":
+		skip(SourceGitHubActions, "no audience configured (Workload.GitHubAudience)")
+	default:
+		return workload(GitHubActionsToken{Audience: cfg.Workload.GitHubAudience, Getenv: getenv, HTTPClient: cfg.OAuth.HTTPClient}, SourceGitHubActions)
+	}
+	if command := strings.Fields(env(EnvFederatedTokenCommand)); len(command) > 0 {
+		return workload(CommandToken{Command: command, Timeout: cfg.Workload.CommandTimeout}, SourceTokenCommand)
+	}
+	skip(SourceTokenCommand, prefix+EnvFederatedTokenCommand+" is not set")
+	if cid != "" {
+		return nil, auth.ConfigError("handlers: %s%s is set, but neither %s%s nor a workload token (%s%s, GitHub Actions, %s%s): set one",
+			prefix, EnvClientID, prefix, EnvClientSecret, prefix, EnvFederatedTokenFile, prefix, EnvFederatedTokenCommand)
+	}
 
 	if cfg.OAuth.ClientID == "" {
 		skip(SourceStoredLogin, "no OAuth client configured (OAuth.ClientID)")

@@ -41,7 +41,18 @@ const (
 	// AuthPost sends client_id and client_secret in the form
 	// (client_secret_post).
 	AuthPost
+	// AuthAssertion sends client_id and a JWT from Config.Assertion as
+	// client_assertion (https://www.rfc-editor.org/rfc/rfc7523#section-2.2):
+	// private_key_jwt, or a federated token.
+	AuthAssertion
 )
+
+// ClientAssertionType is the client_assertion_type of AuthAssertion.
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// AssertionFunc returns a client assertion for a request to audience, the
+// URL of the endpoint: a new one per request.
+type AssertionFunc func(ctx context.Context, audience string) (auth.Secret, error)
 
 // String names the style as OpenID Connect does.
 func (s AuthStyle) String() string {
@@ -52,6 +63,8 @@ func (s AuthStyle) String() string {
 		return "client_secret_basic"
 	case AuthPost:
 		return "client_secret_post"
+	case AuthAssertion:
+		return "private_key_jwt"
 	}
 	return "AuthStyle(" + strconv.Itoa(int(s)) + ")"
 }
@@ -67,6 +80,8 @@ type Config struct {
 	ClientSecret auth.Secret
 	// AuthStyle says where ClientID and ClientSecret go.
 	AuthStyle AuthStyle
+	// Assertion makes the client assertion of AuthAssertion.
+	Assertion AssertionFunc
 	// HTTPClient sends the requests; nil means http.DefaultClient. The
 	// client is copied and never follows redirects, so that secrets in the
 	// form are never re-sent to another place.
@@ -86,6 +101,7 @@ type Client struct {
 	clientID string
 	secret   auth.Secret
 	style    AuthStyle
+	assert   AssertionFunc
 	rt       http.RoundTripper
 	timeout  time.Duration // the HTTPClient's Timeout, per request
 	clock    auth.Clock
@@ -101,7 +117,7 @@ var discardLogger = slog.New(slog.DiscardHandler)
 // transport, within its Timeout, and never follows a redirect: a secret in
 // the form is never re-sent to another place.
 func New(cfg Config) *Client {
-	c := &Client{clientID: cfg.ClientID, secret: cfg.ClientSecret, style: cfg.AuthStyle,
+	c := &Client{clientID: cfg.ClientID, secret: cfg.ClientSecret, style: cfg.AuthStyle, assert: cfg.Assertion,
 		rt: http.DefaultTransport, clock: cfg.Clock, retry: cfg.Retry, log: cfg.Logger, ua: cfg.UserAgent}
 	if c.ua == "" {
 		c.ua = auth.DefaultUserAgent
@@ -141,7 +157,10 @@ type Response struct {
 // retrying. Token does not retry: the token engine, which knows how long its
 // callers wait, is the retry loop of token requests.
 func (c *Client) Token(ctx context.Context, tokenURL string, form url.Values) (*auth.Token, error) {
-	form = c.authenticate(form)
+	form, err := c.authenticate(ctx, tokenURL, form)
+	if err != nil {
+		return nil, err
+	}
 	sent := c.clock.Now()
 	scrub := c.scrubber(form)
 	resp, err := c.once(ctx, tokenURL, form.Encode(), scrub)
@@ -159,7 +178,10 @@ func (c *Client) Token(ctx context.Context, tokenURL string, form url.Values) (*
 // returned at once whatever its status, as an *auth.OAuthError. A body over
 // MaxBodySize is an *auth.ResponseError.
 func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*Response, error) {
-	form = c.authenticate(form)
+	form, err := c.authenticate(ctx, endpoint, form)
+	if err != nil {
+		return nil, err
+	}
 	body := form.Encode()
 	grant := form.Get("grant_type")
 	scrub := c.scrubber(form)
@@ -217,26 +239,38 @@ func (c *Client) withRetryAfter(err error, resp *Response) error {
 	return err
 }
 
-func (c *Client) authenticate(form url.Values) url.Values {
-	f := make(url.Values, len(form)+2)
+// authenticate returns a copy of form with the client's authentication for
+// a request to endpoint. An assertion is made per request: it is valid
+// for that request only (its jti is spent at the provider).
+func (c *Client) authenticate(ctx context.Context, endpoint string, form url.Values) (url.Values, error) {
+	f := make(url.Values, len(form)+3)
 	for k, v := range form {
 		f[k] = append([]string(nil), v...)
 	}
 	switch c.style {
+	case AuthAssertion:
+		a, err := c.assert(ctx, endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("oauthclient: client assertion: %w", err)
+		}
+		f.Set("client_id", c.clientID)
+		f.Set("client_assertion_type", ClientAssertionType)
+		f.Set("client_assertion", a.Reveal())
 	case AuthPost:
 		f.Set("client_id", c.clientID)
 		f.Set("client_secret", c.secret.Reveal())
 	case AuthNone:
 		f.Set("client_id", c.clientID)
 	}
-	return f
+	return f, nil
 }
 
 // publicParams are form parameters that carry no secret: left in the
 // provider's error texts, which are clearer with them.
 var publicParams = map[string]bool{
 	"grant_type": true, "scope": true, "client_id": true, "username": true, "audience": true,
-	"resource": true, "redirect_uri": true, "code_challenge_method": true,
+	"resource": true, "redirect_uri": true, "code_challenge_method": true, "client_assertion_type": true,
+	"subject_token_type": true, "actor_token_type": true, "requested_token_type": true,
 }
 
 // scrubber removes, from what the provider answers, every value of form
