@@ -216,7 +216,7 @@ type Provider struct {
 	faults        faults
 	counts        Counts
 	last          map[string]*RecordedRequest
-	reused        int // logins revoked by refresh token reuse detection
+	reused        int                  // logins revoked by refresh token reuse detection
 	jtis          map[string]time.Time // client assertion jti -> its exp
 	replays       int                  // client assertions refused as replayed
 }
