@@ -106,7 +106,7 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		badRequest("invalid_request", "missing grant_type").write(w)
 		return
 	}
-	if !slices.Contains([]string{GrantAuthorizationCode, GrantDeviceCode, GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantTokenExchange}, grant) {
+	if !slices.Contains([]string{GrantAuthorizationCode, GrantDeviceCode, GrantClientCredentials, GrantPassword, GrantRefreshToken, GrantTokenExchange, GrantJWTBearer}, grant) {
 		badRequest("unsupported_grant_type", "unsupported grant_type "+grant).write(w)
 		return
 	}
@@ -131,6 +131,8 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		resp, e = p.codeGrant(r, client)
 	case GrantTokenExchange:
 		resp, e = p.tokenExchange(r, client)
+	case GrantJWTBearer:
+		resp, e = p.jwtBearer(r, client)
 	}
 	if e != nil {
 		e.write(w)
@@ -189,8 +191,8 @@ func (p *Provider) authenticateClient(r *http.Request) (Client, *oauthErr) {
 	if !ok {
 		return fail(descClientUnknown)
 	}
-	if c.Secret == "" && (len(c.PublicKeys) > 0 || len(c.Federated) > 0) {
-		return fail(descClientAuthRequired)
+	if c.Secret == "" && (len(c.PublicKeys) > 0 || len(c.Federated) > 0) && r.PostForm.Get("grant_type") != GrantJWTBearer {
+		return fail(descClientAuthRequired) // the JWT bearer grant's assertion authenticates by itself
 	}
 	if c.Secret == "" {
 		if method != AuthMethodNone {

@@ -22,6 +22,10 @@ const (
 	AuthMethodPrivateKeyJWT = "private_key_jwt"
 	// GrantTokenExchange is RFC 8693's grant type.
 	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantJWTBearer is RFC 7523 §2.1's grant type: the assertion is signed
+	// by a key of the client (Client.PublicKeys; iss the client id) or by
+	// a trusted issuer.
+	GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	// TokenTypeJWT and TokenTypeAccessToken are RFC 8693 §3 token types.
 	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
 	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
@@ -255,4 +259,43 @@ func (p *Provider) tokenExchange(r *http.Request, c Client) (*tokenResponse, *oa
 	p.mu.Unlock()
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: seconds(p.cfg.AccessTokenLifetime),
 		Scope: scope, IssuedTokenType: TokenTypeAccessToken}, nil
+}
+
+// jwtBearer is RFC 7523 §2.1's grant: an assertion the client signed
+// (self-signed service identity: iss the client id, aud the token
+// endpoint or the issuer, a jti never seen) or a trusted issuer's token.
+func (p *Provider) jwtBearer(r *http.Request, c Client) (*tokenResponse, *oauthErr) {
+	raw := r.PostForm.Get("assertion")
+	if raw == "" {
+		return nil, badRequest("invalid_request", "missing assertion")
+	}
+	t, _, err := jwt.NewParser().ParseUnverified(raw, jwt.MapClaims{})
+	if err != nil {
+		return nil, badRequest("invalid_grant", "assertion is not a JWT")
+	}
+	iss, _ := t.Claims.GetIssuer()
+	var sub string
+	if iss == c.ID && len(c.PublicKeys) > 0 {
+		invalid := func(desc string) (Client, *oauthErr) {
+			return Client{}, badRequest("invalid_grant", desc)
+		}
+		if _, e := p.privateKeyJWT(r, c, raw, invalid); e != nil {
+			return nil, e
+		}
+		sub, _ = t.Claims.GetSubject()
+	} else {
+		p.mu.Lock()
+		trusted := slices.Clone(p.cfg.TrustedIssuers)
+		p.mu.Unlock()
+		var why string
+		if sub, why = p.verifyTrusted(raw, trusted); why != "" {
+			return nil, badRequest("invalid_grant", "assertion: "+why)
+		}
+	}
+	scope := strings.Join(strings.Fields(r.PostForm.Get("scope")), " ")
+	at := p.accessToken(p.now(), sub, c.ID, p.audience(r, c.ID), scope, p.cfg.AccessTokenLifetime)
+	p.mu.Lock()
+	p.ccTokens[at] = c.ID
+	p.mu.Unlock()
+	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: seconds(p.cfg.AccessTokenLifetime), Scope: scope}, nil
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"io/fs"
 	"os"
@@ -416,4 +417,57 @@ func TestSelectWorkloadSources(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// TestJWTBearerGrant: the JWT bearer grant (RFC 7523 §2.1) with a
+// self-signed service identity — the wire carries the grant type and an
+// assertion that verifies with the client's public key, iss and sub the
+// client, aud the token endpoint — and with a federated token of a
+// trusted issuer, whose subject the access token then names.
+func TestJWTBearerGrant(t *testing.T) {
+	key := testKeys()["ES256"]
+	k8s := newCluster(t, nil)
+	p := newProvider(t, nil, func(c *authtest.ProviderConfig) {
+		c.Clients = append(c.Clients, authtest.Client{ID: "robot", PublicKeys: []crypto.PublicKey{key.Public()}})
+		c.TrustedIssuers = []authtest.TrustedIssuer{k8s.trusted()}
+	})
+	self, _ := NewPrivateKeyJWT(PrivateKeyJWTConfig{Key: key})
+	path := projected(t, t.TempDir(), k8s.token(saSubject))
+	for _, tt := range []struct {
+		name    string
+		src     AssertionSource
+		subject string
+	}{
+		{"self-signed", self, "robot"},
+		{"federated", FederatedTokenFile{Path: path}, saSubject},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := NewJWTBearer(JWTBearerConfig{OAuthConfig: OAuthConfig{Endpoints: Endpoints{TokenURL: p.TokenURL()}, ClientID: "robot"}, Assertion: tt.src})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			tok, err := h.Token(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := subjectOf(t, tok.AccessToken.Reveal()); got != tt.subject {
+				t.Errorf("subject %q, want %q", got, tt.subject)
+			}
+			f := p.LastRequest(authtest.EndpointToken).Form
+			if f.Get("grant_type") != GrantJWTBearer || f.Get("client_id") != "robot" {
+				t.Errorf("form %v", f)
+			}
+			if tt.src == self {
+				a, err := jwt.Parse(f.Get("assertion"), func(*jwt.Token) (any, error) { return key.Public(), nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := a.Claims.(jwt.MapClaims)
+				if c["iss"] != "robot" || c["sub"] != "robot" || c["aud"] != p.TokenURL() {
+					t.Errorf("claims %v", c)
+				}
+			}
+		})
+	}
 }
