@@ -99,3 +99,21 @@ func (h *APIKeys) Format(f fmt.State, verb rune) { formatLine(f, verb, h.String(
 
 // LogValue logs String.
 func (h *APIKeys) LogValue() slog.Value { return slog.StringValue(h.String()) }
+
+// String describes the handler; see the printing rules above.
+func (h *TokenExchange) String() string { return describe("TokenExchange", "", h.engine) }
+
+// Format prints String under every verb.
+func (h *TokenExchange) Format(f fmt.State, verb rune) { formatLine(f, verb, h.String()) }
+
+// LogValue logs String.
+func (h *TokenExchange) LogValue() slog.Value { return slog.StringValue(h.String()) }
+
+// String describes the handler; see the printing rules above.
+func (h *JWTBearer) String() string { return describe("JWTBearer", "", h.engine) }
+
+// Format prints String under every verb.
+func (h *JWTBearer) Format(f fmt.State, verb rune) { formatLine(f, verb, h.String()) }
+
+// LogValue logs String.
+func (h *JWTBearer) LogValue() slog.Value { return slog.StringValue(h.String()) }

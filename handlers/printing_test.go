@@ -74,3 +74,18 @@ func TestHandlersPrintSafely(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryHandlerFormatsItself: every handler type, the workload ones
+// included, has the one-line Format and LogValue of TestHandlersPrintSafely,
+// so that no printing walks into its engine.
+func TestEveryHandlerFormatsItself(t *testing.T) {
+	for _, h := range []any{(*APIKeys)(nil), (*BrowserLogin)(nil), (*ClientCredentials)(nil), (*DeviceCode)(nil),
+		(*ExternallyManagedJWT)(nil), (*JWTBearer)(nil), (*Password)(nil), (*RefreshToken)(nil), (*TokenExchange)(nil),
+		(*PrivateKeyJWT)(nil)} {
+		_, f := h.(fmt.Formatter)
+		_, l := h.(slog.LogValuer)
+		if !f || !l {
+			t.Errorf("%T: Format %t, LogValue %t", h, f, l)
+		}
+	}
+}
