@@ -3,7 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -965,5 +971,59 @@ func TestWriteDevProfile(t *testing.T) {
 	want := "# mine\nprofile = \"work\"\n\n" + profile + "\n[profiles.work]\nissuer = \"https://sso.example.com\"\n"
 	if string(got) != want {
 		t.Errorf("config:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestWorkloadProfile: in a pod, a profile with flow = "workload" gets a
+// token with the pod's projected token file (AUTHKIT_FEDERATED_TOKEN_FILE)
+// and no secret; without the file it says what it needs; a
+// client-credentials profile with private_key_file signs private_key_jwt
+// assertions instead of sending a secret.
+func TestWorkloadProfile(t *testing.T) {
+	t.Parallel() // each test has its own provider, home and processes
+	cluster := authtest.NewProvider(authtest.ProviderConfig{})
+	t.Cleanup(cluster.Close)
+	const sa = "system:serviceaccount:shop:checkout"
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, func(c *authtest.ProviderConfig) {
+		c.TrustedIssuers = []authtest.TrustedIssuer{{Issuer: cluster.Issuer(), Key: cluster.PublicKey(), Audience: "platform"}}
+		c.Clients = append(c.Clients,
+			authtest.Client{ID: "checkout", Federated: []authtest.Federated{{Issuer: cluster.Issuer(), Subject: sa}}},
+			authtest.Client{ID: "robot", PublicKeys: []crypto.PublicKey{key.Public()}})
+	})
+	now := time.Now()
+	tokenFile := filepath.Join(w.home, "token")
+	if err := os.WriteFile(tokenFile, []byte(cluster.IssueJWT(map[string]any{"iss": cluster.Issuer(), "sub": sa, "aud": "platform",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	keyFile := filepath.Join(w.home, "robot.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.writeConfig(fmt.Sprintf("[profiles.pod]\nissuer = %q\nclient_id = \"checkout\"\nflow = \"workload\"\n\n"+
+		"[profiles.robot]\nissuer = %q\nclient_id = \"robot\"\nflow = \"client-credentials\"\nprivate_key_file = %q\n",
+		w.prov.Issuer(), w.prov.Issuer(), keyFile), 0o600)
+
+	if r := w.run(nil, "token", "--profile", "pod"); r.code != 2 || !strings.Contains(r.stderr, "the workload flow needs a platform token") {
+		t.Errorf("without a token file: exit %d\n%s", r.code, r.stderr)
+	}
+	r := w.run([]string{"AUTHKIT_FEDERATED_TOKEN_FILE=" + tokenFile}, "token", "--profile", "pod")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "eyJ") {
+		t.Fatalf("token in the pod: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if f := w.prov.LastRequest(authtest.EndpointToken).Form; f.Get("client_assertion_type") == "" || f.Has("client_secret") {
+		t.Errorf("the pod's token request: %v", f)
+	}
+	r = w.run(nil, "login", "--profile", "robot")
+	if r.code != 0 || !strings.Contains(r.stderr, "Logged in as client robot") {
+		t.Fatalf("login --profile robot: exit %d\n%s", r.code, r.stderr)
+	}
+	if m := w.prov.LastRequest(authtest.EndpointToken).AuthMethod; m != authtest.AuthMethodPrivateKeyJWT {
+		t.Errorf("robot authenticated with %s", m)
 	}
 }

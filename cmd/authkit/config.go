@@ -22,9 +22,18 @@ const (
 	flowBrowser           = "browser"
 	flowClientCredentials = "client-credentials"
 	flowPassword          = "password"
+	// flowWorkload exchanges the workload's platform token (a federated
+	// token file, GitHub Actions' OIDC token, a token command): no secret.
+	flowWorkload = "workload"
 )
 
-var flows = []string{flowDevice, flowBrowser, flowClientCredentials, flowPassword}
+var flows = []string{flowDevice, flowBrowser, flowClientCredentials, flowPassword, flowWorkload}
+
+// How a workload profile exchanges its platform token.
+const (
+	exchangeAssertion = "client-assertion"
+	exchangeToken     = "token-exchange"
+)
 
 // defaultProfile is the profile used when none is named anywhere.
 const defaultProfile = "default"
@@ -61,7 +70,22 @@ type fileProfile struct {
 	TOTP                   bool        `toml:"totp"`
 	RedirectPort           int         `toml:"redirect_port"`
 	TokenDir               string      `toml:"token_dir"`
+	// PrivateKeyFile is a PEM key the client-credentials flow signs
+	// private_key_jwt assertions with, instead of a secret.
+	PrivateKeyFile string `toml:"private_key_file"`
+	// The workload flow's platform token, tried in this order:
+	// FederatedTokenFile (or AUTHKIT_FEDERATED_TOKEN_FILE), GitHub Actions
+	// (with GitHubAudience), TokenCommand; Exchange is client-assertion
+	// (the default) or token-exchange.
+	FederatedTokenFile string   `toml:"federated_token_file"`
+	GitHubAudience     string   `toml:"github_audience"`
+	TokenCommand       []string `toml:"token_command"`
+	Exchange           string   `toml:"exchange"`
 }
+
+// machine reports whether p's flow is a client acting as itself, with
+// nobody to log in: client credentials or a workload.
+func (p *profile) machine() bool { return p.Flow == flowClientCredentials || p.Flow == flowWorkload }
 
 // profile is a profile resolved from the file, the environment and the
 // flags, in that order of increasing precedence.
@@ -243,6 +267,9 @@ func resolve(cfg *configFile, path, name string, active, generic, implicit bool,
 			p.Password = auth.NewSecret(v)
 		}
 	}
+	if v := getenv("AUTHKIT_FEDERATED_TOKEN_FILE"); v != "" {
+		p.FederatedTokenFile = v
+	}
 	if v := getenv(scopedEnv(name, "CLIENT_SECRET")); v != "" {
 		p.ClientSecret = auth.NewSecret(v)
 	}
@@ -287,8 +314,16 @@ func (p *profile) check() error {
 	if p.ClientID == "" {
 		return usagef("profile %q has no client id: %s", p.Name, where("client_id", "AUTHKIT_CLIENT_ID", "--client-id"))
 	}
-	if p.Flow == flowClientCredentials && p.ClientSecret.IsZero() {
-		return usagef("profile %q: the client-credentials flow needs a client secret: set %s (or AUTHKIT_CLIENT_SECRET with --profile %s, or client_secret in %s, readable only by you)",
+	if p.Flow == flowWorkload {
+		if p.Exchange != "" && p.Exchange != exchangeAssertion && p.Exchange != exchangeToken {
+			return usagef("profile %q: exchange %q is not one of %s, %s", p.Name, p.Exchange, exchangeAssertion, exchangeToken)
+		}
+		if p.FederatedTokenFile == "" && p.GitHubAudience == "" && len(p.TokenCommand) == 0 {
+			return usagef("profile %q: the workload flow needs a platform token: set federated_token_file (or AUTHKIT_FEDERATED_TOKEN_FILE), github_audience or token_command in %s", p.Name, p.Source)
+		}
+	}
+	if p.Flow == flowClientCredentials && p.ClientSecret.IsZero() && p.PrivateKeyFile == "" {
+		return usagef("profile %q: the client-credentials flow needs a client secret: set %s (or AUTHKIT_CLIENT_SECRET with --profile %s, or client_secret in %s, readable only by you), or a private_key_file",
 			p.Name, scopedEnv(p.Name, "CLIENT_SECRET"), p.Name, p.Source)
 	}
 	if p.Flow == flowPassword && p.Username == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -89,7 +90,15 @@ func (a *app) open(p *profile, opt handlerOptions) (*session, error) {
 			OpenBrowser: opt.open, Output: a.stderr, DeviceFallback: true, DevicePrompt: s.prompt,
 		})
 	case flowClientCredentials:
+		if p.PrivateKeyFile != "" {
+			if oc.ClientAssertion, err = privateKeyJWT(p.PrivateKeyFile); err != nil {
+				return nil, err
+			}
+			oc.ClientSecret = auth.Secret{}
+		}
 		s.h, err = handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: oc})
+	case flowWorkload:
+		s.h, err = workloadHandler(p, oc, a.getenv)
 	case flowPassword:
 		cfg := handlers.PasswordConfig{OAuthConfig: oc, Username: p.Username, PasswordFunc: s.password(a)}
 		if p.TOTP {
@@ -202,7 +211,7 @@ func (s *session) user() string {
 	switch u := s.h.Username(); {
 	case u != "":
 		return netpolicy.TerminalSafe(u)
-	case s.p.Flow == flowClientCredentials:
+	case s.p.machine():
 		return "client " + s.p.ClientID
 	}
 	claim := s.p.UsernameClaim
@@ -210,4 +219,46 @@ func (s *session) user() string {
 		claim = handlers.DefaultUsernameClaim
 	}
 	return fmt.Sprintf("a user the ID token does not name (no %q claim; see --username-claim)", claim)
+}
+
+// privateKeyJWT reads a PEM private key for private_key_jwt.
+func privateKeyJWT(path string) (*handlers.PrivateKeyJWT, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("private_key_file %s: %v", path, unwrapPathError(err))
+	}
+	key, err := handlers.ParsePrivateKeyPEM(data)
+	if err != nil {
+		return nil, usagef("private_key_file %s: %v", path, err)
+	}
+	return handlers.NewPrivateKeyJWT(handlers.PrivateKeyJWTConfig{Key: key})
+}
+
+// workloadSource is a workload profile's platform token, in the order of
+// handlers.Select: a token file, GitHub Actions, a command.
+type workloadSource interface {
+	handlers.JWTSource
+	handlers.AssertionSource
+}
+
+// workloadHandler exchanges the workload's platform token: as the client
+// assertion of a client credentials grant, or by token exchange.
+func workloadHandler(p *profile, oc handlers.OAuthConfig, getenv func(string) string) (handler, error) {
+	var src workloadSource
+	switch {
+	case p.FederatedTokenFile != "":
+		src = handlers.FederatedTokenFile{Path: p.FederatedTokenFile}
+	case p.GitHubAudience != "" && getenv(handlers.EnvGitHubTokenURL) != "":
+		src = handlers.GitHubActionsToken{Audience: p.GitHubAudience, Getenv: getenv, HTTPClient: oc.HTTPClient}
+	case len(p.TokenCommand) > 0:
+		src = handlers.CommandToken{Command: p.TokenCommand}
+	default:
+		return nil, usagef("profile %q: no platform token: %s is not set (github_audience needs a GitHub Actions job with id-token: write)", p.Name, handlers.EnvGitHubTokenURL)
+	}
+	oc.ClientSecret = auth.Secret{}
+	if p.Exchange == exchangeToken {
+		return handlers.NewTokenExchange(handlers.TokenExchangeConfig{OAuthConfig: oc, SubjectToken: src})
+	}
+	oc.ClientAssertion = src
+	return handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: oc})
 }

@@ -75,7 +75,7 @@ func (a *app) login(ctx context.Context, p *profile, opt handlerOptions) error {
 	if err != nil {
 		return err
 	}
-	reused := !asked && p.Flow != flowClientCredentials
+	reused := !asked && !p.machine()
 	how := "Logged in"
 	if reused {
 		how = "Already logged in (stored login, no prompt)"
@@ -101,8 +101,11 @@ func expiryNote(p *profile, tok *auth.Token) string {
 		return ""
 	}
 	until := tok.Expiry.Local().Format("15:04:05")
-	if p.Flow == flowClientCredentials {
-		return fmt.Sprintf("; the access token is valid until %s, and a new one is fetched with the client's secret when needed", until)
+	switch p.Flow {
+	case flowClientCredentials:
+		return fmt.Sprintf("; the access token is valid until %s, and a new one is fetched with the client's credentials when needed", until)
+	case flowWorkload:
+		return fmt.Sprintf("; the access token is valid until %s, and a new one is exchanged for the platform's token when needed", until)
 	}
 	if tok.RefreshToken.IsZero() {
 		return fmt.Sprintf("; the access token is valid until %s, and the provider sent no refresh token: log in again then (asking for the offline_access scope may get one)", until)
