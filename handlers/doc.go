@@ -10,6 +10,12 @@
 //     authorization code grant and PKCE, client credentials, password with
 //     an optional TOTP code, refresh token) and the OIDC discovery helpers
 //     live beside them, one file each.
+//   - Workload identity, with no secret: [TokenExchange] (RFC 8693) and
+//     [JWTBearer] (RFC 7523 §2.1); private_key_jwt client authentication
+//     for every OAuth handler ([OAuthConfig.ClientAssertion],
+//     [NewPrivateKeyJWT]); and the platform tokens a workload holds —
+//     [FederatedTokenFile], [GitHubActionsToken], [CommandToken] — read
+//     anew for every exchange. [Select] finds them in the environment.
 //
 // Handlers that manage an expiring token embed *[auth.Engine], which supplies
 // HubRequestHeaders, AccessManagerRequestHeaders, MessageServiceMetadata,
@@ -21,7 +27,8 @@
 //
 // Every handler is safe for concurrent use and never prints a secret: every
 // secret in a handler and its configuration is an [auth.Secret], which
-// prints as "[redacted]" however it is printed, logged or encoded. The
+// prints as "[redacted]" however it is printed, logged or encoded; a
+// [PrivateKeyJWT] prints its algorithm and key id, never the key. The
 // header maps and metadata returned by the getters are shared and
 // read-only.
 //

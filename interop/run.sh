@@ -77,7 +77,7 @@ cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 	if [ "$status" -ne 0 ]; then
-		for f in "$logs"/dex.log "$logs"/oidc.log; do
+		for f in "$logs"/dex.log "$logs"/dex-exchange.log "$logs"/oidc.log; do
 			[ -s "$f" ] || continue
 			say "last lines of $f:"
 			tail -n 40 "$f" >&2 || true
@@ -98,6 +98,11 @@ free_port() {
 dex_port=$(free_port)
 oidc_port=$(free_port)
 while [ "$oidc_port" = "$dex_port" ]; do oidc_port=$(free_port); done
+dex2_port=$(free_port)
+while [ "$dex2_port" = "$dex_port" ] || [ "$dex2_port" = "$oidc_port" ]; do dex2_port=$(free_port); done
+dex2_issuer="http://127.0.0.1:$dex2_port/dex"
+sed -e "s|@ISSUER@|$dex2_issuer|" -e "s|@ADDR@|127.0.0.1:$dex2_port|" -e "s|@OIDC_ISSUER@|http://127.0.0.1:$oidc_port|" \
+	"$here/dex/exchange.yaml.in" >"$work/dex-exchange.yaml"
 
 dex_issuer="http://127.0.0.1:$dex_port/dex"
 oidc_issuer="http://127.0.0.1:$oidc_port"
@@ -105,10 +110,15 @@ oidc_issuer="http://127.0.0.1:$oidc_port"
 sed -e "s|@ISSUER@|$dex_issuer|" -e "s|@ADDR@|127.0.0.1:$dex_port|" \
 	"$here/dex/config.yaml.in" >"$work/dex.yaml"
 
-"$work/bin/dex" serve "$work/dex.yaml" >"$logs/dex.log" 2>&1 </dev/null &
-pids+=($!)
-dex_pid=$!
-(cd "$work/oidc" && exec env PORT="$oidc_port" ISSUER="$oidc_issuer" node server.mjs) >"$logs/oidc.log" 2>&1 </dev/null &
+# The private_key_jwt client's key, new per run: oidc-provider registers its
+# public half, the tests sign with it.
+client_key="$work/client-key.pem"
+node -e '
+	const { generateKeyPairSync } = require("crypto");
+	const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+	require("fs").writeFileSync(process.argv[1], privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });' "$client_key"
+
+(cd "$work/oidc" && exec env PORT="$oidc_port" ISSUER="$oidc_issuer" CLIENT_KEY_FILE="$client_key" node server.mjs) >"$logs/oidc.log" 2>&1 </dev/null &
 pids+=($!)
 oidc_pid=$!
 
@@ -150,8 +160,17 @@ wait_discovery() {
 		sleep 0.2
 	done
 }
-wait_discovery dex "$dex_pid" "$dex_issuer"
 wait_discovery oidc-provider "$oidc_pid" "$oidc_issuer"
+"$work/bin/dex" serve "$work/dex.yaml" >"$logs/dex.log" 2>&1 </dev/null &
+pids+=($!)
+dex_pid=$!
+# The token exchange Dex after oidc-provider: its OIDC connector discovers
+# oidc-provider when it starts.
+"$work/bin/dex" serve "$work/dex-exchange.yaml" >"$logs/dex-exchange.log" 2>&1 </dev/null &
+pids+=($!)
+dex2_pid=$!
+wait_discovery dex "$dex_pid" "$dex_issuer"
+wait_discovery "dex (token exchange)" "$dex2_pid" "$dex2_issuer"
 
 # --- run the tests -----------------------------------------------------------
 
@@ -161,6 +180,7 @@ cd "$root"
 # (bash runs traps only between foreground commands) and the tests and
 # the providers are stopped with it.
 AUTHKIT_DEX_ISSUER="$dex_issuer" AUTHKIT_OIDC_ISSUER="$oidc_issuer" AUTHKIT_CHROMIUM="$chromium" \
+	AUTHKIT_OIDC_CLIENT_KEY="$client_key" AUTHKIT_DEX_EXCHANGE_ISSUER="$dex2_issuer" \
 	AUTHKIT_OIDC_DIR="$work/oidc" go test -race -count=1 "$@" ./interop/... </dev/null &
 test_pid=$!
 pids=("$test_pid" "${pids[@]}")

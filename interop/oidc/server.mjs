@@ -13,7 +13,7 @@
 // POST /interaction/:uid/login checks the static user below. Everything is in
 // memory: a restart forgets every token. POST /interaction/:uid/abort is the
 // person refusing (access_denied).
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
@@ -54,6 +54,15 @@ const signingKeys = process.env.JWKS_FILE
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
+// CLIENT_KEY_FILE, if set, is the PEM private key of the private_key_jwt
+// client below (interop/run.sh makes one per run); only its public half is
+// registered here.
+const clientKeyJWKs = [];
+if (process.env.CLIENT_KEY_FILE) {
+  const jwk = createPublicKey(readFileSync(process.env.CLIENT_KEY_FILE, 'utf8')).export({ format: 'jwk' });
+  clientKeyJWKs.push({ ...jwk, alg: 'ES256', use: 'sig' });
+}
+
 const configuration = {
   clients: [
     {
@@ -76,6 +85,18 @@ const configuration = {
       token_endpoint_auth_method: 'client_secret_post',
       scope: 'api:read api:write',
     },
+    ...(clientKeyJWKs.length === 0 ? [] : [{
+      // Machine to machine, authenticating with private_key_jwt (RFC 7523
+      // 2.2): no secret, an ES256 assertion per token request.
+      client_id: 'authkit-pkjwt',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256',
+      jwks: { keys: clientKeyJWKs },
+      scope: 'api:read api:write',
+    }]),
     {
       // Command line, confidential: device flow + refresh.
       client_id: 'authkit-device',
