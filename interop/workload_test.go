@@ -8,8 +8,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"net/http"
+	"net/url"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -28,9 +31,11 @@ const (
 )
 
 // TestOIDCPrivateKeyJWT: oidc-provider authenticates a client by an ES256
-// private_key_jwt assertion and no secret; it refuses a replayed jti, so
-// a second token request passing proves the assertion is new each time;
-// a key it does not know is invalid_client.
+// private_key_jwt assertion and no secret, finding the key by the kid
+// authkit puts in the header (the RFC 7638 thumbprint, which server.mjs
+// computes on its own); it refuses a replayed assertion, so a second token
+// request passing proves the assertion is new each time; a key it does
+// not know is invalid_client.
 func TestOIDCPrivateKeyJWT(t *testing.T) {
 	t.Parallel()
 	iss := oidcIssuer(t)
@@ -64,6 +69,21 @@ func TestOIDCPrivateKeyJWT(t *testing.T) {
 	}
 	if n := len(rec.exchanges()); n < 2 {
 		t.Errorf("%d token requests, want 2", n)
+	}
+
+	// The same assertion twice: oidc-provider takes it once ("client
+	// assertion tokens must only be used once"), which is why the handler
+	// makes one per request.
+	a, err := src.Assertion(ctx, handlers.AssertionRequest{ClientID: oidcPrivateKeyJWTID, Audience: d.TokenEndpoint, Now: time.Now()})
+	mustf(t, err, "Assertion")
+	for i, want := range []int{http.StatusOK, http.StatusUnauthorized} {
+		resp, err := http.PostForm(d.TokenEndpoint, url.Values{"grant_type": {"client_credentials"}, "client_id": {oidcPrivateKeyJWTID},
+			"client_assertion_type": {handlers.ClientAssertionType}, "client_assertion": {a.Reveal()}, "scope": {"api:read"}})
+		mustf(t, err, "POST")
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("the same assertion, use %d: HTTP %d, want %d", i+1, resp.StatusCode, want)
+		}
 	}
 
 	other, err := handlers.ParsePrivateKeyPEM(otherKeyPEM(t))

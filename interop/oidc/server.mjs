@@ -13,7 +13,7 @@
 // POST /interaction/:uid/login checks the static user below. Everything is in
 // memory: a restart forgets every token. POST /interaction/:uid/abort is the
 // person refusing (access_denied).
-import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 
@@ -60,7 +60,12 @@ const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const clientKeyJWKs = [];
 if (process.env.CLIENT_KEY_FILE) {
   const jwk = createPublicKey(readFileSync(process.env.CLIENT_KEY_FILE, 'utf8')).export({ format: 'jwk' });
-  clientKeyJWKs.push({ ...jwk, alg: 'ES256', use: 'sig' });
+  // kid: the key's RFC 7638 thumbprint, computed here independently of
+  // authkit, which puts the same in its assertions' header by default.
+  const kid = createHash('sha256')
+    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
+    .digest('base64url');
+  clientKeyJWKs.push({ ...jwk, kid, alg: 'ES256', use: 'sig' });
 }
 
 const configuration = {
@@ -169,6 +174,10 @@ const configuration = {
 };
 
 const provider = new Provider(issuer, configuration);
+// Why a client was refused: the answer says only "invalid_client".
+provider.on('grant.error', (ctx, err) => {
+  if (err.error === 'invalid_client') console.error(`grant.error: ${err.error}: ${err.error_detail || err.message}`);
+});
 const providerCallback = provider.callback();
 
 function readForm(req) {
