@@ -228,8 +228,15 @@ func TestParsePrivateKey(t *testing.T) {
 		}
 		checkSigns(t, name, k)
 	}
-	ecJWK, _ := json.Marshal(map[string]string{"kty": "EC", "crv": "P-256",
-		"x": b64(e.X.FillBytes(make([]byte, 32))), "y": b64(e.Y.FillBytes(make([]byte, 32))), "d": b64(e.D.FillBytes(make([]byte, 32)))})
+	d, err := e.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	point, err := e.PublicKey.Bytes() // 0x04 || x || y
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecJWK, _ := json.Marshal(map[string]string{"kty": "EC", "crv": "P-256", "x": b64(point[1:33]), "y": b64(point[33:]), "d": b64(d)})
 	k, err := ParsePrivateKeyJWK(ecJWK)
 	if err != nil {
 		t.Fatalf("EC JWK: %v", err)
