@@ -33,7 +33,10 @@
 // holds it, from a process whose last Load or Save is still the newest
 // generation (a Store that never read the key: when nothing is stored);
 // otherwise it fails with [ErrFenced] (TestFencing,
-// TestSaveFencedWhileAnotherHolds, TestLostLease, TestSaveWithoutLoad). The engine records that
+// TestSaveFencedWhileAnotherHolds, TestLostLease, TestSaveWithoutLoad).
+// Generations never repeat, not even across a logout or an expiry, so an
+// old reader never passes for a new one (TestStaleReaderFencedAcrossLogins).
+// The engine records that
 // it is about to spend a refresh token with a Save before it presents it,
 // so the fence is on the spend as well as on the saving of what the spend
 // returned: a process whose lease lapsed can record neither while another
@@ -347,21 +350,35 @@ func (s *Store) Load(ctx context.Context, key auth.StoreKey) (*auth.Token, error
 // stored), the entry,
 // the expiry in Unix ms (0 for none). It returns the new generation, or -1
 // when fenced.
+//
+// The first entry of a login (nothing stored: after a logout, an expiry or
+// ever) takes the server's clock in microseconds as its generation, not 1:
+// every later one counts up from there, so generations never repeat across
+// logins, and a process that read an entry of an earlier login can never
+// match a later one (TestStaleReaderFencedAcrossLogins). An earlier login's
+// generations stay below the clock, since no two saves run in the same
+// microsecond.
 var saveScript = redis.NewScript(`
-local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+local stored = redis.call('HGET', KEYS[1], 'gen')
+local gen = tonumber(stored or '0')
 local holder = redis.call('GET', KEYS[2])
 local held = ARGV[1] ~= '' and holder == ARGV[1]
 local free = holder == false and tonumber(ARGV[2]) == gen
 if not (held or free) then
   return -1
 end
-redis.call('HSET', KEYS[1], 'gen', gen + 1, 'data', ARGV[3])
+local next = gen + 1
+if stored == false then
+  local t = redis.call('TIME')
+  next = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+redis.call('HSET', KEYS[1], 'gen', next, 'data', ARGV[3])
 if tonumber(ARGV[4]) > 0 then
   redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 else
   redis.call('PERSIST', KEYS[1])
 end
-return gen + 1
+return next
 `)
 
 // Save writes tok for key, fenced (see ErrFenced), with a time to live

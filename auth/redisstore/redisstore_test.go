@@ -459,3 +459,43 @@ func TestSaveWithoutLoad(t *testing.T) {
 		t.Errorf("save after a Load of the newest entry: %v", err)
 	}
 }
+
+// TestStaleReaderFencedAcrossLogins: a process that read the entry long
+// ago must not overwrite a newer login that began after a logout or after
+// the entry's time to live ran out. Generations counted again from 0 for
+// the new login, so the old reader's generation matched it (ABA) and its
+// save — of a token from the old, revoked login — replaced the new one.
+func TestStaleReaderFencedAcrossLogins(t *testing.T) {
+	for _, end := range []string{"logout", "expiry"} {
+		t.Run(end, func(t *testing.T) {
+			rdb, prefix := testClient(t)
+			stale, _ := newStore(t, rdb, prefix, nil)
+			other, _ := newStore(t, rdb, prefix, nil)
+			ctx := context.Background()
+			lockSave(t, stale, token("rt-old", time.Time{}))
+			if _, err := stale.Load(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			// stale pauses. The login ends, and a new one begins.
+			if end == "logout" {
+				if err := other.Delete(ctx, key); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				rdb.Del(ctx, prefix+"tok:{"+key.Name()+"}")
+			}
+			if tok, err := other.Load(ctx, key); tok != nil || err != nil {
+				t.Fatalf("after the %s: %v, %v", end, tok, err)
+			}
+			lockSave(t, other, token("rt-new", time.Time{}))
+
+			// stale resumes, without the lease, with what it derived from rt-old.
+			if err := stale.Save(ctx, key, token("rt-from-old", time.Time{})); !errors.Is(err, redisstore.ErrFenced) {
+				t.Fatalf("a stale reader's save over the new login: %v, want ErrFenced", err)
+			}
+			if tok, _ := other.Load(ctx, key); tok == nil || tok.RefreshToken.Reveal() != "rt-new" {
+				t.Errorf("stored %v, want the new login's rt-new", tok)
+			}
+		})
+	}
+}
