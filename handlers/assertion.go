@@ -3,9 +3,7 @@ package handlers
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -76,7 +74,8 @@ type PrivateKeyJWTConfig struct {
 // PrivateKeyJWT signs client assertions with a private key: the
 // "private_key_jwt" client authentication of OpenID Connect Core §9 and
 // RFC 7523 §2.2. Each assertion has iss and sub the client id, aud the
-// endpoint (or Audience), a unique random jti, iat and exp. It never
+// endpoint (or Audience), a random 256-bit jti (unique across processes),
+// iat and exp. It never
 // prints its key. It is safe for concurrent use when its key is.
 type PrivateKeyJWT struct {
 	signer   *jws.Signer
@@ -120,7 +119,7 @@ func (k *PrivateKeyJWT) Assertion(_ context.Context, req AssertionRequest) (auth
 	if now.IsZero() {
 		now = time.Now()
 	}
-	jwt, err := k.signer.Sign(assertionClaims{Iss: req.ClientID, Sub: req.ClientID, Aud: aud, Jti: newJTI(),
+	jwt, err := k.signer.Sign(assertionClaims{Iss: req.ClientID, Sub: req.ClientID, Aud: aud, Jti: randomToken(), // 256 random bits: unique across processes
 		Iat: now.Unix(), Exp: now.Add(k.lifetime).Unix()})
 	if err != nil {
 		return auth.Secret{}, fmt.Errorf("handlers: private_key_jwt: %w", err)
@@ -157,13 +156,6 @@ func (k *PrivateKeyJWT) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) 
 
 // LogValue logs String.
 func (k *PrivateKeyJWT) LogValue() slog.Value { return slog.StringValue(k.String()) }
-
-// newJTI returns a random jti: 128 bits, unique across processes.
-func newJTI() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
 
 // ParsePrivateKeyPEM parses a PEM private key: PKCS #8 ("PRIVATE KEY":
 // RSA, ECDSA, Ed25519), PKCS #1 ("RSA PRIVATE KEY") or SEC 1 ("EC PRIVATE

@@ -168,7 +168,7 @@ func (g GitHubActionsToken) JWT(ctx context.Context) (auth.Secret, error) {
 		getenv = os.Getenv
 	}
 	raw, bearer := getenv(EnvGitHubTokenURL), getenv(EnvGitHubTokenToken)
-	where := withoutQuery(raw)
+	where := redact.URL(raw)
 	fail := func(reason string, err error) (auth.Secret, error) {
 		return auth.Secret{}, &WorkloadTokenError{Source: "GitHub Actions", Where: where, Reason: reason, Err: err}
 	}
@@ -317,15 +317,4 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 		l.n -= k
 	}
 	return len(p), nil
-}
-
-// withoutQuery drops the query, fragment and user info of a URL, which may
-// carry secrets.
-func withoutQuery(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.RawQuery, u.Fragment, u.User = "", "", nil
-	return u.String()
 }

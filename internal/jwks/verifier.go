@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"fmt"
 	"maps"
@@ -15,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/jws"
 )
 
 // defaultAlgorithms returns the JWS algorithms a [Verifier] accepts when
@@ -162,7 +162,7 @@ func fits(alg string, key any) bool {
 	case *rsa.PublicKey:
 		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && k != nil && k.N != nil && k.N.BitLen() >= 2048
 	case *ecdsa.PublicKey:
-		return k != nil && esAlg(k.Curve) == alg
+		return k != nil && jws.ECDSAAlgorithm(k.Curve) == alg
 	case ed25519.PublicKey:
 		return alg == "EdDSA" && len(k) == ed25519.PublicKeySize
 	case auth.Secret: // as long as the hash at least (RFC 7518 §3.2)
@@ -179,18 +179,4 @@ func verificationKey(k any) any {
 		return []byte(s.Reveal())
 	}
 	return k
-}
-
-// esAlg is the one ECDSA algorithm for curve
-// (https://www.rfc-editor.org/rfc/rfc7518#section-3.4), "" for others.
-func esAlg(curve elliptic.Curve) string {
-	switch curve {
-	case elliptic.P256():
-		return "ES256"
-	case elliptic.P384():
-		return "ES384"
-	case elliptic.P521():
-		return "ES512"
-	}
-	return ""
 }

@@ -67,13 +67,12 @@ func NewSigner(key crypto.Signer, alg, kid, typ string) (*Signer, error) {
 		}
 	case "ES256", "ES384", "ES512":
 		k, ok := pub.(*ecdsa.PublicKey)
-		want := map[string]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}[alg]
-		if !ok || k.Curve != want {
-			return nil, fmt.Errorf("jws: %s needs an ECDSA key on %s", alg, want.Params().Name)
+		if !ok || ECDSAAlgorithm(k.Curve) != alg {
+			return nil, fmt.Errorf("jws: %s needs an ECDSA key on its curve (RFC 7518 §3.4)", alg)
 		}
 		s.hash = map[string]crypto.Hash{"ES256": crypto.SHA256, "ES384": crypto.SHA384, "ES512": crypto.SHA512}[alg]
 		s.opts = s.hash
-		s.size = (want.Params().BitSize + 7) / 8
+		s.size = (k.Curve.Params().BitSize + 7) / 8
 	case "EdDSA":
 		if _, ok := pub.(ed25519.PublicKey); !ok {
 			return nil, fmt.Errorf("jws: EdDSA needs an Ed25519 key, not %T", pub)
@@ -104,16 +103,23 @@ func DefaultAlgorithm(pub crypto.PublicKey) string {
 	case *rsa.PublicKey:
 		return "RS256"
 	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return "ES256"
-		case elliptic.P384():
-			return "ES384"
-		case elliptic.P521():
-			return "ES512"
-		}
+		return ECDSAAlgorithm(k.Curve)
 	case ed25519.PublicKey:
 		return "EdDSA"
+	}
+	return ""
+}
+
+// ECDSAAlgorithm is the one JWS algorithm of curve
+// (https://www.rfc-editor.org/rfc/rfc7518#section-3.4), "" for others.
+func ECDSAAlgorithm(curve elliptic.Curve) string {
+	switch curve {
+	case elliptic.P256():
+		return "ES256"
+	case elliptic.P384():
+		return "ES384"
+	case elliptic.P521():
+		return "ES512"
 	}
 	return ""
 }

@@ -212,7 +212,7 @@ func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*R
 			}
 			return resp, nil
 		}
-		c.log.Debug("oauthclient: retrying", "endpoint", redactURL(endpoint), "grant_type", grant, "attempt", attempt, "status", status, "wait", wait)
+		c.log.Debug("oauthclient: retrying", "endpoint", redact.URL(endpoint), "grant_type", grant, "attempt", attempt, "status", status, "wait", wait)
 		if err := backoff.Sleep(ctx, c.clock.AfterFunc, wait); err != nil {
 			return nil, err
 		}
@@ -302,7 +302,7 @@ func (c *Client) once(ctx context.Context, endpoint, body string, scrub *redact.
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("oauthclient: bad endpoint %s", redactURL(endpoint))
+		return nil, fmt.Errorf("oauthclient: bad endpoint %s", redact.URL(endpoint))
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -317,12 +317,12 @@ func (c *Client) once(ctx context.Context, endpoint, body string, scrub *redact.
 		if errors.As(err, &ue) {
 			err = ue.Err // its message repeats the URL, query included
 		}
-		return nil, fmt.Errorf("oauthclient: POST %s: %w", redactURL(endpoint), err)
+		return nil, fmt.Errorf("oauthclient: POST %s: %w", redact.URL(endpoint), err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodySize+1))
 	if err != nil {
-		return nil, fmt.Errorf("oauthclient: read answer of %s: %w", redactURL(endpoint), err)
+		return nil, fmt.Errorf("oauthclient: read answer of %s: %w", redact.URL(endpoint), err)
 	}
 	if len(data) > MaxBodySize {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -345,16 +345,6 @@ func retryableStatus(code int) bool {
 // authorization_pending, invalid_grant...) is an answer for the caller.
 func retryableCode(code string) bool {
 	return code == "server_error" || code == "temporarily_unavailable"
-}
-
-// redactURL drops the query and fragment of u, which may carry secrets.
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	p.RawQuery, p.Fragment, p.User = "", "", nil
-	return p.String()
 }
 
 // bytesTrim is bytes.TrimSpace, named for readability at the call sites.

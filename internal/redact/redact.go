@@ -144,3 +144,14 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// URL drops the query, fragment and user info of a URL, which may carry
+// secrets: what errors and logs may name.
+func URL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	p.RawQuery, p.Fragment, p.User = "", "", nil
+	return p.String()
+}
