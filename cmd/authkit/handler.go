@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -221,8 +222,12 @@ func (s *session) user() string {
 	return fmt.Sprintf("a user the ID token does not name (no %q claim; see --username-claim)", claim)
 }
 
-// privateKeyJWT reads a PEM private key for private_key_jwt.
+// privateKeyJWT reads a PEM private key for private_key_jwt. Like ssh, it
+// refuses a key file that others may read.
 func privateKeyJWT(path string) (*handlers.PrivateKeyJWT, error) {
+	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, usagef("private_key_file %s may be read by others (mode %04o): run `chmod 600 %s`", path, fi.Mode().Perm(), path)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, usagef("private_key_file %s: %v", path, unwrapPathError(err))
