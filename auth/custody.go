@@ -183,13 +183,16 @@ type custody struct {
 	mu sync.Mutex // guards the entry for a store that is not a Locker
 }
 
-func newCustody(store Store, key StoreKey, clock Clock, log *slog.Logger) *custody {
+func newCustody(store Store, key StoreKey, clock Clock, log *slog.Logger, tel *telemetry) *custody {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b) // never fails
 	c := &custody{store: store, key: key, owner: hex.EncodeToString(b), clock: clock, log: log, closing: make(chan struct{})}
 	c.host, _ = os.Hostname()
 	liveOwners.Store(c.owner, struct{}{})
-	c.locker, _ = store.(Locker)
+	if l, ok := store.(Locker); ok {
+		c.locker = tracedLocker{inner: l, t: tel}
+	}
+	c.store = tracedStore{inner: store, t: tel}
 	return c
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/authkit-go/authkit/internal/backoff"
 	"github.com/authkit-go/authkit/internal/jwtclaims"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // FetchFunc obtains a token. current is the latest token the engine holds
@@ -94,6 +96,15 @@ type EngineConfig struct {
 	// Logger receives debug, info and warning records, never a secret; nil
 	// means silent.
 	Logger *slog.Logger
+	// Name names the engine in telemetry (the attribute authkit.handler),
+	// e.g. the handler's kind; empty means "engine".
+	Name string
+	// TracerProvider and MeterProvider receive the engine's spans and
+	// metrics (see the package's Telemetry section); nil means
+	// OpenTelemetry's global ones, which do nothing until an SDK is
+	// installed.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // Stats counts what an engine did.
@@ -174,6 +185,7 @@ type Engine struct {
 	revoke     func(context.Context, *Token) error
 	clock      Clock
 	cust       *custody // nil without a store
+	tel        *telemetry
 	log        *slog.Logger
 	sched      *scheduler // runs refreshDue when the current state is due
 	schedIdx   int        // in sched's heap, or -1; guarded by sched.mu
@@ -261,6 +273,8 @@ type fetchCall struct {
 	// waited (guarded by Engine.mu) says it was.
 	waiting chan struct{}
 	waited  bool
+
+	reason string // why it runs, for telemetry: refresh, expired, rejected
 }
 
 // errSuperseded ends a fetch whose login epoch has passed.
@@ -318,8 +332,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if e.log == nil {
 		e.log = discardLogger
 	}
+	e.tel = newTelemetry(cfg.Name, cfg.TracerProvider, cfg.MeterProvider)
 	if cfg.Store != nil {
-		e.cust = newCustody(cfg.Store, cfg.StoreKey, e.clock, e.log)
+		e.cust = newCustody(cfg.Store, cfg.StoreKey, e.clock, e.log, e.tel)
 	}
 	e.st.Store(&state{})
 	if cfg.Initial != nil {
@@ -530,8 +545,18 @@ func (e *Engine) refreshDue() {
 }
 
 // wait is the slow path: join or start the fetch and wait for it.
-func (e *Engine) wait(ctx context.Context) (*Credentials, error) {
+func (e *Engine) wait(ctx context.Context) (_ *Credentials, err error) {
 	counted := false
+	var (
+		span  trace.Span
+		start time.Time
+	)
+	defer func() {
+		if counted {
+			e.tel.waits.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(e.tel.handler, attrOutcome.String(outcome(err))))
+			endSpan(span, err)
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -552,6 +577,8 @@ func (e *Engine) wait(ctx context.Context) (*Credentials, error) {
 		if !counted {
 			e.stats.Waits++
 			counted = true
+			start = time.Now()
+			_, span = e.tel.tracer.Start(ctx, "authkit.token.wait", trace.WithAttributes(e.tel.handler))
 		}
 		call := e.call
 		if call == nil {
@@ -600,12 +627,16 @@ func (e *Engine) startLocked(s *state, early bool) *fetchCall {
 	} else {
 		ctx, call.cancel = context.WithCancel(context.Background())
 	}
+	call.reason = "expired"
 	if s.rej != nil {
 		call.rejections, call.rej = s.rejections, s.rej
+		call.reason = "rejected"
 	}
 	e.call = call
 	if early {
 		e.stats.Refreshes++
+		call.reason = "refresh"
+		e.tel.refreshes.Add(context.Background(), 1, metric.WithAttributes(e.tel.handler))
 	}
 	e.wg.Add(1)
 	go e.run(ctx, call)
@@ -626,10 +657,22 @@ func (e *Engine) cancelCallLocked() {
 func (e *Engine) run(ctx context.Context, call *fetchCall) {
 	defer e.wg.Done()
 	defer call.cancel()
+	ctx, span := e.tel.tracer.Start(ctx, "authkit.token.fetch", trace.WithAttributes(e.tel.handler, attrReason.String(call.reason)))
+	var (
+		attempts int
+		final    error
+	)
+	defer func() {
+		span.SetAttributes(attrAttempts.Int(attempts))
+		endSpan(span, final)
+	}()
 	var held *Token // obtained and saved, but its check failed transiently
 	for attempt := 1; ; attempt++ {
 		start := e.clock.Now()
 		tok, creds, fetched, err := e.attempt(ctx, call, &held)
+		attempts = attempt
+		e.tel.attempt(ctx, span, attempt, err)
+		final = err
 		if err == nil {
 			var took time.Duration
 			if fetched {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Logins made and ended outside the fetch: Set installs a login, Logout
@@ -126,10 +128,12 @@ func (e *Engine) Logout(ctx context.Context) error {
 
 // revokeAll revokes each distinct token of toks with the configured
 // Revoke; failures wrap ErrNotRevoked.
-func (e *Engine) revokeAll(ctx context.Context, toks ...*Token) error {
+func (e *Engine) revokeAll(ctx context.Context, toks ...*Token) (err error) {
 	if e.revoke == nil {
 		return nil
 	}
+	ctx, span := e.tel.tracer.Start(ctx, "authkit.token.revoke", trace.WithAttributes(e.tel.handler))
+	defer func() { endSpan(span, err) }()
 	var errs []error
 	for i, t := range toks {
 		if t == nil || (t.AccessToken.IsZero() && t.RefreshToken.IsZero()) {
@@ -149,7 +153,7 @@ func (e *Engine) revokeAll(ctx context.Context, toks ...*Token) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	err := fmt.Errorf("%w: %w", ErrNotRevoked, errors.Join(errs...))
+	err = fmt.Errorf("%w: %w", ErrNotRevoked, errors.Join(errs...))
 	e.log.Warn("auth: logout: the provider did not confirm the revocation; the tokens are gone here", "error", err)
 	return err
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/jwtclaims"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrNoExpiry means a JWT carries no "exp" claim
@@ -60,6 +62,11 @@ type ExternallyManagedJWTConfig struct {
 	// Backoff spaces the calls after failures and rejections; see
 	// [auth.Backoff].
 	Backoff auth.Backoff
+	// TracerProvider and MeterProvider receive the handler's spans and
+	// metrics (see package auth's Telemetry section); nil means
+	// OpenTelemetry's global ones.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 	// FetchTimeout bounds one fetch, retries included. Zero means
 	// 2 minutes; negative means no bound.
 	FetchTimeout time.Duration
@@ -175,6 +182,10 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 		StoreKey:     cfg.StoreKey,
 		Initial:      initial,
 		Logger:       cfg.Logger,
+		Name:         "ExternallyManagedJWT",
+
+		TracerProvider: cfg.TracerProvider,
+		MeterProvider:  cfg.MeterProvider,
 	})
 	if err != nil {
 		return nil, err

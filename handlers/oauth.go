@@ -14,6 +14,8 @@ import (
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/netpolicy"
 	"github.com/authkit-go/authkit/internal/oauthclient"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // AuthStyle says how an OAuth handler authenticates its client to the token
@@ -99,6 +101,12 @@ type OAuthConfig struct {
 	// Discovery caches discovery documents; handlers given the same cache
 	// discover once. Nil means a cache of the handler's own.
 	Discovery *DiscoveryCache
+	// TracerProvider and MeterProvider receive the handler's spans and
+	// metrics (token fetches, waits, store operations, revocations; see
+	// package auth's Telemetry section); nil means OpenTelemetry's global
+	// ones, which do nothing until an application installs an SDK.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 	// Retry decides, after a network error, 429 or 5xx, whether the
 	// requests the token engine does not retry itself (device
 	// authorization, revocation) are sent again; nil means DefaultRetry,
@@ -184,6 +192,7 @@ var reservedParams = map[string]bool{
 // allocations.
 type oauthCore struct {
 	ep       Endpoints
+	kind     string // the handler's, for telemetry
 	clientID string
 	params   url.Values   // added to every grant: ExtraParams, scope, audience, resource
 	httpc    *http.Client // for discovery and the key set
@@ -300,7 +309,7 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	if err := cfg.Wire.Validate(); err != nil {
 		return err
 	}
-	c.ep, c.clientID, c.params = cfg.Endpoints, cfg.ClientID, params
+	c.ep, c.kind, c.clientID, c.params = cfg.Endpoints, kind, cfg.ClientID, params
 	c.httpc, c.clock, c.log, c.disc = cfg.HTTPClient, cfg.Clock, cfg.Logger, cfg.Discovery
 	if c.clock == nil {
 		c.clock = auth.SystemClock()
@@ -561,6 +570,10 @@ func (c *oauthCore) newEngine(cfg OAuthConfig, fetch auth.FetchFunc, check auth.
 		Store:  cfg.Store,
 		Logger: cfg.Logger,
 		Revoke: c.revoke,
+		Name:   c.kind,
+
+		TracerProvider: cfg.TracerProvider,
+		MeterProvider:  cfg.MeterProvider,
 	}
 	if cfg.Store != nil {
 		ec.StoreKey = c.storeKey(username)

@@ -1,0 +1,288 @@
+package telemetrytest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/fakeclock"
+)
+
+// fakeGrant issues tokens on a fake clock, after failing with fail's
+// errors in order.
+type fakeGrant struct {
+	clock    *fakeclock.Clock
+	lifetime time.Duration
+	prefix   string
+	mu       sync.Mutex
+	calls    int
+	fail     []error
+}
+
+func (g *fakeGrant) fetch(_ context.Context, _ *auth.Token) (*auth.Token, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls++
+	if len(g.fail) > 0 {
+		err := g.fail[0]
+		g.fail = g.fail[1:]
+		return nil, err
+	}
+	return &auth.Token{AccessToken: auth.NewSecret(fmt.Sprintf("%saccess-%d", g.prefix, g.calls)), TokenType: "Bearer",
+		Expiry: g.clock.Now().Add(g.lifetime)}, nil
+}
+
+// transientErr is a network error worth retrying.
+type transientErr struct{}
+
+func (transientErr) Error() string   { return "connection reset by peer" }
+func (transientErr) Timeout() bool   { return false }
+func (transientErr) Temporary() bool { return true }
+
+var _ net.Error = transientErr{}
+
+func newEngine(t *testing.T, g *fakeGrant, mod func(*auth.EngineConfig)) *auth.Engine {
+	t.Helper()
+	cfg := auth.EngineConfig{Fetch: g.fetch, Clock: g.clock}
+	mod(&cfg)
+	e, err := auth.NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func readHub(e *auth.Engine, ctx context.Context) (string, error) {
+	h, err := e.HubRequestHeaders(ctx)
+	if err != nil {
+		return "", err
+	}
+	return h.Get("Authorization"), nil
+}
+
+// read reads on a goroutine of its own; the channel receives the result.
+func read(e *auth.Engine, ctx context.Context) chan error {
+	c := make(chan error, 1)
+	go func() {
+		_, err := readHub(e, ctx)
+		c <- err
+	}()
+	return c
+}
+
+// advanceUntil runs the engine's timers on clock, one at a time, each once
+// every goroutine of the synctest bubble is blocked, until done.
+func advanceUntil(t *testing.T, clock *fakeclock.Clock, done func() bool) {
+	t.Helper()
+	for {
+		synctest.Wait()
+		if done() {
+			return
+		}
+		d, ok := clock.Next()
+		if !ok {
+			t.Fatal("nothing left to wait for, and not done")
+		}
+		clock.Advance(d)
+	}
+}
+
+// observed is an engine wired to in-memory OpenTelemetry exporters.
+type observed struct {
+	spans  *tracetest.SpanRecorder
+	reader *sdkmetric.ManualReader
+	tp     *sdktrace.TracerProvider
+}
+
+func newObserved() *observed {
+	o := &observed{spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
+	o.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.spans))
+	return o
+}
+
+func (o *observed) config(c *auth.EngineConfig) {
+	c.Name = "test"
+	c.TracerProvider = o.tp
+	c.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader))
+}
+
+func (o *observed) span(t *testing.T, name string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	for _, s := range o.spans.Ended() {
+		if s.Name() == name {
+			return s
+		}
+	}
+	t.Fatalf("no span %q among %d", name, len(o.spans.Ended()))
+	return nil
+}
+
+func attr(kvs []attribute.KeyValue, key string) string {
+	for _, kv := range kvs {
+		if string(kv.Key) == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
+}
+
+// metrics returns every data point's attributes and value, by metric name.
+func (o *observed) metrics(t *testing.T) map[string][]point {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := o.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]point{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					out[m.Name] = append(out[m.Name], point{dp.Attributes, float64(dp.Value), 0})
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					out[m.Name] = append(out[m.Name], point{dp.Attributes, dp.Sum, dp.Count})
+				}
+			}
+		}
+	}
+	return out
+}
+
+type point struct {
+	attrs attribute.Set
+	value float64
+	count uint64
+}
+
+func sum(points []point, key, value string) float64 {
+	var n float64
+	for _, p := range points {
+		if v, ok := p.attrs.Value(attribute.Key(key)); ok && v.Emit() == value {
+			n += p.value
+		}
+	}
+	return n
+}
+
+// TestTelemetryOfAWaitAndARetriedFetch: a caller whose token expired waits
+// (a span under the caller's, a wait duration) for one fetch that fails
+// twice transiently and then succeeds (one fetch span, reason expired, an
+// event per failed attempt, attempts counted by outcome); the store's
+// operations are spans and durations. Nothing reported holds the planted
+// secrets of the tokens.
+func TestTelemetryOfAWaitAndARetriedFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := newObserved()
+		clock := fakeclock.New(time.Time{})
+		g := &fakeGrant{clock: clock, lifetime: time.Hour, prefix: "SECRET-"}
+		g.fail = []error{transientErr{}, transientErr{}}
+		e := newEngine(t, g, func(c *auth.EngineConfig) {
+			o.config(c)
+			c.Store = &auth.MemoryStore{}
+			c.StoreKey = auth.StoreKey{Issuer: "https://idp.example", ClientID: "cli"}
+		})
+		ctx, parent := o.tp.Tracer("app").Start(context.Background(), "request")
+		got := read(e, ctx)
+		advanceUntil(t, clock, func() bool { return len(got) > 0 })
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+		parent.End()
+
+		wait := o.span(t, "authkit.token.wait")
+		if wait.Parent().SpanID() != parent.SpanContext().SpanID() {
+			t.Error("the wait span is not a child of the caller's span")
+		}
+		fetch := o.span(t, "authkit.token.fetch")
+		if attr(fetch.Attributes(), "authkit.fetch.reason") != "expired" || attr(fetch.Attributes(), "authkit.fetch.attempts") != "3" ||
+			attr(fetch.Attributes(), "authkit.handler") != "test" || fetch.Status().Code == codes.Error {
+			t.Errorf("fetch span attributes %v, status %v", fetch.Attributes(), fetch.Status())
+		}
+		if n := len(fetch.Events()); n != 2 || attr(fetch.Events()[0].Attributes, "authkit.outcome") != "transient" {
+			t.Errorf("fetch span events %v, want 2 failed attempts", fetch.Events())
+		}
+		o.span(t, "authkit.store.load")
+		o.span(t, "authkit.store.save")
+
+		m := o.metrics(t)
+		if a := m["authkit.token.fetch.attempts"]; sum(a, "authkit.outcome", "transient") != 2 || sum(a, "authkit.outcome", "ok") != 1 {
+			t.Errorf("attempts %v", a)
+		}
+		if w := m["authkit.token.wait.duration"]; len(w) != 1 || w[0].count != 1 {
+			t.Errorf("wait durations %v", w)
+		}
+		if s := m["authkit.store.duration"]; len(s) == 0 {
+			t.Errorf("store durations %v", s)
+		}
+		noSecret(t, o, m)
+	})
+}
+
+// TestTelemetryOfATerminalFailure: a refused refresh ends the fetch span
+// in error with the OAuth error code as error.type — not the provider's
+// description, which may echo anything.
+func TestTelemetryOfATerminalFailure(t *testing.T) {
+	o := newObserved()
+	clock := fakeclock.New(time.Time{})
+	g := &fakeGrant{clock: clock, lifetime: time.Hour}
+	g.fail = []error{&auth.OAuthError{Code: "invalid_grant", Description: "refresh token SECRET-rt-1 was revoked"}}
+	e := newEngine(t, g, o.config)
+	if _, err := readHub(e, context.Background()); err == nil {
+		t.Fatal("no error")
+	}
+	fetch := o.span(t, "authkit.token.fetch")
+	if fetch.Status().Code != codes.Error || attr(fetch.Attributes(), "error.type") != "invalid_grant" {
+		t.Errorf("status %v, attributes %v", fetch.Status(), fetch.Attributes())
+	}
+	m := o.metrics(t)
+	if sum(m["authkit.token.fetch.attempts"], "authkit.outcome", "terminal") != 1 {
+		t.Errorf("attempts %v", m["authkit.token.fetch.attempts"])
+	}
+	noSecret(t, o, m)
+}
+
+// noSecret fails if any span attribute, event, status or metric attribute
+// holds "SECRET".
+func noSecret(t *testing.T, o *observed, m map[string][]point) {
+	t.Helper()
+	var all []string
+	for _, s := range o.spans.Ended() {
+		all = append(all, s.Name(), s.Status().Description)
+		for _, kv := range s.Attributes() {
+			all = append(all, kv.Value.Emit())
+		}
+		for _, ev := range s.Events() {
+			all = append(all, ev.Name)
+			for _, kv := range ev.Attributes {
+				all = append(all, kv.Value.Emit())
+			}
+		}
+	}
+	for _, points := range m {
+		for _, p := range points {
+			for _, kv := range p.attrs.ToSlice() {
+				all = append(all, kv.Value.Emit())
+			}
+		}
+	}
+	if s := strings.Join(all, "\n"); strings.Contains(s, "SECRET") {
+		t.Errorf("telemetry holds a planted secret:\n%s", s)
+	}
+}
