@@ -177,9 +177,9 @@ type Engine struct {
 
 	fetch      FetchFunc
 	check      CheckFunc
-	wire       *Wire   // with defaults filled in; shared by every token
-	margin     *Margin // nil: the zero Margin
-	backoff    Backoff
+	wire       *Wire         // with defaults filled in; shared by every token
+	margin     *Margin       // nil: the zero Margin
+	backoff    *Backoff      // nil: the zero Backoff (a pointer keeps a handler small)
 	timeout    time.Duration // of one fetch; 0 means none
 	onRejected func(Service)
 	revoke     func(context.Context, *Token) error
@@ -304,7 +304,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		fetch: cfg.Fetch, check: cfg.Check, wire: &defaultWire, backoff: cfg.Backoff,
+		fetch: cfg.Fetch, check: cfg.Check, wire: &defaultWire,
 		refreshIdle: cfg.RefreshIdle, onRejected: cfg.OnRejected, revoke: cfg.Revoke, clock: cfg.Clock, log: cfg.Logger,
 	}
 	if cfg.Wire != (Wire{}) {
@@ -331,6 +331,10 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	if e.log == nil {
 		e.log = discardLogger
+	}
+	if cfg.Backoff != (Backoff{}) {
+		b := cfg.Backoff
+		e.backoff = &b
 	}
 	e.tel = newTelemetry(cfg.Name, cfg.TracerProvider, cfg.MeterProvider)
 	if cfg.Store != nil {

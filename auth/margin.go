@@ -79,8 +79,10 @@ type Backoff struct {
 	Max time.Duration
 }
 
-func (b Backoff) limits() (lo, hi time.Duration) {
-	lo, hi = b.Min, b.Max
+func (b *Backoff) limits() (lo, hi time.Duration) {
+	if b != nil {
+		lo, hi = b.Min, b.Max
+	}
 	if lo <= 0 {
 		lo = 250 * time.Millisecond
 	}
@@ -92,7 +94,7 @@ func (b Backoff) limits() (lo, hi time.Duration) {
 
 // delay is the wait after n failures in a row (n from 1), or the server's
 // retryAfter when it asks for longer, capped at Max.
-func (b Backoff) delay(n int, retryAfter time.Duration) time.Duration {
+func (b *Backoff) delay(n int, retryAfter time.Duration) time.Duration {
 	lo, hi := b.limits()
 	return min(max(backoff.Delay(n, lo, hi), retryAfter), hi)
 }
@@ -102,7 +104,7 @@ const waitingMax = 2 * time.Second
 
 // waitingDelay is delay while a caller waits: capped at waitingMax (or
 // Min, if that is longer), except for the server's retryAfter.
-func (b Backoff) waitingDelay(n int, retryAfter time.Duration) time.Duration {
+func (b *Backoff) waitingDelay(n int, retryAfter time.Duration) time.Duration {
 	lo, hi := b.limits()
 	return min(max(backoff.Delay(n, lo, min(max(lo, waitingMax), hi)), retryAfter), hi)
 }

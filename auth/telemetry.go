@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -63,6 +64,19 @@ type telemetry struct {
 	store     metric.Float64Histogram
 }
 
+// telemetries shares one telemetry among the engines of one name and
+// providers: an engine holds a pointer, not its own instruments (a handler
+// stays about a kilobyte: TestMemoryPerHandler).
+var telemetries sync.Map // telemetryKey -> *telemetry
+
+type telemetryKey struct {
+	name string
+	tp   trace.TracerProvider
+	mp   metric.MeterProvider
+}
+
+// newTelemetry returns the telemetry of name on tp and mp (nil: the global
+// providers, which forward to the SDK an application installs, even later).
 func newTelemetry(name string, tp trace.TracerProvider, mp metric.MeterProvider) *telemetry {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
@@ -73,6 +87,15 @@ func newTelemetry(name string, tp trace.TracerProvider, mp metric.MeterProvider)
 	if name == "" {
 		name = "engine"
 	}
+	key := telemetryKey{name, tp, mp}
+	if t, ok := telemetries.Load(key); ok {
+		return t.(*telemetry)
+	}
+	t, _ := telemetries.LoadOrStore(key, makeTelemetry(name, tp, mp))
+	return t.(*telemetry)
+}
+
+func makeTelemetry(name string, tp trace.TracerProvider, mp metric.MeterProvider) *telemetry {
 	m := mp.Meter(instrumentationName, metric.WithInstrumentationVersion(Version))
 	t := &telemetry{tracer: tp.Tracer(instrumentationName, trace.WithInstrumentationVersion(Version)), handler: attrHandler.String(name)}
 	// Instrument errors mean a misconfigured SDK; the no-op instrument

@@ -176,12 +176,12 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	if h.timeout == 0 {
 		h.timeout = DefaultBrowserLoginTimeout
 	}
-	h.personLogin = personLogin{kind: "BrowserLogin", store: cfg.Store, onDemand: cfg.LoginOnDemand, login: h.browserLogin}
+	h.personLogin = personLogin{kind: "BrowserLogin", store: cfg.Store, onDemand: cfg.LoginOnDemand, login: h.browserLogin, tp: cfg.TracerProvider}
 	if err := h.initUser("BrowserLogin", cfg.OAuthConfig, personScopes, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
 	}
 	var err error
-	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
+	if h.engine, err = h.core.newEngine("BrowserLogin", cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil

@@ -37,7 +37,7 @@ func NewClientCredentials(cfg ClientCredentialsConfig) (*ClientCredentials, erro
 		return nil, err
 	}
 	var err error
-	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, ""); err != nil {
+	if h.engine, err = h.core.newEngine("ClientCredentials", cfg.OAuthConfig, h.fetch, nil, ""); err != nil {
 		return nil, err
 	}
 	return h, nil

@@ -103,7 +103,7 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 		return nil, auth.ConfigError("handlers: DeviceCode: DeviceAuthorizationURL or Issuer is required")
 	}
 	h := &DeviceCode{prompt: cfg.Prompt}
-	h.personLogin = personLogin{kind: "DeviceCode", store: cfg.Store, onDemand: cfg.LoginOnDemand, login: h.deviceLogin}
+	h.personLogin = personLogin{kind: "DeviceCode", store: cfg.Store, onDemand: cfg.LoginOnDemand, login: h.deviceLogin, tp: cfg.TracerProvider}
 	if err := h.initUser("DeviceCode", cfg.OAuthConfig, personScopes, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 		h.prompt = DefaultPrompt(os.Stderr, open)
 	}
 	var err error
-	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
+	if h.engine, err = h.core.newEngine("DeviceCode", cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil

@@ -46,7 +46,7 @@ func NewJWTBearer(cfg JWTBearerConfig) (*JWTBearer, error) {
 		return nil, err
 	}
 	var err error
-	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, ""); err != nil {
+	if h.engine, err = h.core.newEngine("JWTBearer", cfg.OAuthConfig, h.fetch, nil, ""); err != nil {
 		return nil, err
 	}
 	return h, nil

@@ -192,7 +192,6 @@ var reservedParams = map[string]bool{
 // allocations.
 type oauthCore struct {
 	ep       Endpoints
-	kind     string // the handler's, for telemetry
 	clientID string
 	params   url.Values   // added to every grant: ExtraParams, scope, audience, resource
 	httpc    *http.Client // for discovery and the key set
@@ -309,7 +308,8 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	if err := cfg.Wire.Validate(); err != nil {
 		return err
 	}
-	c.ep, c.kind, c.clientID, c.params = cfg.Endpoints, kind, cfg.ClientID, params
+	c.ep, c.clientID, c.params = cfg.Endpoints, cfg.ClientID, params
+
 	c.httpc, c.clock, c.log, c.disc = cfg.HTTPClient, cfg.Clock, cfg.Logger, cfg.Discovery
 	if c.clock == nil {
 		c.clock = auth.SystemClock()
@@ -560,7 +560,7 @@ func (c *oauthCore) storeKey(username string) auth.StoreKey {
 }
 
 // newEngine returns the engine of an OAuth handler configured by cfg.
-func (c *oauthCore) newEngine(cfg OAuthConfig, fetch auth.FetchFunc, check auth.CheckFunc, username string) (*auth.Engine, error) {
+func (c *oauthCore) newEngine(kind string, cfg OAuthConfig, fetch auth.FetchFunc, check auth.CheckFunc, username string) (*auth.Engine, error) {
 	ec := auth.EngineConfig{
 		Fetch:  fetch,
 		Check:  check,
@@ -570,7 +570,7 @@ func (c *oauthCore) newEngine(cfg OAuthConfig, fetch auth.FetchFunc, check auth.
 		Store:  cfg.Store,
 		Logger: cfg.Logger,
 		Revoke: c.revoke,
-		Name:   c.kind,
+		Name:   kind,
 
 		TracerProvider: cfg.TracerProvider,
 		MeterProvider:  cfg.MeterProvider,

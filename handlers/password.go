@@ -82,7 +82,7 @@ func NewPassword(cfg PasswordConfig) (*Password, error) {
 		return nil, auth.ConfigError("handlers: Password: TOTPParam %q collides with a grant parameter", h.param)
 	}
 	var err error
-	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, cfg.Username); err != nil {
+	if h.engine, err = h.core.newEngine("Password", cfg.OAuthConfig, h.fetch, nil, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil

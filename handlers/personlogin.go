@@ -8,6 +8,10 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/flight"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // personLogin is what the handlers that need a person to log in share
@@ -23,6 +27,16 @@ type personLogin struct {
 	login func(ctx context.Context) error
 
 	logins flight.Group[struct{}, struct{}] // one login at a time
+	tp     trace.TracerProvider             // nil: the global one
+}
+
+// tracer is the tracer of the login spans.
+func (h *personLogin) tracer() trace.Tracer {
+	tp := h.tp
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return tp.Tracer("github.com/authkit-go/authkit/handlers", trace.WithInstrumentationVersion(auth.Version))
 }
 
 // fetch is the engine's silent path: refresh, or ErrLoginRequired.
@@ -85,9 +99,27 @@ func (h *personLogin) learnUsername(ctx context.Context) {
 // one in flight wait for it as long as their own ctx allows, and start their
 // own if it ended because its caller gave up. A login that panics ends for
 // the others with flight.ErrPanicked.
+//
+// The login is the span authkit.login (authkit.handler: DeviceCode or
+// BrowserLogin), in error when it fails; it holds no code, URL or token.
 func (h *personLogin) interactive(ctx context.Context) error {
 	_, err := h.logins.DoHere(ctx, struct{}{}, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, h.login(ctx)
+		ctx, span := h.tracer().Start(ctx, "authkit.login", trace.WithAttributes(attribute.String("authkit.handler", h.kind)))
+		err := h.login(ctx)
+		if err != nil {
+			kind := "failed"
+			var oe *auth.OAuthError
+			switch {
+			case errors.As(err, &oe) && len(oe.Code) <= 64:
+				kind = oe.Code
+			case ctx.Err() != nil:
+				kind = "cancelled"
+			}
+			span.SetAttributes(attribute.String("error.type", kind))
+			span.SetStatus(codes.Error, kind)
+		}
+		span.End()
+		return struct{}{}, err
 	})
 	return err
 }

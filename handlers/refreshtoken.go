@@ -50,7 +50,7 @@ func NewRefreshToken(cfg RefreshTokenConfig) (*RefreshToken, error) {
 		return nil, err
 	}
 	var err error
-	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
+	if h.engine, err = h.core.newEngine("RefreshToken", cfg.OAuthConfig, h.fetch, h.check, cfg.Username); err != nil {
 		return nil, err
 	}
 	return h, nil

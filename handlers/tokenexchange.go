@@ -92,7 +92,7 @@ func NewTokenExchange(cfg TokenExchangeConfig) (*TokenExchange, error) {
 		return nil, err
 	}
 	var err error
-	if h.engine, err = h.core.newEngine(cfg.OAuthConfig, h.fetch, nil, ""); err != nil {
+	if h.engine, err = h.core.newEngine("TokenExchange", cfg.OAuthConfig, h.fetch, nil, ""); err != nil {
 		return nil, err
 	}
 	return h, nil

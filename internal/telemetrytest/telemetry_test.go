@@ -18,6 +18,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/authtest"
+	"github.com/authkit-go/authkit/handlers"
 	"github.com/authkit-go/authkit/internal/fakeclock"
 )
 
@@ -284,5 +286,40 @@ func noSecret(t *testing.T, o *observed, m map[string][]point) {
 	}
 	if s := strings.Join(all, "\n"); strings.Contains(s, "SECRET") {
 		t.Errorf("telemetry holds a planted secret:\n%s", s)
+	}
+}
+
+// TestTelemetryOfADeviceLogin: a person's login is the span authkit.login
+// with the handler's kind; the user code and URLs are in no attribute.
+func TestTelemetryOfADeviceLogin(t *testing.T) {
+	o := newObserved()
+	p := authtest.NewProvider(authtest.ProviderConfig{Clients: []authtest.Client{{ID: "cli"}},
+		Users: []authtest.User{{Username: "ada", Password: "pw"}}, DeviceInterval: 10 * time.Millisecond})
+	defer p.Close()
+	var code string
+	h, err := handlers.NewDeviceCode(handlers.DeviceCodeConfig{
+		OAuthConfig: handlers.OAuthConfig{Endpoints: handlers.Endpoints{Issuer: p.Issuer()}, ClientID: "cli", TracerProvider: o.tp},
+		Prompt: func(_ context.Context, dp handlers.DevicePrompt) error {
+			code = dp.UserCode
+			return p.ApproveDevice(dp.UserCode, "ada")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.Authenticate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	login := o.span(t, "authkit.login")
+	if attr(login.Attributes(), "authkit.handler") != "DeviceCode" || login.Status().Code == codes.Error {
+		t.Errorf("login span %v, %v", login.Attributes(), login.Status())
+	}
+	for _, kv := range login.Attributes() {
+		if code != "" && strings.Contains(kv.Value.Emit(), code) {
+			t.Errorf("the user code is in %s", kv.Key)
+		}
 	}
 }
