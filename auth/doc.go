@@ -28,4 +28,20 @@
 // epoch, so a fetch that started before a logout can neither install nor save
 // its token. Time comes from the engine's [Clock], so tests move a fake clock
 // instead of sleeping.
+//
+// # Telemetry
+//
+// An engine reports its slow paths through OpenTelemetry's API (only the
+// API: the application chooses the SDK), to [EngineConfig.TracerProvider]
+// and [EngineConfig.MeterProvider], by default the global providers, which
+// do nothing until an SDK is installed. Spans: authkit.token.fetch (an
+// event per failed attempt), authkit.token.wait (a child of the waiting
+// caller's span), authkit.store.load/save/delete/lock and
+// authkit.token.revoke. Metrics: authkit.token.fetch.attempts by outcome,
+// authkit.token.refreshes, authkit.token.wait.duration and
+// authkit.store.duration. A read served from the cache reports nothing.
+// Attributes hold names, counts, outcomes and OAuth error codes — never a
+// token, code, key, secret or an error's text
+// (internal/telemetrytest: TestTelemetryOfAWaitAndARetriedFetch,
+// TestTelemetryOfATerminalFailure, TestTelemetryOfADeviceLogin).
 package auth
