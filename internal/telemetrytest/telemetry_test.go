@@ -323,3 +323,40 @@ func TestTelemetryOfADeviceLogin(t *testing.T) {
 		}
 	}
 }
+
+// TestTelemetryOfABackgroundRefresh: a token read past its refresh time is
+// refreshed in the background: a fetch span with reason refresh, the
+// refreshes counter, and no wait (the caller got the still valid token).
+func TestTelemetryOfABackgroundRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := newObserved()
+		clock := fakeclock.New(time.Time{})
+		g := &fakeGrant{clock: clock, lifetime: time.Minute, prefix: "SECRET-"}
+		e := newEngine(t, g, o.config)
+		if _, err := readHub(e, context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clock.Jump(55 * time.Second) // past the refresh time (54 s), before expiry
+		if _, err := readHub(e, context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		var reasons []string
+		for _, s := range o.spans.Ended() {
+			if s.Name() == "authkit.token.fetch" {
+				reasons = append(reasons, attr(s.Attributes(), "authkit.fetch.reason"))
+			}
+		}
+		if len(reasons) != 2 || reasons[0] != "expired" || reasons[1] != "refresh" {
+			t.Errorf("fetch reasons %q, want the first fetch (expired) and a refresh", reasons)
+		}
+		m := o.metrics(t)
+		if r := m["authkit.token.refreshes"]; len(r) != 1 || r[0].value != 1 {
+			t.Errorf("refreshes %v", r)
+		}
+		if w := m["authkit.token.wait.duration"]; len(w) != 1 || w[0].count != 1 {
+			t.Errorf("waits %v: only the first read waits", w)
+		}
+		noSecret(t, o, m)
+	})
+}
