@@ -558,6 +558,8 @@ func (e *Engine) wait(ctx context.Context) (_ *Credentials, err error) {
 	defer func() {
 		if counted {
 			e.tel.waits.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(e.tel.handler, attrOutcome.String(outcome(err))))
+		}
+		if span != nil {
 			endSpan(span, err)
 		}
 	}()
@@ -578,11 +580,11 @@ func (e *Engine) wait(ctx context.Context) (_ *Credentials, err error) {
 			s.read.Store(true)
 			return s.creds, nil
 		}
-		if !counted {
+		first := !counted
+		if first {
 			e.stats.Waits++
 			counted = true
 			start = time.Now()
-			_, span = e.tel.tracer.Start(ctx, "authkit.token.wait", trace.WithAttributes(e.tel.handler))
 		}
 		call := e.call
 		if call == nil {
@@ -598,6 +600,9 @@ func (e *Engine) wait(ctx context.Context) (_ *Credentials, err error) {
 			close(call.waiting)
 		}
 		e.mu.Unlock()
+		if first { // outside the lock: a span processor may call back in
+			_, span = e.tel.tracer.Start(ctx, "authkit.token.wait", trace.WithAttributes(e.tel.handler))
+		}
 		select {
 		case <-call.done:
 			if call.err != nil {

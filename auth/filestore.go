@@ -65,7 +65,9 @@ type FileStoreConfig struct {
 // process that then gets the removed file's lock sees that the path names
 // another file and locks that one, so that two processes never hold two
 // files of one name (TestFileStoreLockFileGoesWithItsEntry,
-// TestFileStoreLockFollowsItsPath).
+// TestFileStoreLockFollowsItsPath). (A process of an authkit release
+// before this rule does not make that check: do not share a token
+// directory between it and this one.)
 //
 // A FileStore is safe for concurrent use, and several FileStores on one
 // directory, in one process or many, exclude each other.
@@ -412,14 +414,24 @@ func savedAt(data []byte, key StoreKey) (time.Time, bool) {
 // it checks that the file is still the one the path names.
 var testHookLocked func(path string)
 
-// isPath reports whether the file fl holds is the one path names now.
-func isPath(fl *flock.Flock, path string) bool {
+// isPath reports whether the file fl holds is the one path names now:
+// false when the path is gone or names another file; an error when it
+// cannot be told (then waiting again would not help).
+func isPath(fl *flock.Flock, path string) (bool, error) {
 	held, err := fl.Stat()
 	if err != nil {
-		return false
+		return false, err
 	}
 	cur, err := os.Lstat(path)
-	return err == nil && os.SameFile(held, cur)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, err
+	case cur.Mode()&fs.ModeSymlink != 0:
+		return false, errors.New("the lock file is a symbolic link")
+	}
+	return os.SameFile(held, cur), nil
 }
 
 // processLocks holds one semaphore per lock file path, shared by every
@@ -443,6 +455,10 @@ func (s *FileStore) Lock(ctx context.Context, key StoreKey) (func(), error) {
 	}
 	var fl *flock.Flock
 	for {
+		if err := ctx.Err(); err != nil {
+			<-sem
+			return nil, err
+		}
 		fl = flock.New(path, flock.SetPermissions(0o600), flock.SetFlag(lockFlag))
 		ok, err := fl.TryLockContext(ctx, lockRetryDelay)
 		if err != nil || !ok {
@@ -455,7 +471,13 @@ func (s *FileStore) Lock(ctx context.Context, key StoreKey) (func(), error) {
 		if testHookLocked != nil {
 			testHookLocked(path)
 		}
-		if isPath(fl, path) {
+		same, err := isPath(fl, path)
+		if err != nil {
+			fl.Unlock()
+			<-sem
+			return nil, fmt.Errorf("auth: lock %s: %w", path, err)
+		}
+		if same {
 			break
 		}
 		// The holder we waited for removed the file (it deleted the

@@ -64,20 +64,15 @@ type telemetry struct {
 	store     metric.Float64Histogram
 }
 
-// telemetries shares one telemetry among the engines of one name and
-// providers: an engine holds a pointer, not its own instruments (a handler
-// stays about a kilobyte: TestMemoryPerHandler).
-var telemetries sync.Map // telemetryKey -> *telemetry
-
-type telemetryKey struct {
-	name string
-	tp   trace.TracerProvider
-	mp   metric.MeterProvider
-}
+// telemetries shares one telemetry on the global providers among the
+// engines of one name: an engine holds a pointer, not its own instruments
+// (a handler stays about a kilobyte: TestMemoryPerHandler).
+var telemetries sync.Map // name -> *telemetry
 
 // newTelemetry returns the telemetry of name on tp and mp (nil: the global
 // providers, which forward to the SDK an application installs, even later).
 func newTelemetry(name string, tp trace.TracerProvider, mp metric.MeterProvider) *telemetry {
+	global := tp == nil && mp == nil
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
@@ -87,11 +82,15 @@ func newTelemetry(name string, tp trace.TracerProvider, mp metric.MeterProvider)
 	if name == "" {
 		name = "engine"
 	}
-	key := telemetryKey{name, tp, mp}
-	if t, ok := telemetries.Load(key); ok {
+	if !global {
+		// A provider of the caller's may not be comparable, and a cache
+		// would keep it alive: its engines get telemetry of their own.
+		return makeTelemetry(name, tp, mp)
+	}
+	if t, ok := telemetries.Load(name); ok {
 		return t.(*telemetry)
 	}
-	t, _ := telemetries.LoadOrStore(key, makeTelemetry(name, tp, mp))
+	t, _ := telemetries.LoadOrStore(name, makeTelemetry(name, tp, mp))
 	return t.(*telemetry)
 }
 
@@ -113,12 +112,14 @@ func outcome(err error) string {
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, errSuperseded):
+	case errors.Is(err, context.Canceled), errors.Is(err, errSuperseded):
 		return "cancelled"
 	case errors.Is(err, ErrLoginRequired):
 		return "login_required"
 	case IsTransient(err):
-		return "transient"
+		return "transient" // a request's own timeout included
+	case errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
 	}
 	return "terminal"
 }

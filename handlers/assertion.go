@@ -106,6 +106,7 @@ type assertionClaims struct {
 	Aud string `json:"aud"`
 	Jti string `json:"jti"`
 	Iat int64  `json:"iat"`
+	Nbf int64  `json:"nbf"` // RFC 7523 leaves it optional; Microsoft Entra asks for it
 	Exp int64  `json:"exp"`
 }
 
@@ -120,7 +121,7 @@ func (k *PrivateKeyJWT) Assertion(_ context.Context, req AssertionRequest) (auth
 		now = time.Now()
 	}
 	jwt, err := k.signer.Sign(assertionClaims{Iss: req.ClientID, Sub: req.ClientID, Aud: aud, Jti: randomToken(), // 256 random bits: unique across processes
-		Iat: now.Unix(), Exp: now.Add(k.lifetime).Unix()})
+		Iat: now.Unix(), Nbf: now.Unix(), Exp: now.Add(k.lifetime).Unix()})
 	if err != nil {
 		return auth.Secret{}, fmt.Errorf("handlers: private_key_jwt: %w", err)
 	}

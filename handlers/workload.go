@@ -95,28 +95,28 @@ func (f FederatedTokenFile) JWT(ctx context.Context) (auth.Secret, error) {
 	if f.Path == "" {
 		return fail("no path", nil)
 	}
-	dir, err := filepath.EvalSymlinks(filepath.Dir(f.Path))
-	if err != nil {
-		return fail("its directory is unusable", err)
-	}
-	real, err := filepath.EvalSymlinks(f.Path)
-	if err != nil {
-		return fail("cannot be read", unwrapPath(err))
-	}
-	if rel, err := filepath.Rel(dir, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return fail("is a link to "+real+", outside its directory", nil)
-	}
-	file, err := os.Open(real)
-	if err != nil {
-		return fail("cannot be read", unwrapPath(err))
-	}
-	defer file.Close()
-	b, err := io.ReadAll(io.LimitReader(file, maxFederatedToken+1))
-	if err != nil {
-		return fail("cannot be read", unwrapPath(err))
-	}
-	if len(b) > maxFederatedToken {
-		return fail(fmt.Sprintf("is larger than %d bytes", maxFederatedToken), nil)
+	// Open first, then check that the file opened is the one the link
+	// leads to, inside the directory: nothing can swap a path component
+	// between the check and the read. The kubelet's rotation (a new
+	// ..data) can fall between the two: that is worth one more try, and
+	// then a transient failure.
+	var b []byte
+	for try := 1; ; try++ {
+		data, reason, err := f.read()
+		if reason == "" {
+			b = data
+			break
+		}
+		if reason == errRotated && try < 3 {
+			continue
+		}
+		if reason == errRotated {
+			if err == nil {
+				err = errors.New("replaced between the open and the check")
+			}
+			return fail("changed while it was read", auth.Transient(err))
+		}
+		return fail(reason, err)
 	}
 	tok, why := checkJWT(b)
 	if why == "empty" {
@@ -125,6 +125,46 @@ func (f FederatedTokenFile) JWT(ctx context.Context) (auth.Secret, error) {
 		return fail(why, nil)
 	}
 	return tok, nil
+}
+
+// errRotated is read's reason for a file that was replaced while read.
+const errRotated = "rotated"
+
+// read reads the file, or says why not: the reason is errRotated when the
+// file changed between the open and the check.
+func (f FederatedTokenFile) read() ([]byte, string, error) {
+	file, err := os.Open(f.Path)
+	if err != nil {
+		return nil, "cannot be read", unwrapPath(err)
+	}
+	defer file.Close()
+	dir, err := filepath.EvalSymlinks(filepath.Dir(f.Path))
+	if err != nil {
+		return nil, "its directory is unusable", unwrapPath(err)
+	}
+	real, err := filepath.EvalSymlinks(f.Path)
+	if err != nil {
+		return nil, errRotated, unwrapPath(err)
+	}
+	if rel, err := filepath.Rel(dir, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, "is a link to " + real + ", outside its directory", nil
+	}
+	opened, err := file.Stat()
+	if err != nil {
+		return nil, "cannot be read", err
+	}
+	named, err := os.Stat(real)
+	if err != nil || !os.SameFile(opened, named) {
+		return nil, errRotated, err
+	}
+	b, err := io.ReadAll(io.LimitReader(file, maxFederatedToken+1))
+	if err != nil {
+		return nil, "cannot be read", unwrapPath(err)
+	}
+	if len(b) > maxFederatedToken {
+		return nil, fmt.Sprintf("is larger than %d bytes", maxFederatedToken), nil
+	}
+	return b, "", nil
 }
 
 // Assertion returns the token as a client assertion.
@@ -185,6 +225,11 @@ func (g GitHubActionsToken) JWT(ctx context.Context) (auth.Secret, error) {
 	q := u.Query()
 	q.Set("audience", g.Audience)
 	u.RawQuery = q.Encode()
+	if g.HTTPClient != nil && g.HTTPClient.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.HTTPClient.Timeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return fail("unusable URL", nil)
@@ -201,14 +246,18 @@ func (g GitHubActionsToken) JWT(ctx context.Context) (auth.Secret, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fail("request failed", err)
+		return fail("request failed", auth.Transient(err))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxFederatedToken+1))
 	if resp.StatusCode != http.StatusOK {
 		scrub := &redact.Scrubber{}
 		scrub.Add(bearer)
-		return fail(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, redact.Excerpt(body, scrub)), nil)
+		var cause error
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+			cause = auth.Transient(fmt.Errorf("HTTP %d", resp.StatusCode)) // retried with backoff
+		}
+		return fail(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, redact.Excerpt(body, scrub)), cause)
 	}
 	var v struct {
 		Value string `json:"value"`

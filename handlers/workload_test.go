@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"errors"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -469,5 +471,23 @@ func TestJWTBearerGrant(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGitHubActionsServerErrorIsTransient: a 503 or 429 from the Actions
+// token endpoint is retried with backoff; a 401 is not.
+func TestGitHubActionsServerErrorIsTransient(t *testing.T) {
+	for _, tt := range []struct {
+		status    int
+		transient bool
+	}{{503, true}, {429, true}, {401, false}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(tt.status) }))
+		env := map[string]string{EnvGitHubTokenURL: srv.URL + "/idtoken", EnvGitHubTokenToken: "req"}
+		_, err := GitHubActionsToken{Audience: "a", Getenv: func(k string) string { return env[k] }}.JWT(context.Background())
+		srv.Close()
+		var we *WorkloadTokenError
+		if !errors.As(err, &we) || auth.IsTransient(err) != tt.transient {
+			t.Errorf("HTTP %d: %v (transient %t), want transient %t", tt.status, err, auth.IsTransient(err), tt.transient)
+		}
 	}
 }

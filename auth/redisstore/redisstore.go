@@ -13,7 +13,9 @@
 // and a generation, in a hash under Prefix + "tok:{" + key.Name() + "}",
 // with a time to live that ends with the refresh token (or, without one,
 // with the access token). The lease is Prefix + "lock:{" + key.Name() + "}";
-// the hash tag keeps both in one Cluster slot, as the scripts need.
+// the generations' high-water mark Prefix + "gen:{" + key.Name() + "}"
+// (30 days after the last save); the hash tag keeps them in one Cluster
+// slot, as the scripts need.
 //
 // # The lease
 //
@@ -262,6 +264,9 @@ func checkDeadlines(c redis.UniversalClient) error {
 func (s *Store) tokKey(name string) string   { return s.prefix + "tok:{" + name + "}" }
 func (s *Store) leaseKey(name string) string { return s.prefix + "lock:{" + name + "}" }
 
+// hwKey holds the high-water mark of the generations of name's entries.
+func (s *Store) hwKey(name string) string { return s.prefix + "gen:{" + name + "}" }
+
 // op bounds one Redis operation.
 func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
@@ -352,13 +357,15 @@ func (s *Store) Load(ctx context.Context, key auth.StoreKey) (*auth.Token, error
 // when fenced.
 //
 // The first entry of a login (nothing stored: after a logout, an expiry or
-// ever) takes the server's clock in microseconds as its generation, not 1:
-// every later one counts up from there, so generations never repeat across
-// logins, and a process that read an entry of an earlier login can never
-// match a later one (TestStaleReaderFencedAcrossLogins). An earlier login's
-// generations stay below the clock, since no two saves run in the same
-// microsecond.
+// ever) does not start again at 1: it takes the larger of the server's
+// clock in microseconds and one more than the key's high-water mark
+// (KEYS[3], kept 30 days after each save and not removed by Delete), and
+// every later one counts up from there. So generations never repeat across
+// logins — not even when Redis was emptied, or its clock stepped back — and
+// a process that read an entry of an earlier login never matches a later
+// one (TestStaleReaderFencedAcrossLogins, TestGenerationsAboveTheHighWater).
 var saveScript = redis.NewScript(`
+if redis.replicate_commands then redis.replicate_commands() end
 local stored = redis.call('HGET', KEYS[1], 'gen')
 local gen = tonumber(stored or '0')
 local holder = redis.call('GET', KEYS[2])
@@ -371,6 +378,10 @@ local next = gen + 1
 if stored == false then
   local t = redis.call('TIME')
   next = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local hw = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if hw >= next then
+    next = hw + 1
+  end
 end
 redis.call('HSET', KEYS[1], 'gen', next, 'data', ARGV[3])
 if tonumber(ARGV[4]) > 0 then
@@ -378,6 +389,7 @@ if tonumber(ARGV[4]) > 0 then
 else
   redis.call('PERSIST', KEYS[1])
 end
+redis.call('SET', KEYS[3], next, 'PX', 2592000000)
 return next
 `)
 
@@ -399,7 +411,7 @@ func (s *Store) Save(ctx context.Context, key auth.StoreKey, tok *auth.Token) er
 	}
 	octx, cancel := s.op(ctx)
 	defer cancel()
-	gen, err := saveScript.Run(octx, s.rdb, []string{s.tokKey(name), s.leaseKey(name)}, owner, read, entry, expireAt).Int64()
+	gen, err := saveScript.Run(octx, s.rdb, []string{s.tokKey(name), s.leaseKey(name), s.hwKey(name)}, owner, read, entry, expireAt).Int64()
 	if err != nil {
 		return s.fail(ctx, "save", err)
 	}

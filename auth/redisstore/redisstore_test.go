@@ -499,3 +499,26 @@ func TestStaleReaderFencedAcrossLogins(t *testing.T) {
 		})
 	}
 }
+
+// TestGenerationsAboveTheHighWater: a new login's first generation is
+// above every generation the key had, even one ahead of Redis's clock (a
+// clock that stepped back since), so an old reader still cannot match.
+func TestGenerationsAboveTheHighWater(t *testing.T) {
+	rdb, prefix := testClient(t)
+	s, _ := newStore(t, rdb, prefix, nil)
+	ctx := context.Background()
+	lockSave(t, s, token("rt-old", time.Time{}))
+	future := time.Now().Add(24 * time.Hour).UnixMicro() // the old login's clock was a day ahead
+	rdb.Set(ctx, prefix+"gen:{"+key.Name()+"}", future, 0)
+	if err := s.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	lockSave(t, s, token("rt-new", time.Time{}))
+	gen, err := rdb.HGet(ctx, prefix+"tok:{"+key.Name()+"}", "gen").Int64()
+	if err != nil || gen <= future {
+		t.Errorf("the new login's generation %d, %v; want above the high-water %d", gen, err, future)
+	}
+	if ttl := rdb.PTTL(ctx, prefix+"gen:{"+key.Name()+"}").Val(); ttl <= 0 || ttl > 30*24*time.Hour {
+		t.Errorf("high-water mark's time to live %s, want at most 30 days", ttl)
+	}
+}

@@ -169,7 +169,9 @@ func (s *Signer) Sign(claims any) (string, error) {
 // into JWS's fixed-size r || s (RFC 7518 §3.4).
 func rawECDSA(der []byte, size int) ([]byte, error) {
 	var v struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(der, &v); err != nil || len(rest) > 0 {
+	if rest, err := asn1.Unmarshal(der, &v); err != nil || len(rest) > 0 ||
+		v.R.Sign() <= 0 || v.S.Sign() <= 0 || v.R.BitLen() > 8*size || v.S.BitLen() > 8*size {
+		// A KMS or HSM signer answering nonsense must not panic FillBytes.
 		return nil, errors.New("jws: the signer returned a malformed ECDSA signature")
 	}
 	out := make([]byte, 2*size)

@@ -178,15 +178,16 @@ func (c *Client) Token(ctx context.Context, tokenURL string, form url.Values) (*
 // returned at once whatever its status, as an *auth.OAuthError. A body over
 // MaxBodySize is an *auth.ResponseError.
 func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*Response, error) {
-	form, err := c.authenticate(ctx, endpoint, form)
-	if err != nil {
-		return nil, err
-	}
-	body := form.Encode()
 	grant := form.Get("grant_type")
-	scrub := c.scrubber(form)
 	for attempt := 1; ; attempt++ {
-		resp, err := c.once(ctx, endpoint, body, scrub)
+		// Authenticated anew for every attempt: a client assertion is
+		// good for one request (its jti is spent) and for a minute.
+		sent, err := c.authenticate(ctx, endpoint, form)
+		if err != nil {
+			return nil, err
+		}
+		scrub := c.scrubber(sent)
+		resp, err := c.once(ctx, endpoint, sent.Encode(), scrub)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -619,5 +620,42 @@ func TestTokenTypeMustBeBearer(t *testing.T) {
 		if tt.ok != (err == nil) || !tt.ok && !errors.Is(err, auth.ErrUnsupportedTokenType) {
 			t.Errorf("token_type %q: err = %v", tt.typ, err)
 		}
+	}
+}
+
+// TestPostRetryMakesANewAssertion: a retried Post (a revocation after a
+// 503) carries a new client assertion: the first one's jti is spent.
+func TestPostRetryMakesANewAssertion(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		mu.Lock()
+		seen = append(seen, r.PostForm.Get("client_assertion"))
+		n := len(seen)
+		mu.Unlock()
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	made := 0
+	c := New(Config{ClientID: "c", AuthStyle: AuthAssertion,
+		Assertion: func(context.Context, string) (auth.Secret, error) {
+			made++
+			return auth.NewSecret(fmt.Sprintf("assertion-%d", made)), nil
+		},
+		Retry: func(attempt, status int, wait time.Duration, err error) (time.Duration, bool) { return 0, attempt < 2 },
+	})
+	resp, err := c.Post(context.Background(), srv.URL+"/revoke", url.Values{"token": {"t"}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("Post: %v", err)
+	}
+	if len(seen) != 2 || seen[0] == seen[1] {
+		t.Errorf("assertions sent %q, want a new one for the retry", seen)
 	}
 }

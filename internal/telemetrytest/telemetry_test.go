@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/authtest"
@@ -359,4 +360,29 @@ func TestTelemetryOfABackgroundRefresh(t *testing.T) {
 		}
 		noSecret(t, o, m)
 	})
+}
+
+// uncomparable is a TracerProvider value that cannot be a map key.
+type uncomparable struct {
+	noop.TracerProvider
+	tags []string
+}
+
+// TestProvidersNeedNotBeComparable: a provider of the caller's is any
+// value; one that cannot be hashed does not break NewEngine (engines on
+// the global providers share their instruments; others have their own).
+func TestProvidersNeedNotBeComparable(t *testing.T) {
+	e, err := auth.NewEngine(auth.EngineConfig{
+		Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
+			return &auth.Token{AccessToken: auth.NewSecret("a"), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}, nil
+		},
+		TracerProvider: uncomparable{tags: []string{"x"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := readHub(e, context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
