@@ -183,16 +183,21 @@ type custody struct {
 	mu sync.Mutex // guards the entry for a store that is not a Locker
 }
 
-func newCustody(store Store, key StoreKey, clock Clock, log *slog.Logger, tel *telemetry) *custody {
+func newCustody(store Store, key StoreKey, clock Clock, log *slog.Logger, obs *observing) *custody {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b) // never fails
 	c := &custody{store: store, key: key, owner: hex.EncodeToString(b), clock: clock, log: log, closing: make(chan struct{})}
 	c.host, _ = os.Hostname()
 	liveOwners.Store(c.owner, struct{}{})
 	if l, ok := store.(Locker); ok {
-		c.locker = tracedLocker{inner: l, t: tel}
+		c.locker = l
+		if obs.o != nil {
+			c.locker = observedLocker{inner: l, b: obs}
+		}
 	}
-	c.store = tracedStore{inner: store, t: tel}
+	if obs.o != nil {
+		c.store = observedStore{inner: store, b: obs}
+	}
 	return c
 }
 

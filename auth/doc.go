@@ -31,17 +31,9 @@
 //
 // # Telemetry
 //
-// An engine reports its slow paths through OpenTelemetry's API (only the
-// API: the application chooses the SDK), to [EngineConfig.TracerProvider]
-// and [EngineConfig.MeterProvider], by default the global providers, which
-// do nothing until an SDK is installed. Spans: authkit.token.fetch (an
-// event per failed attempt), authkit.token.wait (a child of the waiting
-// caller's span), authkit.store.load/save/delete/lock and
-// authkit.token.revoke. Metrics: authkit.token.fetch.attempts by outcome,
-// authkit.token.refreshes, authkit.token.wait.duration and
-// authkit.store.duration. A read served from the cache reports nothing.
-// Attributes hold names, counts, outcomes and OAuth error codes — never a
-// token, code, key, secret or an error's text
-// (internal/telemetrytest: TestTelemetryOfAWaitAndARetriedFetch,
-// TestTelemetryOfATerminalFailure, TestTelemetryOfADeviceLogin).
+// An engine reports its slow paths — fetches and their attempts, waits,
+// store operations, revocations — to its [EngineConfig.Observer]; package
+// auth/otelauth (a module of its own) makes an [Observer] that reports
+// them to OpenTelemetry as spans and metrics. Package auth imports no
+// telemetry library. A read served from the cache calls no Observer.
 package auth

@@ -13,8 +13,6 @@ import (
 
 	"github.com/authkit-go/authkit/internal/backoff"
 	"github.com/authkit-go/authkit/internal/jwtclaims"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // FetchFunc obtains a token. current is the latest token the engine holds
@@ -96,15 +94,13 @@ type EngineConfig struct {
 	// Logger receives debug, info and warning records, never a secret; nil
 	// means silent.
 	Logger *slog.Logger
-	// Name names the engine in telemetry (the attribute authkit.handler),
-	// e.g. the handler's kind; empty means "engine".
+	// Name names the engine to its Observer (the handler's kind, e.g.
+	// "ClientCredentials"); empty means "engine".
 	Name string
-	// TracerProvider and MeterProvider receive the engine's spans and
-	// metrics (see the package's Telemetry section); nil means
-	// OpenTelemetry's global ones, which do nothing until an SDK is
-	// installed.
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
+	// Observer receives what the engine does on its slow paths, for
+	// telemetry (see package auth/otelauth for OpenTelemetry); nil means
+	// nobody.
+	Observer Observer
 }
 
 // Stats counts what an engine did.
@@ -185,7 +181,7 @@ type Engine struct {
 	revoke     func(context.Context, *Token) error
 	clock      Clock
 	cust       *custody // nil without a store
-	tel        *telemetry
+	obs        *observing
 	log        *slog.Logger
 	sched      *scheduler // runs refreshDue when the current state is due
 	schedIdx   int        // in sched's heap, or -1; guarded by sched.mu
@@ -336,9 +332,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		b := cfg.Backoff
 		e.backoff = &b
 	}
-	e.tel = newTelemetry(cfg.Name, cfg.TracerProvider, cfg.MeterProvider)
+	e.obs = newObserving(cfg.Observer, cfg.Name)
 	if cfg.Store != nil {
-		e.cust = newCustody(cfg.Store, cfg.StoreKey, e.clock, e.log, e.tel)
+		e.cust = newCustody(cfg.Store, cfg.StoreKey, e.clock, e.log, e.obs)
 	}
 	e.st.Store(&state{})
 	if cfg.Initial != nil {
@@ -551,16 +547,10 @@ func (e *Engine) refreshDue() {
 // wait is the slow path: join or start the fetch and wait for it.
 func (e *Engine) wait(ctx context.Context) (_ *Credentials, err error) {
 	counted := false
-	var (
-		span  trace.Span
-		start time.Time
-	)
+	var done func(error)
 	defer func() {
-		if counted {
-			e.tel.waits.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(e.tel.handler, attrOutcome.String(outcome(err))))
-		}
-		if span != nil {
-			endSpan(span, err)
+		if done != nil {
+			done(observedErr(err))
 		}
 	}()
 	for {
@@ -584,7 +574,6 @@ func (e *Engine) wait(ctx context.Context) (_ *Credentials, err error) {
 		if first {
 			e.stats.Waits++
 			counted = true
-			start = time.Now()
 		}
 		call := e.call
 		if call == nil {
@@ -600,8 +589,8 @@ func (e *Engine) wait(ctx context.Context) (_ *Credentials, err error) {
 			close(call.waiting)
 		}
 		e.mu.Unlock()
-		if first { // outside the lock: a span processor may call back in
-			_, span = e.tel.tracer.Start(ctx, "authkit.token.wait", trace.WithAttributes(e.tel.handler))
+		if first { // outside the lock: an Observer may call back in
+			done = e.obs.wait(ctx)
 		}
 		select {
 		case <-call.done:
@@ -645,7 +634,6 @@ func (e *Engine) startLocked(s *state, early bool) *fetchCall {
 	if early {
 		e.stats.Refreshes++
 		call.reason = "refresh"
-		e.tel.refreshes.Add(context.Background(), 1, metric.WithAttributes(e.tel.handler))
 	}
 	e.wg.Add(1)
 	go e.run(ctx, call)
@@ -666,32 +654,28 @@ func (e *Engine) cancelCallLocked() {
 func (e *Engine) run(ctx context.Context, call *fetchCall) {
 	defer e.wg.Done()
 	defer call.cancel()
-	ctx, span := e.tel.tracer.Start(ctx, "authkit.token.fetch", trace.WithAttributes(e.tel.handler, attrReason.String(call.reason)))
-	var (
-		attempts int
-		final    error
-	)
-	defer func() {
-		span.SetAttributes(attrAttempts.Int(attempts))
-		endSpan(span, final)
-	}()
+	ctx, obs := e.obs.fetch(ctx, call.reason)
+	// finish ends the observation first: whoever the fetch wakes sees it
+	// ended.
+	finish := func(tok *Token, creds *Credentials, took time.Duration, err, observed error) {
+		obs.End(observedErr(observed))
+		e.finish(call, tok, creds, took, err)
+	}
 	var held *Token // obtained and saved, but its check failed transiently
 	for attempt := 1; ; attempt++ {
 		start := e.clock.Now()
 		tok, creds, fetched, err := e.attempt(ctx, call, &held)
-		attempts = attempt
-		e.tel.attempt(ctx, span, attempt, err)
-		final = err
+		obs.Attempt(attempt, observedErr(err))
 		if err == nil {
 			var took time.Duration
 			if fetched {
 				took = e.clock.Now().Sub(start)
 			}
-			e.finish(call, tok, creds, took, nil)
+			finish(tok, creds, took, nil, nil)
 			return
 		}
 		if errors.Is(err, errSuperseded) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			e.finish(call, nil, nil, 0, e.ended(ctx, call, err))
+			finish(nil, nil, 0, e.ended(ctx, call, err), err)
 			return
 		}
 		e.mu.Lock()
@@ -701,11 +685,11 @@ func (e *Engine) run(ctx context.Context, call *fetchCall) {
 		}
 		e.mu.Unlock()
 		if !IsTransient(err) {
-			e.finish(call, nil, nil, 0, err)
+			finish(nil, nil, 0, err, err)
 			return
 		}
-		if err := e.pause(ctx, call, attempt, err); err != nil {
-			e.finish(call, nil, nil, 0, e.ended(ctx, call, err))
+		if perr := e.pause(ctx, call, attempt, err); perr != nil {
+			finish(nil, nil, 0, e.ended(ctx, call, perr), err)
 			return
 		}
 	}

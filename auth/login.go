@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"go.opentelemetry.io/otel/trace"
 )
 
 // Logins made and ended outside the fetch: Set installs a login, Logout
@@ -132,8 +130,8 @@ func (e *Engine) revokeAll(ctx context.Context, toks ...*Token) (err error) {
 	if e.revoke == nil {
 		return nil
 	}
-	ctx, span := e.tel.tracer.Start(ctx, "authkit.token.revoke", trace.WithAttributes(e.tel.handler))
-	defer func() { endSpan(span, err) }()
+	ctx, done := e.obs.op(ctx, "revoke")
+	defer func() { done(err) }()
 	var errs []error
 	for i, t := range toks {
 		if t == nil || (t.AccessToken.IsZero() && t.RefreshToken.IsZero()) {

@@ -176,7 +176,7 @@ func NewBrowserLogin(cfg BrowserLoginConfig) (*BrowserLogin, error) {
 	if h.timeout == 0 {
 		h.timeout = DefaultBrowserLoginTimeout
 	}
-	h.personLogin = personLogin{kind: "BrowserLogin", store: cfg.Store, onDemand: cfg.LoginOnDemand, login: h.browserLogin, tp: cfg.TracerProvider}
+	h.personLogin = personLogin{kind: "BrowserLogin", store: cfg.Store, onDemand: cfg.LoginOnDemand, login: h.browserLogin, obs: cfg.Observer}
 	if err := h.initUser("BrowserLogin", cfg.OAuthConfig, personScopes, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
 	}

@@ -103,7 +103,7 @@ func NewDeviceCode(cfg DeviceCodeConfig) (*DeviceCode, error) {
 		return nil, auth.ConfigError("handlers: DeviceCode: DeviceAuthorizationURL or Issuer is required")
 	}
 	h := &DeviceCode{prompt: cfg.Prompt}
-	h.personLogin = personLogin{kind: "DeviceCode", store: cfg.Store, onDemand: cfg.LoginOnDemand, login: h.deviceLogin, tp: cfg.TracerProvider}
+	h.personLogin = personLogin{kind: "DeviceCode", store: cfg.Store, onDemand: cfg.LoginOnDemand, login: h.deviceLogin, obs: cfg.Observer}
 	if err := h.initUser("DeviceCode", cfg.OAuthConfig, personScopes, cfg.Username, cfg.UsernameClaim); err != nil {
 		return nil, err
 	}

@@ -11,8 +11,6 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/jwtclaims"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrNoExpiry means a JWT carries no "exp" claim
@@ -62,11 +60,9 @@ type ExternallyManagedJWTConfig struct {
 	// Backoff spaces the calls after failures and rejections; see
 	// [auth.Backoff].
 	Backoff auth.Backoff
-	// TracerProvider and MeterProvider receive the handler's spans and
-	// metrics (see package auth's Telemetry section); nil means
-	// OpenTelemetry's global ones.
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
+	// Observer receives what the handler does on its slow paths, for
+	// telemetry (see package auth/otelauth); nil means nobody.
+	Observer auth.Observer
 	// FetchTimeout bounds one fetch, retries included. Zero means
 	// 2 minutes; negative means no bound.
 	FetchTimeout time.Duration
@@ -183,9 +179,7 @@ func NewExternallyManagedJWT(cfg ExternallyManagedJWTConfig) (*ExternallyManaged
 		Initial:      initial,
 		Logger:       cfg.Logger,
 		Name:         "ExternallyManagedJWT",
-
-		TracerProvider: cfg.TracerProvider,
-		MeterProvider:  cfg.MeterProvider,
+		Observer:     cfg.Observer,
 	})
 	if err != nil {
 		return nil, err

@@ -14,8 +14,6 @@ import (
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/netpolicy"
 	"github.com/authkit-go/authkit/internal/oauthclient"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // AuthStyle says how an OAuth handler authenticates its client to the token
@@ -101,12 +99,11 @@ type OAuthConfig struct {
 	// Discovery caches discovery documents; handlers given the same cache
 	// discover once. Nil means a cache of the handler's own.
 	Discovery *DiscoveryCache
-	// TracerProvider and MeterProvider receive the handler's spans and
-	// metrics (token fetches, waits, store operations, revocations; see
-	// package auth's Telemetry section); nil means OpenTelemetry's global
-	// ones, which do nothing until an application installs an SDK.
-	TracerProvider trace.TracerProvider
-	MeterProvider  metric.MeterProvider
+	// Observer receives what the handler does on its slow paths — token
+	// fetches, waits, store operations, revocations, logins — for
+	// telemetry: otelauth.New(tracerProvider, meterProvider) reports them
+	// to OpenTelemetry. Nil means nobody.
+	Observer auth.Observer
 	// Retry decides, after a network error, 429 or 5xx, whether the
 	// requests the token engine does not retry itself (device
 	// authorization, revocation) are sent again; nil means DefaultRetry,
@@ -562,18 +559,16 @@ func (c *oauthCore) storeKey(username string) auth.StoreKey {
 // newEngine returns the engine of an OAuth handler configured by cfg.
 func (c *oauthCore) newEngine(kind string, cfg OAuthConfig, fetch auth.FetchFunc, check auth.CheckFunc, username string) (*auth.Engine, error) {
 	ec := auth.EngineConfig{
-		Fetch:  fetch,
-		Check:  check,
-		Wire:   cfg.Wire,
-		Margin: cfg.Margin,
-		Clock:  c.clock,
-		Store:  cfg.Store,
-		Logger: cfg.Logger,
-		Revoke: c.revoke,
-		Name:   kind,
-
-		TracerProvider: cfg.TracerProvider,
-		MeterProvider:  cfg.MeterProvider,
+		Fetch:    fetch,
+		Check:    check,
+		Wire:     cfg.Wire,
+		Margin:   cfg.Margin,
+		Clock:    c.clock,
+		Store:    cfg.Store,
+		Logger:   cfg.Logger,
+		Revoke:   c.revoke,
+		Name:     kind,
+		Observer: cfg.Observer,
 	}
 	if cfg.Store != nil {
 		ec.StoreKey = c.storeKey(username)

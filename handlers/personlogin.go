@@ -8,10 +8,6 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/flight"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // personLogin is what the handlers that need a person to log in share
@@ -27,16 +23,7 @@ type personLogin struct {
 	login func(ctx context.Context) error
 
 	logins flight.Group[struct{}, struct{}] // one login at a time
-	tp     trace.TracerProvider             // nil: the global one
-}
-
-// tracer is the tracer of the login spans.
-func (h *personLogin) tracer() trace.Tracer {
-	tp := h.tp
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	return tp.Tracer("github.com/authkit-go/authkit/handlers", trace.WithInstrumentationVersion(auth.Version))
+	obs    auth.Observer                    // nil: nobody
 }
 
 // fetch is the engine's silent path: refresh, or ErrLoginRequired.
@@ -100,25 +87,16 @@ func (h *personLogin) learnUsername(ctx context.Context) {
 // own if it ended because its caller gave up. A login that panics ends for
 // the others with flight.ErrPanicked.
 //
-// The login is the span authkit.login (authkit.handler: DeviceCode or
-// BrowserLogin), in error when it fails; it holds no code, URL or token.
+// The login is reported to the Observer as the operation "login" (the span
+// authkit.login with otelauth).
 func (h *personLogin) interactive(ctx context.Context) error {
 	_, err := h.logins.DoHere(ctx, struct{}{}, func(ctx context.Context) (struct{}, error) {
-		ctx, span := h.tracer().Start(ctx, "authkit.login", trace.WithAttributes(attribute.String("authkit.handler", h.kind)))
-		err := h.login(ctx)
-		if err != nil {
-			kind := "failed"
-			var oe *auth.OAuthError
-			switch {
-			case errors.As(err, &oe) && len(oe.Code) <= 64:
-				kind = oe.Code
-			case ctx.Err() != nil:
-				kind = "cancelled"
-			}
-			span.SetAttributes(attribute.String("error.type", kind))
-			span.SetStatus(codes.Error, kind)
+		if h.obs == nil {
+			return struct{}{}, h.login(ctx)
 		}
-		span.End()
+		ctx, done := h.obs.Op(ctx, h.kind, "login")
+		err := h.login(ctx)
+		done(err)
 		return struct{}{}, err
 	})
 	return err

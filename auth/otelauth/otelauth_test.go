@@ -1,4 +1,4 @@
-package telemetrytest
+package otelauth_test
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/auth/otelauth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/handlers"
 	"github.com/authkit-go/authkit/internal/fakeclock"
@@ -117,10 +118,13 @@ func newObserved() *observed {
 	return o
 }
 
+func (o *observed) observer() auth.Observer {
+	return otelauth.New(o.tp, sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader)))
+}
+
 func (o *observed) config(c *auth.EngineConfig) {
 	c.Name = "test"
-	c.TracerProvider = o.tp
-	c.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader))
+	c.Observer = o.observer()
 }
 
 func (o *observed) span(t *testing.T, name string) sdktrace.ReadOnlySpan {
@@ -299,7 +303,7 @@ func TestTelemetryOfADeviceLogin(t *testing.T) {
 	defer p.Close()
 	var code string
 	h, err := handlers.NewDeviceCode(handlers.DeviceCodeConfig{
-		OAuthConfig: handlers.OAuthConfig{Endpoints: handlers.Endpoints{Issuer: p.Issuer()}, ClientID: "cli", TracerProvider: o.tp},
+		OAuthConfig: handlers.OAuthConfig{Endpoints: handlers.Endpoints{Issuer: p.Issuer()}, ClientID: "cli", Observer: o.observer()},
 		Prompt: func(_ context.Context, dp handlers.DevicePrompt) error {
 			code = dp.UserCode
 			return p.ApproveDevice(dp.UserCode, "ada")
@@ -369,14 +373,13 @@ type uncomparable struct {
 }
 
 // TestProvidersNeedNotBeComparable: a provider of the caller's is any
-// value; one that cannot be hashed does not break NewEngine (engines on
-// the global providers share their instruments; others have their own).
+// value, one that cannot be hashed included.
 func TestProvidersNeedNotBeComparable(t *testing.T) {
 	e, err := auth.NewEngine(auth.EngineConfig{
 		Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
 			return &auth.Token{AccessToken: auth.NewSecret("a"), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}, nil
 		},
-		TracerProvider: uncomparable{tags: []string{"x"}},
+		Observer: otelauth.New(uncomparable{tags: []string{"x"}}, nil),
 	})
 	if err != nil {
 		t.Fatal(err)
