@@ -1019,6 +1019,9 @@ func TestWorkloadProfile(t *testing.T) {
 	if f := w.prov.LastRequest(authtest.EndpointToken).Form; f.Get("client_assertion_type") == "" || f.Has("client_secret") {
 		t.Errorf("the pod's token request: %v", f)
 	}
+	if r := w.run([]string{"AUTHKIT_FEDERATED_TOKEN_FILE=" + tokenFile}, "status", "--profile", "pod"); r.code != 0 || !strings.Contains(r.stdout, "pod: logged in as client checkout") {
+		t.Errorf("status in the pod: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	os.Chmod(keyFile, 0o644)
 	if r := w.run(nil, "login", "--profile", "robot"); r.code != 2 || !strings.Contains(r.stderr, "may be read by others (mode 0644): run `chmod 600") {
 		t.Errorf("a key file others may read: exit %d\n%s", r.code, r.stderr)
