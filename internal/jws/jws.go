@@ -88,13 +88,36 @@ func NewSigner(key crypto.Signer, alg, kid, typ string) (*Signer, error) {
 		}
 	}
 	s.kid = kid
-	h := map[string]string{"alg": alg, "kid": kid}
+	h := map[string]any{"alg": alg, "kid": kid}
 	if typ != "" {
 		h["typ"] = typ
 	}
+	s.setHeader(h)
+	return s, nil
+}
+
+// NewSignerWithJWK is NewSigner for a JWS that carries its public key in
+// the header ("jwk", without "kid"), as a DPoP proof does (RFC 9449 §4.2).
+func NewSignerWithJWK(key crypto.Signer, alg, typ string) (*Signer, error) {
+	s, err := NewSigner(key, alg, "", typ)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := members(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	h := map[string]any{"alg": s.alg, "jwk": pub}
+	if typ != "" {
+		h["typ"] = typ
+	}
+	s.setHeader(h)
+	return s, nil
+}
+
+func (s *Signer) setHeader(h map[string]any) {
 	b, _ := json.Marshal(h)
 	s.header = base64.RawURLEncoding.EncodeToString(b)
-	return s, nil
 }
 
 // DefaultAlgorithm is the algorithm NewSigner chooses for pub, or "".
