@@ -8,22 +8,15 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/fakeclock"
+	"github.com/authkit-go/authkit/internal/fakeclock/bubble"
 )
 
-// advanceUntil runs the engine's timers on clock, one at a time, each once
-// every goroutine of the bubble is blocked, until done reports true.
+// advanceUntil runs the engine's timers until done (see
+// bubble.AdvanceWhenBlocked).
 func advanceUntil(t *testing.T, clock *fakeclock.Clock, done func() bool) {
 	t.Helper()
-	for {
-		synctest.Wait()
-		if done() {
-			return
-		}
-		d, ok := clock.Next()
-		if !ok {
-			t.Fatal("nothing left to wait for, and not done")
-		}
-		clock.Advance(d)
+	if !bubble.AdvanceWhenBlocked(clock, done) {
+		t.Fatal("nothing left to wait for, and not done")
 	}
 }
 

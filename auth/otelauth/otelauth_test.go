@@ -16,13 +16,13 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/auth/otelauth"
 	"github.com/authkit-go/authkit/authtest"
 	"github.com/authkit-go/authkit/handlers"
 	"github.com/authkit-go/authkit/internal/fakeclock"
+	"github.com/authkit-go/authkit/internal/fakeclock/bubble"
 )
 
 // fakeGrant issues tokens on a fake clock, after failing with fail's
@@ -88,20 +88,12 @@ func read(e *auth.Engine, ctx context.Context) chan error {
 	return c
 }
 
-// advanceUntil runs the engine's timers on clock, one at a time, each once
-// every goroutine of the synctest bubble is blocked, until done.
+// advanceUntil runs the engine's timers until done (see
+// bubble.AdvanceWhenBlocked).
 func advanceUntil(t *testing.T, clock *fakeclock.Clock, done func() bool) {
 	t.Helper()
-	for {
-		synctest.Wait()
-		if done() {
-			return
-		}
-		d, ok := clock.Next()
-		if !ok {
-			t.Fatal("nothing left to wait for, and not done")
-		}
-		clock.Advance(d)
+	if !bubble.AdvanceWhenBlocked(clock, done) {
+		t.Fatal("nothing left to wait for, and not done")
 	}
 }
 
@@ -364,28 +356,4 @@ func TestTelemetryOfABackgroundRefresh(t *testing.T) {
 		}
 		noSecret(t, o, m)
 	})
-}
-
-// uncomparable is a TracerProvider value that cannot be a map key.
-type uncomparable struct {
-	noop.TracerProvider
-	tags []string
-}
-
-// TestProvidersNeedNotBeComparable: a provider of the caller's is any
-// value, one that cannot be hashed included.
-func TestProvidersNeedNotBeComparable(t *testing.T) {
-	e, err := auth.NewEngine(auth.EngineConfig{
-		Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
-			return &auth.Token{AccessToken: auth.NewSecret("a"), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}, nil
-		},
-		Observer: otelauth.New(uncomparable{tags: []string{"x"}}, nil),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	if _, err := readHub(e, context.Background()); err != nil {
-		t.Fatal(err)
-	}
 }
