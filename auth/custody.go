@@ -179,6 +179,7 @@ type custody struct {
 	host    string        // this machine's name in spend records
 	clock   Clock
 	log     *slog.Logger
+	dpop    *DPoPKey // the handler's DPoP key, for stored tokens whose key the store could not keep
 
 	mu sync.Mutex // guards the entry for a store that is not a Locker
 }
@@ -490,6 +491,10 @@ func (e *Engine) fetchFrom(ctx context.Context, src *Token) (*Token, error) {
 // request. An older one is checked again; a check that fails for want of
 // the provider does not stop it from being served.
 func (e *Engine) adopt(ctx context.Context, stored *Token) bool {
+	if !e.holdsKey(stored) {
+		e.log.Debug("auth: the stored token is bound to a DPoP key this handler does not hold; not serving it", "jkt", stored.DPoPKey.jkt)
+		return false
+	}
 	if e.check != nil && stored.ident() == nil {
 		id, err := e.check(ctx, stored.Clone())
 		switch {

@@ -97,6 +97,11 @@ type EngineConfig struct {
 	// Name names the engine to its Observer (the handler's kind, e.g.
 	// "ClientCredentials"); empty means "engine".
 	Name string
+	// DPoPKey is the DPoP key of the handler (see [DPoPKey]): a stored
+	// token bound to a key that the store could not keep (one in a KMS)
+	// is served with this one when their thumbprints match. Nil means
+	// none; the engine never adds a key to a token that has none.
+	DPoPKey *DPoPKey
 	// Observer receives what the engine does on its slow paths, for
 	// telemetry (see package auth/otelauth for OpenTelemetry); nil means
 	// nobody.
@@ -335,6 +340,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	e.obs = newObserving(cfg.Observer, cfg.Name)
 	if cfg.Store != nil {
 		e.cust = newCustody(cfg.Store, cfg.StoreKey, e.clock, e.log, e.obs)
+		e.cust.dpop = cfg.DPoPKey
 	}
 	e.st.Store(&state{})
 	if cfg.Initial != nil {
@@ -974,7 +980,24 @@ func (e *Engine) setLocked(next *state) {
 
 // prepareToken returns the credentials of tok.
 func (e *Engine) prepareToken(tok *Token) (*Credentials, error) {
+	e.holdsKey(tok)
 	return bearer(e.wire, tok, true)
+}
+
+// holdsKey reports whether tok's DPoP key, if it has one, can make
+// proofs; a key the store knew by its thumbprint only (the only place
+// such keys come from) becomes the engine's own when their thumbprints
+// match. tok must not be published.
+func (e *Engine) holdsKey(tok *Token) bool {
+	k := tok.DPoPKey
+	if k == nil || k.prover != nil {
+		return true
+	}
+	if e.cust != nil && e.cust.dpop != nil && e.cust.dpop.jkt == k.jkt {
+		tok.DPoPKey = e.cust.dpop
+		return true
+	}
+	return false
 }
 
 // marginFor is the configured Margin's For.

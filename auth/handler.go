@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/http"
+	"net/url"
 )
 
 // AuthenticationHandler is one way of logging in. It produces the
@@ -78,6 +79,7 @@ type EngineHandler struct {
 var (
 	_ AuthenticationHandler = (*EngineHandler)(nil)
 	_ Invalidator           = (*EngineHandler)(nil)
+	_ RequestAuthenticator  = (*EngineHandler)(nil)
 )
 
 // Authenticate makes the credentials valid, fetching if needed; it returns
@@ -107,6 +109,18 @@ func (h *EngineHandler) AccessManagerRequestHeaders(ctx context.Context) (http.H
 // MessageServiceMetadata returns the message service's metadata.
 func (h *EngineHandler) MessageServiceMetadata(ctx context.Context) (map[string]string, error) {
 	return h.e.MessageServiceMetadata(ctx)
+}
+
+// RequestHeaders returns svc's headers for one request; see
+// [RequestAuthenticator].
+func (h *EngineHandler) RequestHeaders(ctx context.Context, svc Service, method string, target *url.URL, nonce string) (http.Header, error) {
+	return h.e.RequestHeaders(ctx, svc, method, target, nonce)
+}
+
+// RequestMetadata returns the message service's metadata for one RPC; see
+// [RequestAuthenticator].
+func (h *EngineHandler) RequestMetadata(ctx context.Context, audience, fullMethod, nonce string) (map[string]string, error) {
+	return h.e.RequestMetadata(ctx, audience, fullMethod, nonce)
 }
 
 // Invalidate reports a rejected credential; see [Engine.Invalidate].

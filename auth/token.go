@@ -39,6 +39,12 @@ type Token struct {
 	// itself, any other JSON value as its JSON text. Values may be secrets,
 	// so they are Secrets too.
 	Extra map[string]Secret `json:"extra,omitempty"`
+	// DPoPKey is the key the token is bound to, when it was obtained with
+	// a DPoP proof (https://www.rfc-editor.org/rfc/rfc9449): the access
+	// token is sent with a proof made with it when TokenType is "DPoP",
+	// and the refresh token is spent with one. Stores keep it with the
+	// token. Nil for a token bound to no key.
+	DPoPKey *DPoPKey `json:"-"`
 
 	meta *tokenMeta // custody bookkeeping, kept by the stores (custody.go); nil for none
 }

@@ -21,6 +21,8 @@ type storedToken struct {
 	Obtained      time.Time                  `json:"obtained_at,omitzero"`
 	Reseeded      time.Time                  `json:"reseeded_at,omitzero"`
 	Identity      *Identity                  `json:"identity,omitempty"`
+	DPoPKey       string                     `json:"dpop_key,omitempty"` // PKCS #8, base64
+	DPoPJKT       string                     `json:"dpop_jkt,omitempty"`
 }
 
 // marshalStored encodes tok in the stores' format.
@@ -30,6 +32,9 @@ func marshalStored(tok *Token) ([]byte, error) {
 		RefreshToken: tok.RefreshToken.Reveal(), IDToken: tok.IDToken.Reveal(),
 		Scope: tok.Scope, Expiry: tok.Expiry, RefreshExpiry: tok.RefreshExpiry,
 		Generation: tok.gen(), Spend: tok.spendRec(), Identity: tok.ident(),
+	}
+	if k := tok.DPoPKey; k != nil {
+		st.DPoPKey, st.DPoPJKT = k.pkcs8.Reveal(), k.jkt
 	}
 	if tok.meta != nil {
 		st.Obtained, st.Reseeded = tok.meta.obtained, tok.meta.reseeded
@@ -57,10 +62,14 @@ func unmarshalStored(data []byte) (*Token, error) {
 	if st == nil {
 		return nil, nil
 	}
+	key, err := parseStoredDPoPKey(st.DPoPKey, st.DPoPJKT)
+	if err != nil {
+		return nil, err
+	}
 	tok := &Token{
 		AccessToken: NewSecret(st.AccessToken), TokenType: st.TokenType,
 		RefreshToken: NewSecret(st.RefreshToken), IDToken: NewSecret(st.IDToken),
-		Scope: st.Scope, Expiry: st.Expiry, RefreshExpiry: st.RefreshExpiry,
+		Scope: st.Scope, Expiry: st.Expiry, RefreshExpiry: st.RefreshExpiry, DPoPKey: key,
 	}
 	tok.setMeta(func(m *tokenMeta) {
 		m.gen, m.spend, m.obtained, m.reseeded = st.Generation, st.Spend, st.Obtained, st.Reseeded

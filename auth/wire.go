@@ -109,7 +109,9 @@ type Credentials struct {
 }
 
 // Bearer returns the credentials that carry tok's access token as a bearer
-// token, named as w says (https://www.rfc-editor.org/rfc/rfc6750#section-2.1).
+// token, named as w says (https://www.rfc-editor.org/rfc/rfc6750#section-2.1);
+// a DPoP-bound token (one with a DPoPKey and token type DPoP) is sent
+// with the "DPoP " prefix where w says "Bearer ".
 func (w Wire) Bearer(tok *Token) (*Credentials, error) {
 	w = w.WithDefaults()
 	return bearer(&w, tok, false)
@@ -125,6 +127,9 @@ func bearer(w *Wire, tok *Token, owned bool) (*Credentials, error) {
 	raw := tok.AccessToken.Reveal()
 	if strings.ContainsAny(raw, "\r\n\x00") {
 		return nil, fmt.Errorf("%w: access token contains control characters", ErrMalformedToken)
+	}
+	if dpopBound(tok) {
+		w = dpopWire(w)
 	}
 	value := w.Hub.Prefix + raw
 	if owned {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/dpop"
 	"github.com/authkit-go/authkit/internal/jsonresp"
 )
 
@@ -166,6 +167,12 @@ type ProviderConfig struct {
 	// accepts as federated client assertions and as the subject tokens of
 	// token exchange (GrantTokenExchange).
 	TrustedIssuers []TrustedIssuer
+	// DPoPNonce makes the token endpoint require a nonce in DPoP proofs
+	// (https://www.rfc-editor.org/rfc/rfc9449#section-8): a proof without
+	// the current one is answered use_dpop_nonce with the nonce in a
+	// DPoP-Nonce header. Token requests with a proof get DPoP-bound tokens
+	// with or without it (see [Provider.RotateDPoPNonce]).
+	DPoPNonce bool
 }
 
 // Dialect is a real provider's way of answering, where providers differ.
@@ -219,6 +226,9 @@ type Provider struct {
 	reused        int                  // logins revoked by refresh token reuse detection
 	jtis          map[string]time.Time // client assertion jti -> its exp
 	replays       int                  // client assertions refused as replayed
+	dpop          *dpop.Verifier       // checks the DPoP proofs of token requests
+	nonce         string               // the DPoP nonce proofs must carry, with DPoPNonce
+	nonceAsked    int                  // token requests answered use_dpop_nonce
 }
 
 // NewProvider starts a provider; stop it with Close. It panics only if no
@@ -270,6 +280,7 @@ func NewProvider(cfg ProviderConfig) *Provider {
 		revokedAccess: make(map[string]bool),
 		counts:        Counts{Endpoints: map[string]int{}, Grants: map[string]int{}},
 		last:          make(map[string]*RecordedRequest),
+		dpop:          dpop.NewVerifier(cfg.Clock.Now, 0),
 	}
 	for _, c := range cfg.Clients {
 		p.clients[c.ID] = c

@@ -46,7 +46,8 @@ const (
 type tokenResponse struct {
 	// AccessToken is "access_token", an RS256 JWT.
 	AccessToken string `json:"access_token"`
-	// TokenType is "token_type", always "Bearer".
+	// TokenType is "token_type": "Bearer" ("bearer" in DialectDex), or
+	// "DPoP" for a request with a DPoP proof.
 	TokenType string `json:"token_type"`
 	// ExpiresIn is "expires_in" in seconds.
 	ExpiresIn int64 `json:"expires_in"`
@@ -75,6 +76,7 @@ type refreshRecord struct {
 	sess    *session
 	expires time.Time
 	spent   bool
+	jkt     string // the DPoP key it is bound to, if any
 }
 
 // clientPost is the start of every endpoint a client POSTs a form to:
@@ -99,6 +101,9 @@ func (p *Provider) clientPost(w http.ResponseWriter, r *http.Request) (Client, b
 func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 	client, ok := p.clientPost(w, r)
 	if !ok {
+		return
+	}
+	if r = p.proofOf(w, r); r == nil {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
@@ -138,6 +143,7 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		e.write(w)
 		return
 	}
+	p.bindDPoP(r, resp)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -291,6 +297,8 @@ func (p *Provider) refreshGrant(r *http.Request, c Client) (*tokenResponse, *oau
 		e = invalidGrant(descSessionNotActive)
 	case !now.Before(rec.expires):
 		e = invalidGrant(descRefreshExpired)
+	default:
+		e = p.refreshKeyRefused(r, rec)
 	}
 	if e != nil {
 		p.mu.Unlock()

@@ -72,9 +72,10 @@ type ClientConfig struct {
 // client interceptors Unary and Stream. It is safe for concurrent use.
 type Credentials struct {
 	src       MetadataSource
-	inv       auth.Invalidator // src as an Invalidator, or nil
-	key       string           // metadata key that carries the credential
-	insecure  bool             // AllowInsecureLoopback
+	inv       auth.Invalidator          // src as an Invalidator, or nil
+	ra        auth.RequestAuthenticator // src as one, or nil: proofs per RPC
+	key       string                    // metadata key that carries the credential
+	insecure  bool                      // AllowInsecureLoopback
 	retry     bool
 	maxReplay int
 	log       *slog.Logger
@@ -116,6 +117,7 @@ func NewCredentials(src MetadataSource, cfg ClientConfig) (*Credentials, error) 
 		c.maxReplay = 16
 	}
 	c.inv, _ = src.(auth.Invalidator)
+	c.ra, _ = src.(auth.RequestAuthenticator)
 	switch {
 	case c.transport != nil:
 	case c.insecure:
@@ -165,11 +167,22 @@ func (c *Credentials) DialOptions() []grpc.DialOption {
 // it (it copies the entries into the request headers), so no copy is made
 // and a valid credential costs no allocation. Callers outside gRPC must not
 // modify it either.
+//
+// A handler with DPoP-bound tokens (an [auth.RequestAuthenticator]) adds
+// a "dpop" entry, a new proof of a POST to
+// https://<authority>/<service>/<method> ([auth.RPCTargetURI]), beside
+// "authorization: DPoP <token>".
 func (c *Credentials) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
-	if err := c.checkTransport(ctx); err != nil {
+	method, err := c.checkTransport(ctx)
+	if err != nil {
 		return nil, err
 	}
-	md, err := c.src.MessageServiceMetadata(ctx)
+	var md map[string]string
+	if c.ra != nil && len(uri) > 0 {
+		md, err = c.ra.RequestMetadata(ctx, uri[0], method, "")
+	} else {
+		md, err = c.src.MessageServiceMetadata(ctx)
+	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, status.Errorf(status.FromContextError(ctxErr).Code(),
@@ -187,28 +200,28 @@ func (c *Credentials) RequireTransportSecurity() bool { return !c.insecure }
 
 // checkTransport refuses to hand out credentials on a channel without
 // privacy and integrity, unless the connection's peer is on this machine
-// and the caller opted in.
-func (c *Credentials) checkTransport(ctx context.Context) error {
+// and the caller opted in. It returns the RPC's method.
+func (c *Credentials) checkTransport(ctx context.Context) (string, error) {
 	ri, ok := credentials.RequestInfoFromContext(ctx)
 	if !ok {
-		return status.Error(codes.Unauthenticated,
+		return "", status.Error(codes.Unauthenticated,
 			"grpcauth: GetRequestMetadata called outside a gRPC call: the channel's security is unknown, so no credentials are sent")
 	}
 	if credentials.CheckSecurityLevel(ri.AuthInfo, credentials.PrivacyAndIntegrity) == nil {
-		return nil
+		return ri.Method, nil
 	}
 	addr := "an unknown peer"
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		addr = p.Addr.String()
 		if c.insecure && localPeer(p.Addr) {
-			return nil
+			return ri.Method, nil
 		}
 	}
 	if c.insecure {
-		return status.Errorf(codes.Unauthenticated,
+		return "", status.Errorf(codes.Unauthenticated,
 			"grpcauth: refusing to send credentials to %s over an insecure channel: AllowInsecureLoopback admits peers on this machine only (127.0.0.0/8, ::1, Unix sockets); use TLS (grpc.WithTransportCredentials) for other hosts", addr)
 	}
-	return status.Errorf(codes.Unauthenticated,
+	return "", status.Errorf(codes.Unauthenticated,
 		"grpcauth: refusing to send credentials to %s over an insecure channel: use TLS (grpc.WithTransportCredentials), or for local development dial a loopback address with ClientConfig.AllowInsecureLoopback", addr)
 }
 

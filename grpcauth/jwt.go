@@ -8,14 +8,17 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/authkit-go/authkit/auth"
+	"github.com/authkit-go/authkit/internal/dpop"
 	"github.com/authkit-go/authkit/internal/jwks"
 	"github.com/authkit-go/authkit/internal/netpolicy"
 )
@@ -71,6 +74,15 @@ type JWTConfig struct {
 	Wire auth.Wire
 	// Logger receives the JWK Set's fetch failures; nil means silent.
 	Logger *slog.Logger
+	// RequireDPoP refuses bearer tokens: every token must be DPoP-bound
+	// (https://www.rfc-editor.org/rfc/rfc9449). Without it a token is
+	// checked as it was issued: a bound one (cnf.jkt) only with a proof, an
+	// unbound one as a bearer token.
+	RequireDPoP bool
+	// DPoPWindow is how old a DPoP proof may be (by its iat); zero means
+	// 1 minute. A proof is accepted once: its jti is remembered for as
+	// long.
+	DPoPWindow time.Duration
 }
 
 // JWTValidator is a [Validator] for bearer JWTs
@@ -79,8 +91,20 @@ type JWTConfig struct {
 // "nbf" and "iat" with a small leeway, and the required claims. It is safe
 // for concurrent use. It starts no goroutine; Close ends a JWK Set fetch in
 // flight.
+//
+// A token bound to a DPoP key (its "cnf" claim has a "jkt",
+// https://www.rfc-editor.org/rfc/rfc9449#section-6) is accepted only as
+// "authorization: DPoP <token>" with a "dpop" entry holding a proof
+// (https://www.rfc-editor.org/rfc/rfc9449#section-4.3): signed with the
+// key the token is bound to, for this RPC (htm POST, htu
+// https://<authority>/<service>/<method>, see [auth.RPCTargetURI]; for
+// HTTP, the request that [WithHTTPRequest] names), with the token's hash
+// (ath), made within DPoPWindow and never seen before. A bound token sent
+// as a bearer token is refused: whoever copied it lacks the key.
 type JWTValidator struct {
 	field    auth.Field
+	dpop     *dpop.Verifier
+	reqDPoP  bool
 	verifier *jwks.Verifier
 	keySet   *jwks.KeySet // nil without JWKSURL
 	opts     []jwt.ParserOption
@@ -121,6 +145,8 @@ func NewJWTValidator(cfg JWTConfig) (*JWTValidator, error) {
 		},
 		required: slices.Clone(cfg.RequiredClaims),
 		username: cfg.UsernameClaim,
+		dpop:     dpop.NewVerifier(now, cfg.DPoPWindow),
+		reqDPoP:  cfg.RequireDPoP,
 	}
 	if v.username == "" {
 		v.username = "preferred_username"
@@ -162,7 +188,7 @@ func (v *JWTValidator) Close() error {
 // signing keys cannot be fetched it answers codes.Unavailable: the caller
 // may retry (TestJWTValidatorKeysUnavailable).
 func (v *JWTValidator) Validate(ctx context.Context, md metadata.MD) (*Identity, error) {
-	raw, err := credential(md, v.field)
+	raw, bound, err := v.token(md)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +205,9 @@ func (v *JWTValidator) Validate(ctx context.Context, md metadata.MD) (*Identity,
 				fmt.Errorf("claim %q missing", c))
 		}
 	}
+	if err := v.checkDPoP(ctx, md, raw, bound, claims); err != nil {
+		return nil, err
+	}
 	id := &Identity{Claims: claims}
 	var (
 		errs [3]error
@@ -193,6 +222,71 @@ func (v *JWTValidator) Validate(ctx context.Context, md metadata.MD) (*Identity,
 	id.Expiry = exp.Time
 	id.Username, _ = claims[v.username].(string)
 	return id, nil
+}
+
+// token returns the token in md and whether it came under the DPoP
+// scheme, which replaces the Bearer prefix (in any case).
+func (v *JWTValidator) token(md metadata.MD) (string, bool, error) {
+	if vals := md.Get(v.field.Name); len(vals) == 1 && strings.EqualFold(v.field.Prefix, auth.DefaultBearerPrefix) {
+		if p := auth.DPoPScheme + " "; len(vals[0]) > len(p) && strings.EqualFold(vals[0][:len(p)], p) {
+			return strings.TrimLeft(vals[0][len(p):], " "), true, nil
+		}
+	}
+	raw, err := credential(md, v.field)
+	return raw, false, err
+}
+
+// checkDPoP holds a token sent under the DPoP scheme, and one bound to a
+// key, to the proof md carries; see [JWTValidator].
+func (v *JWTValidator) checkDPoP(ctx context.Context, md metadata.MD, raw string, bound bool, claims jwt.MapClaims) error {
+	cnf, _ := claims["cnf"].(map[string]any)
+	jkt, _ := cnf["jkt"].(string)
+	switch {
+	case jkt == "" && bound:
+		return refuse(ErrInvalidCredentials, "grpcauth: a token sent as DPoP must be bound to a key (cnf.jkt)", nil)
+	case jkt == "" && v.reqDPoP:
+		return refuse(ErrInvalidCredentials, "grpcauth: this service accepts DPoP-bound tokens only; enable DPoP in the client's handler", nil)
+	case jkt == "":
+		return nil
+	case !bound:
+		return refuse(ErrInvalidCredentials, "grpcauth: the token is DPoP-bound: send it as \""+v.field.Name+": DPoP <token>\" with a \"dpop\" proof", nil)
+	}
+	proofs := md.Get(strings.ToLower(auth.DPoPHeader))
+	if len(proofs) != 1 {
+		return refuse(ErrInvalidCredentials, "grpcauth: a DPoP-bound token needs exactly one \"dpop\" proof", nil)
+	}
+	method, uri, ok := requestTarget(ctx, md)
+	if !ok {
+		return refuse(ErrInvalidCredentials, "grpcauth: the request's target is unknown, so its DPoP proof cannot be checked", nil)
+	}
+	if _, err := v.dpop.Verify(proofs[0], dpop.Request{Method: method, URI: uri, AccessToken: raw, JKT: jkt}); err != nil {
+		return refuse(ErrInvalidCredentials, "grpcauth: invalid DPoP proof", err)
+	}
+	return nil
+}
+
+// httpTarget is the context key of WithHTTPRequest.
+type httpTarget struct{ method, uri string }
+
+// WithHTTPRequest returns ctx naming the HTTP request whose headers a
+// validator checks (as metadata): a DPoP proof must name its method and
+// URI. Without it, the request is the gRPC call of ctx.
+func WithHTTPRequest(ctx context.Context, method, uri string) context.Context {
+	return context.WithValue(ctx, httpTarget{}, httpTarget{method, uri})
+}
+
+// requestTarget is the method and URI a proof must name: the HTTP request
+// of WithHTTPRequest, else the RPC (POST to https://<authority><method>).
+func requestTarget(ctx context.Context, md metadata.MD) (string, string, bool) {
+	if t, ok := ctx.Value(httpTarget{}).(httpTarget); ok {
+		return t.method, t.uri, true
+	}
+	m, ok := grpc.Method(ctx)
+	authority := md.Get(":authority")
+	if !ok || len(authority) != 1 {
+		return "", "", false
+	}
+	return http.MethodPost, "https://" + authority[0] + m, true
 }
 
 // jwtError turns a parse error into a refusal whose message helps the

@@ -312,6 +312,10 @@ func (l *browserAttempt) authURL(endpoint string) string {
 	q.Set("state", l.state)
 	q.Set("nonce", l.nonce)
 	q.Set("code_challenge", oauth2.S256ChallengeFromVerifier(l.verifier))
+	if k := c.dpop; k != nil {
+		// Binds the code to the key (https://www.rfc-editor.org/rfc/rfc9449#section-10).
+		q.Set("dpop_jkt", k.Thumbprint())
+	}
 	q.Set("code_challenge_method", "S256")
 	sep := "?"
 	if strings.Contains(endpoint, "?") {
@@ -372,12 +376,12 @@ func (l *browserAttempt) finish(q url.Values) LoginOutcome {
 	if code == "" {
 		return LoginOutcome{Err: errors.New("handlers: browser login: the redirect carries neither a code nor an error")}
 	}
-	tok, err := c.client.Token(l.ctx, l.tokenURL, url.Values{
+	tok, err := c.token(l.ctx, l.tokenURL, url.Values{
 		"grant_type":    {GrantTypeAuthorizationCode},
 		"code":          {code},
 		"redirect_uri":  {l.redirect},
 		"code_verifier": {l.verifier},
-	})
+	}, nil)
 	if err != nil {
 		return LoginOutcome{Err: fmt.Errorf("handlers: browser login: exchanging the code: %w", err)}
 	}

@@ -174,10 +174,10 @@ func (c *oauthCore) deviceLogin(ctx context.Context, prompt func(context.Context
 		if !c.clock.Now().Before(da.Expiry) {
 			return nil, fmt.Errorf("%w: log in again and approve within %s", auth.ErrDeviceCodeExpired, da.Expiry.Sub(now).Round(time.Second))
 		}
-		tok, err = c.client.Token(ctx, ep.TokenURL, url.Values{
+		tok, err = c.token(ctx, ep.TokenURL, url.Values{
 			"grant_type":  {GrantTypeDeviceCode},
 			"device_code": {da.DeviceCode.Reveal()},
-		})
+		}, nil)
 		if err == nil {
 			break
 		}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,19 @@ type OAuthConfig struct {
 	// ClientSecret and AuthStyle. A new assertion is made per request to
 	// the provider.
 	ClientAssertion AssertionSource
+	// DPoP binds the handler's tokens to a key it holds, with proofs of
+	// possession (https://www.rfc-editor.org/rfc/rfc9449): every token
+	// request carries a proof, a token the provider issues as token_type
+	// DPoP is sent as "Authorization: DPoP <token>" with a new proof per
+	// request (by package session and grpcauth, see
+	// [auth.RequestAuthenticator]), and the key is kept with the token in
+	// the Store. The key is a new ECDSA P-256 key (ES256) unless DPoPKey
+	// gives one. A provider that does not support DPoP issues bearer
+	// tokens, which are sent as such.
+	DPoP bool
+	// DPoPKey is the DPoP key (ECDSA, RSA or Ed25519; see
+	// [auth.NewDPoPKey]); setting it implies DPoP.
+	DPoPKey crypto.Signer
 	// Scopes replace the scopes the handler requests by default (each
 	// handler documents its own, e.g. "openid profile offline_access" for
 	// the person logins). To request more than the defaults, use
@@ -142,8 +156,8 @@ func (h *oauthHandler) Close() error {
 	if v := h.core.verifier; v != nil {
 		v.close()
 	}
-	if h.core.ownDisc {
-		h.core.disc.close()
+	if d := h.core.disc; d != nil && d.owned {
+		d.close()
 	}
 	return h.engine.Close()
 }
@@ -196,7 +210,7 @@ type oauthCore struct {
 	clock    auth.Clock
 	log      *slog.Logger
 	disc     *DiscoveryCache        // nil without an issuer
-	ownDisc  bool                   // disc is the handler\'s own: closed with it
+	dpop     *auth.DPoPKey          // the key of new logins; nil without DPoP
 	verifier *idVerifier            // nil unless ID tokens are verified
 	username atomic.Pointer[string] // from the last verified ID token
 	subject  atomic.Pointer[string] // its "sub"
@@ -305,6 +319,13 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	if err := cfg.Wire.Validate(); err != nil {
 		return err
 	}
+	var dpopKey *auth.DPoPKey
+	if cfg.DPoP || cfg.DPoPKey != nil {
+		var err error
+		if dpopKey, err = auth.NewDPoPKey(cfg.DPoPKey); err != nil {
+			return bad("DPoPKey: %v", err)
+		}
+	}
 	c.ep, c.clientID, c.params = cfg.Endpoints, cfg.ClientID, params
 
 	c.httpc, c.clock, c.log, c.disc = cfg.HTTPClient, cfg.Clock, cfg.Logger, cfg.Discovery
@@ -319,12 +340,13 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 		return bad("UserAgent must not contain control characters")
 	}
 	if c.disc == nil && cfg.Issuer != "" {
-		c.disc, c.ownDisc = &DiscoveryCache{Client: cfg.HTTPClient, Clock: c.clock, UserAgent: ua}, true
+		c.disc = &DiscoveryCache{Client: cfg.HTTPClient, Clock: c.clock, UserAgent: ua, owned: true}
 	}
 	c.client = oauthclient.New(oauthclient.Config{
 		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthStyle: style, Assertion: assertion,
 		HTTPClient: cfg.HTTPClient, Clock: c.clock, Retry: cfg.Retry, Logger: cfg.Logger, UserAgent: ua,
 	})
+	c.dpop = dpopKey
 	return nil
 }
 
@@ -411,7 +433,27 @@ func (c *oauthCore) grant(ctx context.Context, form url.Values) (*auth.Token, er
 	}
 	c.addCommon(form)
 	c.log.Debug("handlers: token request", "grant_type", form.Get("grant_type"))
-	return c.client.Token(ctx, ep.TokenURL, form)
+	return c.token(ctx, ep.TokenURL, form, nil)
+}
+
+// token posts form to the token endpoint with a DPoP proof when the
+// handler has a key (see keyFor).
+func (c *oauthCore) token(ctx context.Context, tokenURL string, form url.Values, current *auth.Token) (*auth.Token, error) {
+	return c.client.TokenWithProof(ctx, tokenURL, form, c.keyFor(current))
+}
+
+// keyFor is the DPoP key of a token request that spends current's refresh
+// token (nil: a new login): the key current is bound to, whatever the
+// handler's configuration, else the handler's own key, if any.
+func (c *oauthCore) keyFor(current *auth.Token) *auth.DPoPKey {
+	own := c.dpop
+	if current == nil || current.DPoPKey == nil {
+		return own
+	}
+	if k := current.DPoPKey; !k.Held() && own != nil && own.Thumbprint() == k.Thumbprint() {
+		return own // a stored login bound to the handler's key, which the store could not keep
+	}
+	return current.DPoPKey
 }
 
 func (c *oauthCore) addCommon(form url.Values) {
@@ -430,10 +472,10 @@ func (c *oauthCore) refresh(ctx context.Context, current *auth.Token) (*auth.Tok
 		return nil, err
 	}
 	c.log.Debug("handlers: token request", "grant_type", "refresh_token")
-	tok, err := c.client.Token(ctx, ep.TokenURL, url.Values{
+	tok, err := c.token(ctx, ep.TokenURL, url.Values{
 		"grant_type":    {"refresh_token"},
 		"refresh_token": {current.RefreshToken.Reveal()},
-	})
+	}, current)
 	if err != nil {
 		return nil, err
 	}
@@ -535,9 +577,11 @@ func (c *oauthCore) revoke(ctx context.Context, tok *auth.Token) error {
 }
 
 // canRefresh reports whether current carries a refresh token that has not
-// expired.
+// expired and, when it is bound to a DPoP key, whether that key is held
+// (a stored login bound to a key its store could not keep is refreshed
+// only by a handler given that key).
 func (c *oauthCore) canRefresh(current *auth.Token) bool {
-	return current.RefreshUsableAt(c.clock.Now())
+	return current.RefreshUsableAt(c.clock.Now()) && (current.DPoPKey == nil || c.keyFor(current).Held())
 }
 
 // storeKey is the key of the handler's tokens in the store.
@@ -569,6 +613,7 @@ func (c *oauthCore) newEngine(kind string, cfg OAuthConfig, fetch auth.FetchFunc
 		Revoke:   c.revoke,
 		Name:     kind,
 		Observer: cfg.Observer,
+		DPoPKey:  c.dpop,
 	}
 	if cfg.Store != nil {
 		ec.StoreKey = c.storeKey(username)

@@ -190,6 +190,7 @@ type DiscoveryCache struct {
 	group   flight.Group[string, *ProviderMetadata]
 	mu      sync.Mutex // guards entries
 	entries map[string]cachedMetadata
+	owned   bool // made by a handler for itself: closed with it
 }
 
 type cachedMetadata struct {

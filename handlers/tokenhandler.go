@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/url"
 
 	"github.com/authkit-go/authkit/auth"
 )
@@ -35,6 +36,18 @@ func (h *tokenHandler) AccessManagerRequestHeaders(ctx context.Context) (http.He
 // [auth.AuthenticationHandler].
 func (h *tokenHandler) MessageServiceMetadata(ctx context.Context) (map[string]string, error) {
 	return h.engine.MessageServiceMetadata(ctx)
+}
+
+// RequestHeaders returns svc's headers for one request: with a
+// DPoP-bound token, a new proof beside it; see [auth.RequestAuthenticator].
+func (h *tokenHandler) RequestHeaders(ctx context.Context, svc auth.Service, method string, target *url.URL, nonce string) (http.Header, error) {
+	return h.engine.RequestHeaders(ctx, svc, method, target, nonce)
+}
+
+// RequestMetadata returns the message service's metadata for one RPC;
+// see [auth.RequestAuthenticator].
+func (h *tokenHandler) RequestMetadata(ctx context.Context, audience, fullMethod, nonce string) (map[string]string, error) {
+	return h.engine.RequestMetadata(ctx, audience, fullMethod, nonce)
 }
 
 // Token returns a copy of the token being served, refreshing it silently

@@ -100,12 +100,12 @@ func TestOIDCUsernameAfterRestart(t *testing.T) {
 	d := discover(t, iss)
 	store, err := auth.NewFileStore(auth.FileStoreConfig{Dir: filepath.Join(t.TempDir(), "tokens")})
 	mustf(t, err, "NewFileStore")
-	first, _ := newOIDCDevice(t, iss, oidcDeviceID, oidcDeviceSecret, "", newRecorder(d.TokenEndpoint), store)
+	first, _ := newOIDCDevice(t, iss, oidcDeviceID, oidcDeviceSecret, "", newRecorder(d.TokenEndpoint), withStore(store))
 	mustf(t, first.Authenticate(testContext(t)), "Authenticate")
 	mustf(t, first.Close(), "Close")
 
 	rec := newRecorder(d.TokenEndpoint)
-	second, prompts := newOIDCDevice(t, iss, oidcDeviceID, oidcDeviceSecret, "", rec, store)
+	second, prompts := newOIDCDevice(t, iss, oidcDeviceID, oidcDeviceSecret, "", rec, withStore(store))
 	bearer(t, second)
 	if got := second.Username(); got != userLogin {
 		t.Errorf("Username() after a restart = %q, want %q", got, userLogin)

@@ -15,21 +15,17 @@ import (
 
 // newOIDCDevice returns a device code handler for oidc-provider whose prompt
 // approves each login through the provider's device pages once the handler
-// has been told authorization_pending. It returns the number of prompts.
-func newOIDCDevice(t *testing.T, iss, id, secret, user string, rec *recorder, store ...auth.Store) (*handlers.DeviceCode, *atomic.Int32) {
+// has been told authorization_pending, changed by opts. It returns the
+// number of prompts.
+func newOIDCDevice(t *testing.T, iss, id, secret, user string, rec *recorder, opts ...func(*handlers.DeviceCodeConfig)) (*handlers.DeviceCode, *atomic.Int32) {
 	t.Helper()
 	var prompts atomic.Int32
-	var st auth.Store
-	if len(store) > 0 {
-		st = store[0]
-	}
-	h, err := handlers.NewDeviceCode(handlers.DeviceCodeConfig{
+	cfg := handlers.DeviceCodeConfig{
 		OAuthConfig: handlers.OAuthConfig{
 			Endpoints:    handlers.Endpoints{Issuer: iss},
 			ClientID:     id,
 			ClientSecret: auth.NewSecret(secret),
 			HTTPClient:   rec.client(),
-			Store:        st,
 			// Scopes: the default, openid profile offline_access.
 		},
 		Username: user,
@@ -54,10 +50,19 @@ func newOIDCDevice(t *testing.T, iss, id, secret, user string, rec *recorder, st
 			t.Cleanup(func() { <-done })
 			return nil
 		},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := handlers.NewDeviceCode(cfg)
 	mustf(t, err, "NewDeviceCode")
 	t.Cleanup(func() { _ = h.Close() })
 	return h, &prompts
+}
+
+// withStore keeps the device login in store.
+func withStore(store auth.Store) func(*handlers.DeviceCodeConfig) {
+	return func(c *handlers.DeviceCodeConfig) { c.Store = store }
 }
 
 // TestOIDCDeviceCode: the device flow at oidc-provider, public and

@@ -19,8 +19,10 @@ import (
 // documentation describes. It is safe for concurrent use.
 type Session struct {
 	handler  auth.AuthenticationHandler
-	inv      auth.Invalidator // nil when the handler cannot be told
-	origins  []origin         // longest path first
+	inv      auth.Invalidator          // nil when the handler cannot be told
+	ra       auth.RequestAuthenticator // nil when the handler's credentials are never bound to a request
+	nonces   [3]atomic.Pointer[string] // by service: the DPoP nonce it handed out last
+	origins  []origin                  // longest path first
 	base     http.RoundTripper
 	ownsBase bool
 	ua       []string // the User-Agent header value; shared, read-only
@@ -71,6 +73,7 @@ func New(h auth.AuthenticationHandler, cfg Config) (*Session, error) {
 	}
 	s := &Session{handler: h, base: cfg.Transport, log: cfg.Logger, policy: cfg.RetryPolicy, backoff: cfg.Backoff}
 	s.inv, _ = h.(auth.Invalidator)
+	s.ra, _ = h.(auth.RequestAuthenticator)
 	for _, c := range []struct {
 		raw, field string
 		svc        service

@@ -3,6 +3,9 @@ package session
 import (
 	"io"
 	"net/http"
+	"strings"
+
+	"github.com/authkit-go/authkit/auth"
 )
 
 // transport is the RoundTripper under the retrying client: for every hop
@@ -38,10 +41,82 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// A redirect hop that http.Client made: copy it.
 		resp, err = s.send(req, req.Body, creds)
 	}
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || len(creds) == 0 || s.inv == nil {
+	if err != nil || len(creds) == 0 {
+		return resp, err
+	}
+	if _, proved := creds[dpopHeader]; proved {
+		if s.keepNonce(svc, resp) && resp.StatusCode == http.StatusUnauthorized && askedForNonce(resp) {
+			return s.replayWithNonce(req, svc, resp)
+		}
+	}
+	if resp.StatusCode != http.StatusUnauthorized || s.inv == nil {
 		return resp, err
 	}
 	return s.reauthenticate(req, svc, creds, resp)
+}
+
+// dpopHeader is the canonical key of a DPoP proof in an http.Header.
+var dpopHeader = http.CanonicalHeaderKey(auth.DPoPHeader)
+
+// keepNonce records the DPoP nonce resp hands out, if any, for the
+// requests to svc, and reports whether it is new.
+func (s *Session) keepNonce(svc service, resp *http.Response) bool {
+	v := resp.Header.Get(auth.DPoPNonceHeader)
+	if v == "" || len(v) > 512 {
+		return false
+	}
+	if old := s.nonces[svc].Load(); old != nil && *old == v {
+		return false
+	}
+	s.nonces[svc].Store(&v)
+	return true
+}
+
+// nonce is the DPoP nonce svc handed out last, or "".
+func (s *Session) nonce(svc service) string {
+	if p := s.nonces[svc].Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// askedForNonce reports whether a 401 says that the proof lacked the
+// server's nonce (https://www.rfc-editor.org/rfc/rfc9449#section-9).
+func askedForNonce(resp *http.Response) bool {
+	for _, v := range resp.Header.Values("WWW-Authenticate") {
+		if strings.Contains(v, `error="use_dpop_nonce"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// replayWithNonce replays req once with a new proof carrying the nonce
+// that svc just handed out: the credential was not rejected, so nothing is
+// invalidated. The replay's answer goes to the caller.
+func (s *Session) replayWithNonce(req *http.Request, svc service, resp *http.Response) (*http.Response, error) {
+	if !rewindable(req) {
+		return resp, nil // the body is spent; the next request carries the nonce
+	}
+	fresh, err := s.credentials(req, svc)
+	if err != nil {
+		drain(resp.Body)
+		return nil, err
+	}
+	body := req.Body
+	if req.GetBody != nil {
+		if body, err = req.GetBody(); err != nil {
+			drain(resp.Body)
+			return nil, err
+		}
+	}
+	drain(resp.Body)
+	s.stats.attempts.Add(1)
+	out, err := s.send(req, body, fresh)
+	if err == nil {
+		s.keepNonce(svc, out)
+	}
+	return out, err
 }
 
 // credentials asks the handler for the headers of svc with the request's ctx.
@@ -50,9 +125,12 @@ func (s *Session) credentials(req *http.Request, svc service) (http.Header, erro
 		h   http.Header
 		err error
 	)
-	if svc == serviceHub {
+	switch {
+	case s.ra != nil:
+		h, err = s.ra.RequestHeaders(req.Context(), svc.auth(), req.Method, req.URL, s.nonce(svc))
+	case svc == serviceHub:
 		h, err = s.handler.HubRequestHeaders(req.Context())
-	} else {
+	default:
 		h, err = s.handler.AccessManagerRequestHeaders(req.Context())
 	}
 	if err != nil {
@@ -65,7 +143,10 @@ func (s *Session) credentials(req *http.Request, svc service) (http.Header, erro
 // them rejected, asks for fresh ones and replays the request once. The
 // replay's answer, 401 or not, goes to the caller.
 func (s *Session) reauthenticate(req *http.Request, svc service, creds http.Header, resp *http.Response) (*http.Response, error) {
-	for _, vv := range creds {
+	for k, vv := range creds {
+		if k == dpopHeader {
+			continue // a proof, not the credential
+		}
 		for _, v := range vv {
 			s.inv.Invalidate(svc.auth(), v)
 		}
@@ -78,7 +159,7 @@ func (s *Session) reauthenticate(req *http.Request, svc service, creds http.Head
 		drain(resp.Body)
 		return nil, err
 	}
-	if sameHeaders(fresh, creds) {
+	if sameCredentials(fresh, creds) {
 		return resp, nil // replaying the rejected credential cannot help
 	}
 	body := req.Body
@@ -114,12 +195,18 @@ type outgoing struct {
 	headerValues
 }
 
-// sameHeaders reports whether a and b hold the same values.
-func sameHeaders(a, b http.Header) bool {
-	if len(a) != len(b) {
+// sameCredentials reports whether a and b hold the same values, DPoP
+// proofs aside (each request has its own).
+func sameCredentials(a, b http.Header) bool {
+	_, pa := a[dpopHeader]
+	_, pb := b[dpopHeader]
+	if len(a) != len(b) || pa != pb {
 		return false
 	}
 	for k, av := range a {
+		if k == dpopHeader {
+			continue
+		}
 		bv, ok := b[k]
 		if !ok || len(av) != len(bv) {
 			return false

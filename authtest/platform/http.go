@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/internal/jsonresp"
 )
@@ -104,7 +107,11 @@ func (pl *Platform) authenticateHTTP(s Service, v grpcauth.Validator, next http.
 		for k, vals := range r.Header {
 			md[strings.ToLower(k)] = vals
 		}
-		id, err := v.Validate(r.Context(), md)
+		uri := requestURI(r)
+		if pl.askNonce(w, r) {
+			return
+		}
+		id, err := v.Validate(grpcauth.WithHTTPRequest(r.Context(), r.Method, uri), md)
 		if err == nil && id == nil {
 			err = errors.New("no identity")
 		}
@@ -120,8 +127,13 @@ func (pl *Platform) authenticateHTTP(s Service, v grpcauth.Validator, next http.
 			if errors.As(err, &e) && e.Message != "" {
 				msg = e.Message
 			}
-			// https://www.rfc-editor.org/rfc/rfc6750#section-3
-			challenge := `Bearer realm="` + string(s) + `"`
+			// https://www.rfc-editor.org/rfc/rfc6750#section-3, and
+			// https://www.rfc-editor.org/rfc/rfc9449#section-7.1 for DPoP.
+			scheme := "Bearer"
+			if r.Header.Get(auth.DPoPHeader) != "" {
+				scheme = auth.DPoPScheme
+			}
+			challenge := scheme + ` realm="` + string(s) + `"`
 			if !errors.Is(err, grpcauth.ErrNoCredentials) {
 				challenge += `, error="invalid_token", error_description="` + challengeText(msg) + `"`
 			}
@@ -131,6 +143,44 @@ func (pl *Platform) authenticateHTTP(s Service, v grpcauth.Validator, next http.
 		}
 		next.ServeHTTP(w, r.WithContext(grpcauth.ContextWithIdentity(r.Context(), id)))
 	})
+}
+
+// requestURI is the URI a DPoP proof of r must name.
+func requestURI(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.Path
+}
+
+// askNonce answers a request whose DPoP proof lacks the platform's
+// nonce, with Config.DPoPNonce, with a 401 use_dpop_nonce and the nonce
+// (https://www.rfc-editor.org/rfc/rfc9449#section-9), and reports whether
+// it did. Any other proof is the validator's to check; every answer to a
+// request with a proof carries the nonce.
+func (pl *Platform) askNonce(w http.ResponseWriter, r *http.Request) bool {
+	proof := r.Header.Get(auth.DPoPHeader)
+	if !pl.cfg.DPoPNonce || proof == "" {
+		return false
+	}
+	nonce := pl.dpopNonce()
+	w.Header().Set(auth.DPoPNonceHeader, nonce)
+	var c struct {
+		Nonce string `json:"nonce"`
+	}
+	if parts := strings.Split(proof, "."); len(parts) == 3 {
+		if payload, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil &&
+			json.Unmarshal(payload, &c) == nil && c.Nonce == nonce {
+			return false
+		}
+	}
+	pl.mu.Lock()
+	pl.nonceAsked++
+	pl.mu.Unlock()
+	w.Header().Set("WWW-Authenticate", `DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"`)
+	jsonresp.Write(w, http.StatusUnauthorized, map[string]string{"error": "use_dpop_nonce", "message": "send the DPoP-Nonce in the proof"})
+	return true
 }
 
 // challengeText keeps the characters RFC 6750 §3 allows in

@@ -13,8 +13,10 @@ package platform
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -111,6 +113,16 @@ type Config struct {
 	// Logger receives a debug record for each refused call, with the
 	// reason (never a credential); nil means silent.
 	Logger *slog.Logger
+	// RequireDPoP makes the services accept DPoP-bound tokens only
+	// (grpcauth.JWTConfig.RequireDPoP). Without it, a DPoP-bound token is
+	// accepted with a valid proof and a bearer token as it is.
+	RequireDPoP bool
+	// DPoPNonce makes the hub and the access manager require their nonce
+	// in DPoP proofs (https://www.rfc-editor.org/rfc/rfc9449#section-9): a
+	// request whose proof lacks it is answered 401 with
+	// WWW-Authenticate: DPoP error="use_dpop_nonce" and the nonce in a
+	// DPoP-Nonce header. See [Platform.RotateDPoPNonce].
+	DPoPNonce bool
 }
 
 // ServiceCounts counts the calls one service received.
@@ -156,6 +168,41 @@ type Platform struct {
 	counts Counts
 	reject map[Service]int
 	fail   map[Service]int
+	nonce  string // the DPoP nonce of the HTTP services, with DPoPNonce
+	// nonceAsked counts the requests answered use_dpop_nonce.
+	nonceAsked int
+}
+
+// dpopNonce is the nonce the HTTP services require in DPoP proofs.
+func (pl *Platform) dpopNonce() string {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.nonce == "" {
+		pl.nonce = randomNonce()
+	}
+	return pl.nonce
+}
+
+// RotateDPoPNonce makes the HTTP services require a new DPoP nonce (see
+// Config.DPoPNonce).
+func (pl *Platform) RotateDPoPNonce() {
+	pl.mu.Lock()
+	pl.nonce = randomNonce()
+	pl.mu.Unlock()
+}
+
+// DPoPNonceChallenges counts the requests the HTTP services answered
+// use_dpop_nonce.
+func (pl *Platform) DPoPNonceChallenges() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.nonceAsked
+}
+
+func randomNonce() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // New starts the three services. It fails if cfg is inconsistent
@@ -268,14 +315,15 @@ func (pl *Platform) validator(f auth.Field) (grpcauth.Validator, error) {
 		leeway = -1 // grpcauth: negative means none
 	}
 	jv, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{
-		Issuer:     pl.cfg.Issuer,
-		Audience:   pl.cfg.Audience,
-		JWKSURL:    pl.cfg.JWKSURL,
-		HTTPClient: pl.cfg.HTTPClient,
-		Leeway:     leeway,
-		Clock:      pl.cfg.Clock,
-		Wire:       auth.Wire{MessageService: auth.Field{Name: strings.ToLower(f.Name), Prefix: f.Prefix}},
-		Logger:     pl.cfg.Logger,
+		Issuer:      pl.cfg.Issuer,
+		Audience:    pl.cfg.Audience,
+		JWKSURL:     pl.cfg.JWKSURL,
+		HTTPClient:  pl.cfg.HTTPClient,
+		Leeway:      leeway,
+		Clock:       pl.cfg.Clock,
+		Wire:        auth.Wire{MessageService: auth.Field{Name: strings.ToLower(f.Name), Prefix: f.Prefix}},
+		Logger:      pl.cfg.Logger,
+		RequireDPoP: pl.cfg.RequireDPoP,
 	})
 	if err != nil {
 		return nil, err
@@ -292,7 +340,11 @@ func (pl *Platform) validator(f auth.Field) (grpcauth.Validator, error) {
 				return id, err
 			}
 			for _, v := range md.Get(name) {
-				if prov.AccessTokenRevoked(strings.TrimSpace(strings.TrimPrefix(v, f.Prefix))) {
+				tok := strings.TrimPrefix(v, f.Prefix)
+				if p := auth.DPoPScheme + " "; len(v) > len(p) && strings.EqualFold(v[:len(p)], p) {
+					tok = v[len(p):]
+				}
+				if prov.AccessTokenRevoked(strings.TrimSpace(tok)) {
 					return nil, &grpcauth.Error{Kind: grpcauth.ErrInvalidCredentials,
 						Message: "grpcauth: invalid credentials", Detail: errors.New("platform: the access token was revoked")}
 				}

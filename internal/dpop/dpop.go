@@ -22,6 +22,7 @@ import (
 // Prover makes proofs with one key. It is safe for concurrent use when its
 // key is.
 type Prover struct {
+	key    crypto.Signer
 	signer *jws.Signer
 	jkt    string
 }
@@ -44,8 +45,11 @@ func New(key crypto.Signer) (*Prover, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dpop: %w", err)
 	}
-	return &Prover{signer: s, jkt: jkt}, nil
+	return &Prover{key: key, signer: s, jkt: jkt}, nil
 }
+
+// Signer is the prover's key.
+func (p *Prover) Signer() crypto.Signer { return p.key }
 
 // Thumbprint is the key's JWK thumbprint (RFC 7638): the jkt a server
 // binds its tokens to (cnf.jkt, dpop_jkt).

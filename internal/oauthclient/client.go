@@ -122,6 +122,7 @@ func New(cfg Config) *Client {
 	if c.ua == "" {
 		c.ua = auth.DefaultUserAgent
 	}
+
 	if cfg.HTTPClient != nil {
 		c.timeout = cfg.HTTPClient.Timeout
 		if cfg.HTTPClient.Transport != nil {
@@ -157,18 +158,47 @@ type Response struct {
 // retrying. Token does not retry: the token engine, which knows how long its
 // callers wait, is the retry loop of token requests.
 func (c *Client) Token(ctx context.Context, tokenURL string, form url.Values) (*auth.Token, error) {
-	form, err := c.authenticate(ctx, tokenURL, form)
-	if err != nil {
-		return nil, err
+	return c.TokenWithProof(ctx, tokenURL, form, nil)
+}
+
+// TokenWithProof is Token with a DPoP proof made with key
+// (https://www.rfc-editor.org/rfc/rfc9449#section-5); a nil key sends
+// none. The proof carries the nonce the token endpoint's origin handed out
+// last (the key remembers it); an answer of use_dpop_nonce with a DPoP-Nonce header
+// (https://www.rfc-editor.org/rfc/rfc9449#section-8) is retried once at
+// once, with a new proof (and a new client assertion). The token carries
+// key: a DPoP-bound token when the provider says token_type DPoP, and
+// in any case a refresh token that may be bound to it.
+func (c *Client) TokenWithProof(ctx context.Context, tokenURL string, form url.Values, key *auth.DPoPKey) (*auth.Token, error) {
+	for try := 0; ; try++ {
+		sent, err := c.authenticate(ctx, tokenURL, form)
+		if err != nil {
+			return nil, err
+		}
+		at := c.clock.Now()
+		var proof string
+		if key != nil {
+			if proof, err = key.Proof(http.MethodPost, tokenURL, "", key.Nonce(tokenURL), at); err != nil {
+				return nil, fmt.Errorf("oauthclient: DPoP proof: %w", err)
+			}
+		}
+		scrub := c.scrubber(sent)
+		resp, err := c.once(ctx, tokenURL, sent.Encode(), scrub, proof)
+		if err != nil {
+			return nil, err
+		}
+		renewed := key != nil && key.KeepNonce(tokenURL, resp.Header)
+		tok, err := parseTokenResponseFor(resp.StatusCode, resp.Header, resp.Body, at, scrub, key != nil)
+		var oe *auth.OAuthError
+		if try == 0 && renewed && errors.As(err, &oe) && oe.Code == "use_dpop_nonce" {
+			c.log.Debug("oauthclient: the token endpoint asks for a DPoP nonce; retrying with it", "endpoint", redact.URL(tokenURL))
+			continue
+		}
+		if tok != nil {
+			tok.DPoPKey = key
+		}
+		return tok, c.withRetryAfter(err, resp)
 	}
-	sent := c.clock.Now()
-	scrub := c.scrubber(form)
-	resp, err := c.once(ctx, tokenURL, form.Encode(), scrub)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := parseTokenResponse(resp.StatusCode, resp.Header, resp.Body, sent, scrub)
-	return tok, c.withRetryAfter(err, resp)
 }
 
 // Post posts form with the client's authentication to endpoint, retrying
@@ -187,7 +217,7 @@ func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (*R
 			return nil, err
 		}
 		scrub := c.scrubber(sent)
-		resp, err := c.once(ctx, endpoint, sent.Encode(), scrub)
+		resp, err := c.once(ctx, endpoint, sent.Encode(), scrub, "")
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err
@@ -295,7 +325,7 @@ func (c *Client) scrubber(form url.Values) *redact.Scrubber {
 	return s
 }
 
-func (c *Client) once(ctx context.Context, endpoint, body string, scrub *redact.Scrubber) (*Response, error) {
+func (c *Client) once(ctx context.Context, endpoint, body string, scrub *redact.Scrubber, proof string) (*Response, error) {
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -308,6 +338,9 @@ func (c *Client) once(ctx context.Context, endpoint, body string, scrub *redact.
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.ua)
+	if proof != "" {
+		req.Header.Set(auth.DPoPHeader, proof)
+	}
 	if c.style == AuthBasic {
 		cred := url.QueryEscape(c.clientID) + ":" + url.QueryEscape(c.secret.Reveal())
 		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))

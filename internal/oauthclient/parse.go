@@ -28,6 +28,13 @@ const maxLifetime = 10 * 365 * 24 * time.Hour
 // scrub removes the values the request sent from every text of an error
 // (providers echo requests); nil removes only token-like runs.
 func parseTokenResponse(status int, header http.Header, body []byte, now time.Time, scrub *redact.Scrubber) (*auth.Token, error) {
+	return parseTokenResponseFor(status, header, body, now, scrub, false)
+}
+
+// parseTokenResponseFor is parseTokenResponse for a request that carried a
+// DPoP proof when dpop is set: a token_type of DPoP is accepted then
+// (https://www.rfc-editor.org/rfc/rfc9449#section-5), and only then.
+func parseTokenResponseFor(status int, header http.Header, body []byte, now time.Time, scrub *redact.Scrubber, dpop bool) (*auth.Token, error) {
 	obj, rerr := decodeObject(status, header, body, scrub)
 	if oe := oauthError(status, obj, scrub); oe != nil {
 		return nil, oe
@@ -67,9 +74,17 @@ func parseTokenResponse(status int, header http.Header, body []byte, now time.Ti
 	case "bearer":
 		tok.TokenType = "bearer"
 	case "":
+	case auth.DPoPScheme:
+		if !dpop {
+			return nil, fmt.Errorf("%w: the provider issued a DPoP-bound token to a request without a DPoP proof; a handler sends DPoP-bound tokens only when given a DPoP key",
+				auth.ErrUnsupportedTokenType)
+		}
 	default:
-		if !strings.EqualFold(tok.TokenType, "bearer") {
-			return nil, fmt.Errorf("%w: the provider issued a %q token; authkit sends Bearer tokens only",
+		switch {
+		case dpop && strings.EqualFold(tok.TokenType, auth.DPoPScheme):
+			tok.TokenType = auth.DPoPScheme
+		case !strings.EqualFold(tok.TokenType, "bearer"):
+			return nil, fmt.Errorf("%w: the provider issued a %q token; authkit sends Bearer and DPoP tokens only",
 				auth.ErrUnsupportedTokenType, redact.Text(tok.TokenType, 40, nil))
 		}
 	}

@@ -144,6 +144,11 @@ const configuration = {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    // DPoP (RFC 9449): a token request with a proof gets DPoP-bound tokens
+    // (a public client's refresh token is bound too), and every proof, at
+    // the token endpoint and at userinfo, must carry the server's nonce:
+    // the first one is answered use_dpop_nonce.
+    dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
   },
   interactions: {
     url: (ctx, interaction) => `/interaction/${interaction.uid}`,
