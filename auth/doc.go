@@ -29,6 +29,14 @@
 // its token. Time comes from the engine's [Clock], so tests move a fake clock
 // instead of sleeping.
 //
+// # Sender-constrained tokens
+//
+// A token obtained with a DPoP proof (RFC 9449) carries its [DPoPKey]
+// ([Token.DPoPKey]); a DPoP-bound one (token type DPoP) is sent as
+// "Authorization: DPoP <token>" with a new proof for every request, which
+// the getters cannot give: handlers implement [RequestAuthenticator], and
+// the session and grpcauth call it. The stores keep the key with the token.
+//
 // # Telemetry
 //
 // An engine reports its slow paths — fetches and their attempts, waits,

@@ -38,6 +38,11 @@
 // whole chain. The error_description of every answer is an exported Desc...
 // constant, so tests can assert on it.
 //
+// A token request with a DPoP proof (RFC 9449) gets token_type DPoP, an
+// access token with cnf.jkt and a refresh token bound to the proof's key;
+// with ProviderConfig.DPoPNonce, proofs must carry the provider's nonce
+// ([Provider.RotateDPoPNonce], [Provider.DPoPNonceChallenges]).
+//
 // Tests steer the provider with fault injection ([Provider.FailNext],
 // [Provider.MalformNext], [Provider.ForceSlowDown], [Provider.SetLatency],
 // [Provider.OmitRefreshToken]) and assert on what it received with

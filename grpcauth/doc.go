@@ -17,6 +17,14 @@
 // ([IdentityFromContext]) and ask an optional policy hook whether the
 // caller may call the method.
 //
+// DPoP (RFC 9449): with a handler whose token is DPoP-bound, the
+// credentials send "authorization: DPoP <token>" and "dpop", a new proof
+// of a POST to https://<authority>/<service>/<method>
+// ([auth.RPCTargetURI]); a [JWTValidator] accepts a token bound to a key
+// (cnf.jkt) only that way, with a proof of that key for this call, its
+// hash, recent and not seen before (TestJWTValidatorDPoP). There is no
+// gRPC convention for server nonces: proofs carry none.
+//
 // Both sides name the metadata as the core's [auth.Wire] says: by default
 // "authorization: Bearer <token>", and for example "token: <token>" with
 // Wire{MessageService: auth.Field{Name: "token"}}.

@@ -16,10 +16,13 @@
 //     [NewPrivateKeyJWT]); and the platform tokens a workload holds —
 //     [FederatedTokenFile], [GitHubActionsToken], [CommandToken] — read
 //     anew for every exchange. [Select] finds them in the environment.
+//   - Sender-constrained tokens for every OAuth handler ([OAuthConfig.DPoP]):
+//     tokens bound to a key the handler holds (RFC 9449), sent with a new
+//     proof per request through [auth.RequestAuthenticator].
 //
-// Handlers that manage an expiring token embed *[auth.Engine], which supplies
+// Handlers that manage an expiring token run an [auth.Engine], which supplies
 // HubRequestHeaders, AccessManagerRequestHeaders, MessageServiceMetadata,
-// Invalidate, Close and Stats: the token is cached, refreshed in the
+// RequestHeaders, RequestMetadata, Invalidate, Close and Stats: the token is cached, refreshed in the
 // background before it expires, fetched once at a time however many callers
 // ask, and a valid token is one atomic load away. Close such handlers when
 // no longer needed: Close ends their background work and saves what a

@@ -39,6 +39,16 @@
 // login unless the handler was configured to — and replays the request once.
 // A second 401 is returned to the caller.
 //
+// # DPoP
+//
+// With a handler that implements [auth.RequestAuthenticator] (every OAuth
+// handler), each request to a service gets its headers for its method and
+// URL: a DPoP-bound token goes with a new proof
+// (https://www.rfc-editor.org/rfc/rfc9449#section-7). The session keeps
+// the nonce each service hands out (DPoP-Nonce) for the next proofs, and
+// a 401 with WWW-Authenticate: DPoP error="use_dpop_nonce" is replayed
+// once with the new nonce, without invalidating the token (TestDPoPSession).
+//
 // # Logging
 //
 // With [Config.Logger] set, the session logs the method, the redacted URL
