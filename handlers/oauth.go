@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,9 +67,10 @@ type OAuthConfig struct {
 	// gives one. A provider that does not support DPoP issues bearer
 	// tokens, which are sent as such.
 	DPoP bool
-	// DPoPKey is the DPoP key (ECDSA, RSA or Ed25519; see
-	// [auth.NewDPoPKey]); setting it implies DPoP.
-	DPoPKey crypto.Signer
+	// DPoPKey is the DPoP key, from [auth.NewDPoPKey] (any crypto.Signer
+	// with an ECDSA, RSA or Ed25519 key, one in a KMS included); setting it
+	// implies DPoP. It prints as its thumbprint only.
+	DPoPKey *auth.DPoPKey
 	// Scopes replace the scopes the handler requests by default (each
 	// handler documents its own, e.g. "openid profile offline_access" for
 	// the person logins). To request more than the defaults, use
@@ -319,11 +319,11 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 	if err := cfg.Wire.Validate(); err != nil {
 		return err
 	}
-	var dpopKey *auth.DPoPKey
-	if cfg.DPoP || cfg.DPoPKey != nil {
+	dpopKey := cfg.DPoPKey
+	if dpopKey == nil && cfg.DPoP {
 		var err error
-		if dpopKey, err = auth.NewDPoPKey(cfg.DPoPKey); err != nil {
-			return bad("DPoPKey: %v", err)
+		if dpopKey, err = auth.NewDPoPKey(nil); err != nil {
+			return bad("DPoP: %v", err)
 		}
 	}
 	c.ep, c.clientID, c.params = cfg.Endpoints, cfg.ClientID, params

@@ -395,7 +395,7 @@ func TestDPoPKeyOutsideTheStore(t *testing.T) {
 	f := newDPoPFixture(t, nil)
 	handler := func(key crypto.Signer) *handlers.Password {
 		h, err := handlers.NewPassword(handlers.PasswordConfig{
-			OAuthConfig: handlers.OAuthConfig{Endpoints: handlers.Endpoints{TokenURL: f.prov.TokenURL()}, ClientID: "cli", DPoPKey: key, Store: store},
+			OAuthConfig: handlers.OAuthConfig{Endpoints: handlers.Endpoints{TokenURL: f.prov.TokenURL()}, ClientID: "cli", DPoPKey: mustKey(t, key), Store: store},
 			Username:    "ada", Password: auth.NewSecret("pw"),
 		})
 		if err != nil {

@@ -57,7 +57,8 @@ func TestVerify(t *testing.T) {
 		var h map[string]any
 		raw, _ := base64.RawURLEncoding.DecodeString(parts[0])
 		_ = json.Unmarshal(raw, &h)
-		h["jwk"].(map[string]any)["d"] = base64.RawURLEncoding.EncodeToString(k.D.Bytes()) //nolint:staticcheck // a test of a leaked private key
+		d, _ := k.Bytes()
+		h["jwk"].(map[string]any)["d"] = base64.RawURLEncoding.EncodeToString(d)
 		hb, _ := json.Marshal(h)
 		return base64.RawURLEncoding.EncodeToString(hb) + "." + parts[1] + "." + parts[2]
 	}

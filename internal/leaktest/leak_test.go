@@ -6,13 +6,17 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +104,20 @@ func TestNoTypePrintsASecret(t *testing.T) {
 		IDToken: auth.NewSecret(idTok), Expiry: time.Now().Add(time.Hour), Extra: map[string]auth.Secret{"x": auth.NewSecret(extraVal)}}
 	secrets := []string{clientSecret, password, totpSecret, refreshTok, apiKey, jwtValue, hmacKey, accessTok, idTok, extraVal}
 
+	// A DPoP key: neither its private scalar nor its PKCS #8 form may show.
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	dpopKey, err := auth.NewDPoPKey(ecKey)
+	must(t, err)
+	der, err := x509.MarshalPKCS8PrivateKey(ecKey)
+	must(t, err)
+	scalar, err := ecKey.Bytes()
+	must(t, err)
+	secrets = append(secrets, string(scalar), base64.RawStdEncoding.EncodeToString(der), new(big.Int).SetBytes(scalar).String())
+	dpopOAuth := handlers.OAuthConfig{Endpoints: handlers.Endpoints{TokenURL: prov.TokenURL()}, ClientID: "svc", ClientSecret: auth.NewSecret(clientSecret), DPoPKey: dpopKey}
+	dpopToken := token.Clone()
+	dpopToken.TokenType, dpopToken.DPoPKey = "DPoP", dpopKey
+
 	// Handlers with tokens in them.
 	cc, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: oauth})
 	must(t, err)
@@ -182,6 +200,9 @@ func TestNoTypePrintsASecret(t *testing.T) {
 		"auth.EngineConfig":                   auth.EngineConfig{Initial: token},
 		"*auth.MemoryStore":                   store,
 		"handlers.OAuthConfig":                oauth,
+		"handlers.OAuthConfig with DPoP":      dpopOAuth,
+		"*auth.DPoPKey":                       dpopKey,
+		"*auth.Token with DPoP":               dpopToken,
 		"handlers.ClientCredentialsConfig":    handlers.ClientCredentialsConfig{OAuthConfig: oauth},
 		"handlers.PasswordConfig":             pwCfg,
 		"handlers.RefreshTokenConfig":         rtCfg,
