@@ -38,7 +38,9 @@ type TokenReader interface {
 // r.Token instead. While r holds a valid token, Token is cheap and does not
 // block; there is no need to wrap the source in oauth2.ReuseTokenSource,
 // whose fixed 10-second expiry margin would only add a second cache.
-// Credentials that are not a token (API keys) yield an error.
+// Credentials that are not a token (API keys) yield an error, and so does
+// a DPoP-bound token: x/oauth2 would send it without the proof each request
+// needs (use the session, grpcauth or [RequestAuthenticator] instead).
 func TokenSource(r TokenReader) oauth2.TokenSource {
 	return &tokenSource{r: r}
 }
@@ -77,6 +79,9 @@ func (s *tokenSource) Token() (*oauth2.Token, error) {
 func (s *tokenSource) convert(t *Token) (*oauth2.Token, error) {
 	if t == nil {
 		return nil, fmt.Errorf("%w: the credentials are not a token", ErrUnsupportedTokenType)
+	}
+	if dpopBound(t) {
+		return nil, fmt.Errorf("%w: the token is DPoP-bound and needs a proof per request, which an oauth2.TokenSource cannot send; use package session or grpcauth", ErrUnsupportedTokenType)
 	}
 	if last := s.last.Load(); last != nil && last.access.Equal(t.AccessToken) && last.expiry.Equal(t.Expiry) {
 		return last.tok, nil

@@ -360,3 +360,26 @@ func TestTokenSourceAllocs(t *testing.T) {
 		t.Errorf("%v allocations per Token call, want at most 1", allocs)
 	}
 }
+
+// TestTokenSourceRefusesDPoPTokens: a DPoP-bound token is not handed to
+// x/oauth2, which would send it without a proof; a bearer token of a
+// DPoP handler (a provider that ignored the proof) is.
+func TestTokenSourceRefusesDPoPTokens(t *testing.T) {
+	key, err := auth.NewDPoPKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"DPoP", "Bearer"} {
+		e, err := auth.NewEngine(auth.EngineConfig{Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
+			return &auth.Token{AccessToken: auth.NewSecret("tok"), TokenType: typ, DPoPKey: key, Expiry: time.Now().Add(time.Hour)}, nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		_, err = auth.TokenSource(e).Token()
+		if refused := errors.Is(err, auth.ErrUnsupportedTokenType); refused != (typ == "DPoP") {
+			t.Errorf("%s token: %v", typ, err)
+		}
+	}
+}
