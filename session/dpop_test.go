@@ -204,6 +204,18 @@ func TestDPoPSession(t *testing.T) {
 	if n := f.h.Stats().Fetches; n != 1 {
 		t.Errorf("fetches %d, want 1", n)
 	}
+
+	// A new nonce and a revoked token at once: the replay with the nonce is
+	// refused for the token, which goes the 401 way: a new token, one more
+	// replay, and the caller sees 200.
+	f.plat.RotateDPoPNonce()
+	f.plat.RejectNext(platform.ServiceHub, 1)
+	if code := f.get(t, f.plat.HubURL()+platform.PathMe); code != http.StatusOK {
+		t.Fatalf("a nonce challenge, then a rejected token: %d", code)
+	}
+	if st, n := f.s.Stats(), f.h.Stats().Fetches; st.Reauthentications != 1 || n != 2 {
+		t.Errorf("reauthentications %d, fetches %d; want 1 and 2", st.Reauthentications, n)
+	}
 }
 
 // TestDPoPStolenTokenAndReplayedProof: what a thief copies from a log or

@@ -93,7 +93,8 @@ func askedForNonce(resp *http.Response) bool {
 
 // replayWithNonce replays req once with a new proof carrying the nonce
 // that svc just handed out: the credential was not rejected, so nothing is
-// invalidated. The replay's answer goes to the caller.
+// invalidated. A 401 to the replay that rejects the credential itself
+// goes the 401 way (reauthenticate); any other answer to the caller.
 func (s *Session) replayWithNonce(req *http.Request, svc service, resp *http.Response) (*http.Response, error) {
 	if !rewindable(req) {
 		return resp, nil // the body is spent; the next request carries the nonce
@@ -103,8 +104,23 @@ func (s *Session) replayWithNonce(req *http.Request, svc service, resp *http.Res
 		drain(resp.Body)
 		return nil, err
 	}
+	out, err := s.replay(req, fresh, resp)
+	if err != nil {
+		return out, err
+	}
+	s.keepNonce(svc, out)
+	if out.StatusCode == http.StatusUnauthorized && s.inv != nil && !askedForNonce(out) {
+		return s.reauthenticate(req, svc, fresh, out)
+	}
+	return out, nil
+}
+
+// replay sends req once more with fresh credentials, its body rewound,
+// after the answer resp, which it discards.
+func (s *Session) replay(req *http.Request, fresh http.Header, resp *http.Response) (*http.Response, error) {
 	body := req.Body
 	if req.GetBody != nil {
+		var err error
 		if body, err = req.GetBody(); err != nil {
 			drain(resp.Body)
 			return nil, err
@@ -112,11 +128,7 @@ func (s *Session) replayWithNonce(req *http.Request, svc service, resp *http.Res
 	}
 	drain(resp.Body)
 	s.stats.attempts.Add(1)
-	out, err := s.send(req, body, fresh)
-	if err == nil {
-		s.keepNonce(svc, out)
-	}
-	return out, err
+	return s.send(req, body, fresh)
 }
 
 // credentials asks the handler for the headers of svc with the request's ctx.
@@ -162,21 +174,12 @@ func (s *Session) reauthenticate(req *http.Request, svc service, creds http.Head
 	if sameCredentials(fresh, creds) {
 		return resp, nil // replaying the rejected credential cannot help
 	}
-	body := req.Body
-	if req.GetBody != nil {
-		if body, err = req.GetBody(); err != nil {
-			drain(resp.Body)
-			return nil, err
-		}
-	}
-	drain(resp.Body)
 	s.stats.reauths.Add(1)
-	s.stats.attempts.Add(1)
 	if s.log != nil {
 		s.log.Info("session: credential rejected (401); replaying once with fresh credentials",
 			"method", req.Method, "url", RedactURL(req.URL), "service", svc.String())
 	}
-	return s.send(req, body, fresh)
+	return s.replay(req, fresh, resp)
 }
 
 // send sends a copy of req with body and creds.
