@@ -44,7 +44,10 @@ var (
 	ErrMalformedToken = errors.New("auth: malformed token")
 	// ErrUnsupportedTokenType means the provider issued a token of a type
 	// other than Bearer, which a client must not use without understanding
-	// it (https://www.rfc-editor.org/rfc/rfc6749#section-7.1).
+	// it (https://www.rfc-editor.org/rfc/rfc6749#section-7.1): DPoP is
+	// understood only by a handler that holds a DPoP key. It also means a
+	// DPoP-bound token was asked for where no proof can go with it
+	// ([TokenSource]).
 	ErrUnsupportedTokenType = errors.New("auth: unsupported token type")
 	// ErrUserMismatch means the login belongs to another user than the one
 	// the handler was configured for.
