@@ -56,6 +56,7 @@ type authRequest struct {
 	challenge   string
 	scope       string
 	audience    string
+	dpopJKT     string // dpop_jkt: the key the code is bound to (RFC 9449 §10)
 	expires     time.Time
 }
 
@@ -161,7 +162,7 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &authRequest{
 		clientID: c.ID, redirectURI: redirect, state: q.Get("state"), nonce: q.Get("nonce"),
-		challenge: q.Get("code_challenge"), scope: q.Get("scope"), audience: aud,
+		challenge: q.Get("code_challenge"), scope: q.Get("scope"), audience: aud, dpopJKT: q.Get("dpop_jkt"),
 		expires: p.now().Add(loginPageLifetime),
 	}
 	id := randomString(24)
@@ -250,6 +251,11 @@ func (p *Provider) codeGrant(r *http.Request, c Client) (*tokenResponse, *oauthE
 	if base64.RawURLEncoding.EncodeToString(sum[:]) != ac.req.challenge {
 		p.mu.Unlock()
 		return nil, badRequest("invalid_grant", descPKCEMismatch)
+	}
+	if ac.req.dpopJKT != "" && ac.req.dpopJKT != provenJKT(r) {
+		// https://www.rfc-editor.org/rfc/rfc9449#section-10.1
+		p.mu.Unlock()
+		return nil, badRequest("invalid_dpop_proof", "the code is bound to dpop_jkt; prove possession of that key")
 	}
 	ac.used = true
 	p.mu.Unlock()

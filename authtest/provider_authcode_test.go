@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authkit-go/authkit/auth"
 )
 
 // app is the application side of the browser flow: a loopback server that
@@ -279,5 +282,55 @@ func TestBrowserErrorHidesTheCode(t *testing.T) {
 	u, _ := url.Parse(redirect)
 	if msg := err.Error(); strings.Contains(msg, "code=") || strings.Contains(msg, "st-1") || !strings.Contains(msg, "loading http://"+u.Host+"/callback: ") {
 		t.Errorf("error = %q, want the method and URL without the query", msg)
+	}
+}
+
+// TestAuthorizationCodeBoundToDPoPKey: a code requested with dpop_jkt
+// (RFC 9449 §10) is exchanged only with a proof of that key: without a
+// proof, or with another key's, invalid_dpop_proof; with it, a DPoP token.
+func TestAuthorizationCodeBoundToDPoPKey(t *testing.T) {
+	p := NewProvider(ProviderConfig{Users: []User{{Username: "ada", Password: "lovelace"}}, Clients: []Client{{ID: "cli"}}})
+	defer p.Close()
+	a := newApp(t, "/callback")
+	key, _ := auth.NewDPoPKey(nil)
+	other, _ := auth.NewDPoPKey(nil)
+	proof := func(k *auth.DPoPKey) string {
+		s, err := k.Proof(http.MethodPost, p.TokenURL(), "", "", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tt := range []struct {
+		name  string
+		proof string
+		ok    bool
+	}{{"no proof", "", false}, {"another key", proof(other), false}, {"the bound key", proof(key), true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			code := login(t, p, a, "dpop_jkt", key.Thumbprint())
+			form := url.Values{"grant_type": {GrantAuthorizationCode}, "code": {code}, "redirect_uri": {a.redirectURI()},
+				"code_verifier": {testVerifier}, "client_id": {"cli"}}
+			req, _ := http.NewRequest(http.MethodPost, p.TokenURL(), strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tt.proof != "" {
+				req.Header.Set("DPoP", tt.proof)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out struct {
+				Error     string `json:"error"`
+				TokenType string `json:"token_type"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&out)
+			if tt.ok && (resp.StatusCode != 200 || out.TokenType != "DPoP") {
+				t.Errorf("HTTP %d %+v, want a DPoP token", resp.StatusCode, out)
+			}
+			if !tt.ok && (resp.StatusCode != 400 || out.Error != "invalid_dpop_proof") {
+				t.Errorf("HTTP %d %+v, want invalid_dpop_proof", resp.StatusCode, out)
+			}
+		})
 	}
 }

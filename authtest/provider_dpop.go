@@ -15,7 +15,9 @@ import (
 // token whose cnf.jkt is the proof key's thumbprint, and a refresh token
 // bound to that key: spending it needs a proof made with the same key. A
 // proof that is malformed, replayed, for another request or too old is
-// refused with invalid_dpop_proof. With ProviderConfig.DPoPNonce, a proof
+// refused with invalid_dpop_proof, and so is the exchange of a code whose
+// authorization request named dpop_jkt (§10) without a proof of that key.
+// With ProviderConfig.DPoPNonce, a proof
 // must carry the provider's nonce: one without it is answered
 // use_dpop_nonce with the nonce in a DPoP-Nonce header (§8).
 

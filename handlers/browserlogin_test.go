@@ -638,3 +638,28 @@ func TestStartOpener(t *testing.T) {
 		})
 	}
 }
+
+// TestBrowserLoginDPoP: with DPoP, the authorization request carries the
+// key's thumbprint (dpop_jkt, RFC 9449 §10), which binds the code: the
+// exchange proves the key (after the provider's nonce challenge) and gets
+// a DPoP-bound token, sent as "Authorization: DPoP" with a proof.
+func TestBrowserLoginDPoP(t *testing.T) {
+	s := newBrowserSetup(t, func(c *BrowserLoginConfig) { c.DPoP = true }, func(c *authtest.ProviderConfig) { c.DPoPNonce = true })
+	if err := s.h.Authenticate(testCtx(t, 30*time.Second)); err != nil {
+		t.Fatalf("Authenticate: %v (landing page: %+v)", err, s.browser.LastPage())
+	}
+	tok, err := s.h.Token(t.Context())
+	if err != nil || tok.TokenType != "DPoP" || tok.DPoPKey == nil {
+		t.Fatalf("token %v, %v", tok, err)
+	}
+	if q := s.authParams(t); q.Get("dpop_jkt") != tok.DPoPKey.Thumbprint() {
+		t.Errorf("dpop_jkt %q, key %s", q.Get("dpop_jkt"), tok.DPoPKey.Thumbprint())
+	}
+	if n := s.p.DPoPNonceChallenges(); n != 1 {
+		t.Errorf("nonce challenges %d, want 1", n)
+	}
+	hdr, err := s.h.RequestHeaders(t.Context(), auth.ServiceHub, http.MethodGet, &url.URL{Scheme: "https", Host: "hub.example", Path: "/me"}, "")
+	if err != nil || !strings.HasPrefix(hdr.Get("Authorization"), "DPoP ") || hdr.Get("DPoP") == "" {
+		t.Errorf("headers %v, %v", hdr, err)
+	}
+}
