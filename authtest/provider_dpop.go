@@ -40,7 +40,7 @@ func (p *Provider) proofOf(w http.ResponseWriter, r *http.Request) *http.Request
 		badRequest("invalid_dpop_proof", "send one DPoP header").write(w)
 		return nil
 	}
-	proven, err := p.dpop.Verify(proofs[0], dpop.Request{Method: r.Method, URI: requestURI(r), Nonce: nonce})
+	proven, err := p.dpop.Verify(proofs[0], dpop.Request{Method: r.Method, URI: dpop.RequestURI(r), Nonce: nonce})
 	if err == dpop.ErrUseNonce {
 		p.mu.Lock()
 		p.nonceAsked++
@@ -53,15 +53,6 @@ func (p *Provider) proofOf(w http.ResponseWriter, r *http.Request) *http.Request
 		return nil
 	}
 	return r.WithContext(context.WithValue(r.Context(), dpopJKT{}, proven.JKT))
-}
-
-// requestURI is the URI a proof of r must name.
-func requestURI(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + r.URL.Path
 }
 
 // provenJKT is the thumbprint the request's proof proved, or "".

@@ -13,6 +13,7 @@ import (
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/grpcauth"
+	"github.com/authkit-go/authkit/internal/dpop"
 	"github.com/authkit-go/authkit/internal/jsonresp"
 )
 
@@ -107,7 +108,7 @@ func (pl *Platform) authenticateHTTP(s Service, v grpcauth.Validator, next http.
 		for k, vals := range r.Header {
 			md[strings.ToLower(k)] = vals
 		}
-		uri := requestURI(r)
+		uri := dpop.RequestURI(r)
 		if pl.askNonce(w, r) {
 			return
 		}
@@ -143,15 +144,6 @@ func (pl *Platform) authenticateHTTP(s Service, v grpcauth.Validator, next http.
 		}
 		next.ServeHTTP(w, r.WithContext(grpcauth.ContextWithIdentity(r.Context(), id)))
 	})
-}
-
-// requestURI is the URI a DPoP proof of r must name.
-func requestURI(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + r.URL.Path
 }
 
 // askNonce answers a request whose DPoP proof lacks the platform's

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -198,6 +199,16 @@ func headerKey(h any) (any, error) {
 		return k, nil
 	}
 	return nil, errors.New("jwk header holds no usable public key")
+}
+
+// RequestURI is the URI a proof of the request r a server received must
+// name: its scheme (https when it came over TLS), host and path.
+func RequestURI(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.EscapedPath()
 }
 
 // sameURI compares a proof's htu with the request's URI without query and
