@@ -16,7 +16,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -178,7 +177,7 @@ func (pl *Platform) dpopNonce() string {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if pl.nonce == "" {
-		pl.nonce = randomNonce()
+		pl.nonce = rand.Text()
 	}
 	return pl.nonce
 }
@@ -187,7 +186,7 @@ func (pl *Platform) dpopNonce() string {
 // Config.DPoPNonce).
 func (pl *Platform) RotateDPoPNonce() {
 	pl.mu.Lock()
-	pl.nonce = randomNonce()
+	pl.nonce = rand.Text()
 	pl.mu.Unlock()
 }
 
@@ -197,12 +196,6 @@ func (pl *Platform) DPoPNonceChallenges() int {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	return pl.nonceAsked
-}
-
-func randomNonce() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // New starts the three services. It fails if cfg is inconsistent

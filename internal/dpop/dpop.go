@@ -73,7 +73,7 @@ func (p *Prover) Proof(method, uri, accessToken, nonce string, now time.Time) (s
 	if err != nil {
 		return "", err
 	}
-	c := claims{Jti: randomID(), Htm: method, Htu: htu, Iat: now.Unix(), Nonce: nonce}
+	c := claims{Jti: rand.Text(), Htm: method, Htu: htu, Iat: now.Unix(), Nonce: nonce}
 	if accessToken != "" {
 		c.Ath = AccessTokenHash(accessToken)
 	}
@@ -95,10 +95,4 @@ func TargetURI(uri string) (string, error) {
 func AccessTokenHash(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func randomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

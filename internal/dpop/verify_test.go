@@ -124,7 +124,7 @@ func TestVerifyForgetsSpentJTIs(t *testing.T) {
 
 func mustSign(t *testing.T, s *jws.Signer, now time.Time) string {
 	t.Helper()
-	out, err := s.Sign(claims{Jti: randomID(), Htm: "GET", Htu: "https://api.example/v1/me", Iat: now.Unix(), Ath: AccessTokenHash("tok"), Nonce: "n1"})
+	out, err := s.Sign(claims{Jti: rand.Text(), Htm: "GET", Htu: "https://api.example/v1/me", Iat: now.Unix(), Ath: AccessTokenHash("tok"), Nonce: "n1"})
 	if err != nil {
 		t.Fatal(err)
 	}
