@@ -74,3 +74,41 @@ func TestStoredDPoPKey(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreEntryVersionOfDPoPTokens: an entry whose token carries a DPoP
+// key is written as version 2, which programs from before DPoP ignore
+// (they would send its token as Bearer and drop the key when saving it
+// again); this program reads both versions.
+func TestStoreEntryVersionOfDPoPTokens(t *testing.T) {
+	key, _ := NewDPoPKey(nil)
+	sk := StoreKey{Issuer: "https://idp.example", ClientID: "cli"}
+	for _, tt := range []struct {
+		tok  *Token
+		want string
+	}{
+		{&Token{AccessToken: NewSecret("at")}, `"version":1`},
+		{&Token{AccessToken: NewSecret("at"), TokenType: "DPoP", DPoPKey: key}, `"version":2`},
+	} {
+		data, err := EncodeStoreEntry(sk, tt.tok, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), tt.want) {
+			t.Errorf("entry %.40s…, want %s", data, tt.want)
+		}
+		back, err := DecodeStoreEntry(data, sk)
+		if err != nil || (back.DPoPKey == nil) != (tt.tok.DPoPKey == nil) {
+			t.Errorf("decoded %v, %v", back, err)
+		}
+	}
+}
+
+// TestDPoPTokenWithoutKeyIsNotSent: a token the provider called DPoP but
+// which carries no key (an application's, or an older program's store)
+// is sent neither as DPoP nor as Bearer.
+func TestDPoPTokenWithoutKeyIsNotSent(t *testing.T) {
+	_, err := Wire{}.Bearer(&Token{AccessToken: NewSecret("at"), TokenType: "dpop"})
+	if !errors.Is(err, ErrUnsupportedTokenType) {
+		t.Errorf("Bearer: %v", err)
+	}
+}

@@ -11,8 +11,15 @@ import (
 )
 
 // storeEntryVersion is the version of the token stores' entry format that
-// this code writes and reads.
+// this code writes for a token without a DPoP key; it reads it and
+// storeEntryVersionDPoP.
 const storeEntryVersion = 1
+
+// storeEntryVersionDPoP is the version of an entry whose token carries a
+// DPoP key: programs from before DPoP ignore such an entry (another
+// version) instead of sending its token as a bearer token and dropping
+// the key when they save it again.
+const storeEntryVersionDPoP = 2
 
 // storeEntry is one stored token, with the key it was saved for.
 type storeEntry struct {
@@ -52,7 +59,11 @@ func EncodeStoreEntry(key StoreKey, tok *Token, savedAt time.Time) ([]byte, erro
 		// The error of a custom Extra value may quote it: do not wrap it.
 		return nil, fmt.Errorf("%w: token cannot be encoded as JSON (check Extra)", ErrMalformedToken)
 	}
-	return json.Marshal(storeEntry{Version: storeEntryVersion, Key: k, Token: t, SavedAt: savedAt.UTC()})
+	v := storeEntryVersion
+	if tok.DPoPKey != nil {
+		v = storeEntryVersionDPoP
+	}
+	return json.Marshal(storeEntry{Version: v, Key: k, Token: t, SavedAt: savedAt.UTC()})
 }
 
 // DecodeStoreEntry decodes an entry that EncodeStoreEntry wrote, for want.
@@ -68,8 +79,8 @@ func DecodeStoreEntry(data []byte, want StoreKey) (*Token, error) {
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, errors.New("auth: corrupt entry: " + describeJSONError(err))
 	}
-	if e.Version != storeEntryVersion {
-		return nil, fmt.Errorf("auth: unknown format version %d (this program reads version %d)", e.Version, storeEntryVersion)
+	if e.Version != storeEntryVersion && e.Version != storeEntryVersionDPoP {
+		return nil, fmt.Errorf("auth: unknown format version %d (this program reads versions %d and %d)", e.Version, storeEntryVersion, storeEntryVersionDPoP)
 	}
 	var key StoreKey
 	if err := json.Unmarshal(e.Key, &key); err != nil || len(e.Key) == 0 {

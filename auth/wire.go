@@ -128,8 +128,11 @@ func bearer(w *Wire, tok *Token, owned bool) (*Credentials, error) {
 	if strings.ContainsAny(raw, "\r\n\x00") {
 		return nil, fmt.Errorf("%w: access token contains control characters", ErrMalformedToken)
 	}
-	if dpopBound(tok) {
+	switch {
+	case dpopBound(tok):
 		w = dpopWire(w)
+	case strings.EqualFold(tok.TokenType, DPoPScheme):
+		return nil, fmt.Errorf("%w: a DPoP token without its DPoP key cannot be sent (neither as DPoP, which needs a proof, nor as Bearer)", ErrUnsupportedTokenType)
 	}
 	value := w.Hub.Prefix + raw
 	if owned {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
@@ -353,20 +354,41 @@ func TestDeviceCodeGettersNeverPromptByDefault(t *testing.T) {
 	}
 }
 
+// TestDeviceCodeLoginOnDemand: with LoginOnDemand, every way of asking
+// for credentials runs the login — the getters and the per-request
+// RequestHeaders and RequestMetadata, which the session and grpcauth call.
 func TestDeviceCodeLoginOnDemand(t *testing.T) {
-	s := newDeviceSetup(t, func(c *DeviceCodeConfig) { c.LoginOnDemand = true })
-	s.p.AutoApprove("ada", 0)
-	var hdr map[string][]string
-	err := driven(s.clk, func() error {
-		h, err := s.h.HubRequestHeaders(context.Background())
-		hdr = h
-		return err
-	}, s.h.Authenticated)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(hdr["Authorization"][0], "Bearer ") || len(s.prompts) != 1 {
-		t.Errorf("headers %v after %d prompts", hdr, len(s.prompts))
+	target, _ := url.Parse("https://hub.example/api")
+	for name, get := range map[string]func(*DeviceCode) (string, error){
+		"HubRequestHeaders": func(h *DeviceCode) (string, error) {
+			v, err := h.HubRequestHeaders(context.Background())
+			return v.Get("Authorization"), err
+		},
+		"RequestHeaders": func(h *DeviceCode) (string, error) {
+			v, err := h.RequestHeaders(context.Background(), auth.ServiceAccessManager, http.MethodGet, target, "")
+			return v.Get("Authorization"), err
+		},
+		"RequestMetadata": func(h *DeviceCode) (string, error) {
+			v, err := h.RequestMetadata(context.Background(), "https://messages.example/pkg.Svc", "/pkg.Svc/Get", "")
+			return v["authorization"], err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newDeviceSetup(t, func(c *DeviceCodeConfig) { c.LoginOnDemand = true })
+			s.p.AutoApprove("ada", 0)
+			var got string
+			err := driven(s.clk, func() error {
+				v, err := get(s.h)
+				got = v
+				return err
+			}, s.h.Authenticated)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(got, "Bearer ") || len(s.prompts) != 1 {
+				t.Errorf("credential %.12q… after %d prompts", got, len(s.prompts))
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/authkit-go/authkit/auth"
 	"github.com/authkit-go/authkit/internal/flight"
@@ -128,6 +129,26 @@ func (h *personLogin) MessageServiceMetadata(ctx context.Context) (map[string]st
 	v, err := h.engine.MessageServiceMetadata(ctx)
 	if err != nil && h.onDemandLogin(ctx, err) {
 		return h.engine.MessageServiceMetadata(ctx)
+	}
+	return v, err
+}
+
+// RequestHeaders returns svc's headers for one request (see
+// [auth.RequestAuthenticator]), as HubRequestHeaders does.
+func (h *personLogin) RequestHeaders(ctx context.Context, svc auth.Service, method string, target *url.URL, nonce string) (http.Header, error) {
+	v, err := h.engine.RequestHeaders(ctx, svc, method, target, nonce)
+	if err != nil && h.onDemandLogin(ctx, err) {
+		return h.engine.RequestHeaders(ctx, svc, method, target, nonce)
+	}
+	return v, err
+}
+
+// RequestMetadata returns the message service's metadata for one RPC (see
+// [auth.RequestAuthenticator]), as HubRequestHeaders does.
+func (h *personLogin) RequestMetadata(ctx context.Context, audience, fullMethod, nonce string) (map[string]string, error) {
+	v, err := h.engine.RequestMetadata(ctx, audience, fullMethod, nonce)
+	if err != nil && h.onDemandLogin(ctx, err) {
+		return h.engine.RequestMetadata(ctx, audience, fullMethod, nonce)
 	}
 	return v, err
 }

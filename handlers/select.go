@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -127,6 +129,53 @@ type Selected struct {
 	auth.AuthenticationHandler
 	// Source is where the credentials come from.
 	Source Source
+}
+
+var (
+	_ auth.Invalidator          = (*Selected)(nil)
+	_ auth.RequestAuthenticator = (*Selected)(nil)
+	_ auth.TokenReader          = (*Selected)(nil)
+)
+
+// Invalidate passes a rejection on to the handler when it takes them
+// ([auth.Invalidator]), so that a session or grpcauth gets a new credential
+// after a 401 or Unauthenticated.
+func (s *Selected) Invalidate(svc auth.Service, rejected string) {
+	if inv, ok := s.AuthenticationHandler.(auth.Invalidator); ok {
+		inv.Invalidate(svc, rejected)
+	}
+}
+
+// RequestHeaders returns svc's headers for one request: the handler's own
+// ([auth.RequestAuthenticator]: a DPoP-bound token with its proof), else
+// its getters'.
+func (s *Selected) RequestHeaders(ctx context.Context, svc auth.Service, method string, target *url.URL, nonce string) (http.Header, error) {
+	if ra, ok := s.AuthenticationHandler.(auth.RequestAuthenticator); ok {
+		return ra.RequestHeaders(ctx, svc, method, target, nonce)
+	}
+	if svc == auth.ServiceAccessManager {
+		return s.AccessManagerRequestHeaders(ctx)
+	}
+	return s.HubRequestHeaders(ctx)
+}
+
+// RequestMetadata returns the message service's metadata for one RPC: the
+// handler's own ([auth.RequestAuthenticator]), else its getter's.
+func (s *Selected) RequestMetadata(ctx context.Context, audience, fullMethod, nonce string) (map[string]string, error) {
+	if ra, ok := s.AuthenticationHandler.(auth.RequestAuthenticator); ok {
+		return ra.RequestMetadata(ctx, audience, fullMethod, nonce)
+	}
+	return s.MessageServiceMetadata(ctx)
+}
+
+// Token returns the handler's token ([auth.TokenReader]), or an error
+// wrapping auth.ErrUnsupportedTokenType for credentials that are not a
+// token (API keys).
+func (s *Selected) Token(ctx context.Context) (*auth.Token, error) {
+	if r, ok := s.AuthenticationHandler.(auth.TokenReader); ok {
+		return r.Token(ctx)
+	}
+	return nil, fmt.Errorf("%w: %s credentials are not a token", auth.ErrUnsupportedTokenType, s.Source)
 }
 
 // Close closes the handler.

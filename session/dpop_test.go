@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +35,7 @@ import (
 	"github.com/authkit-go/authkit/authtest/platform"
 	"github.com/authkit-go/authkit/grpcauth"
 	"github.com/authkit-go/authkit/handlers"
+	"github.com/authkit-go/authkit/internal/dpop"
 	"github.com/authkit-go/authkit/session"
 )
 
@@ -472,4 +475,145 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// TestSelectedHandlerBehindASession: the handler handlers.Select returns
+// passes on what the session needs besides the getters — Invalidate (a
+// 401 is answered with a new token) and RequestHeaders (a DPoP-bound token
+// goes with its proof).
+func TestSelectedHandlerBehindASession(t *testing.T) {
+	prov := authtest.NewProvider(authtest.ProviderConfig{
+		Audience: platform.DefaultAudience,
+		Clients:  []authtest.Client{{ID: "svc", Secret: "s3cret"}},
+	})
+	defer prov.Close()
+	plat, err := platform.New(platform.Config{Provider: prov, RequireDPoP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plat.Close()
+	env := map[string]string{"AUTHKIT_CLIENT_ID": "svc", "AUTHKIT_CLIENT_SECRET": "s3cret"}
+	sel, err := handlers.Select(t.Context(), handlers.SelectConfig{
+		Getenv: func(k string) string { return env[k] },
+		OAuth:  handlers.OAuthConfig{Endpoints: handlers.Endpoints{TokenURL: prov.TokenURL()}, DPoP: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sel.Close()
+	s, err := session.New(sel, session.Config{HubURL: plat.HubURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	plat.RejectNext(platform.ServiceHub, 1)
+	for i := range 2 {
+		req, _ := http.NewRequest(http.MethodGet, plat.HubURL()+platform.PathMe, nil)
+		resp, err := s.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d through the selected handler: %d", i, resp.StatusCode)
+		}
+	}
+	if st := s.Stats(); st.Reauthentications != 1 {
+		t.Errorf("reauthentications %d, want 1", st.Reauthentications)
+	}
+}
+
+// nestedFirst is a transport whose first request, before it is sent, lets
+// another request through the session run to its end: the other one
+// learns the server's new nonce while the first is still in flight with
+// the old one.
+type nestedFirst struct {
+	started atomic.Bool
+	other   func()
+}
+
+func (n *nestedFirst) RoundTrip(req *http.Request) (*http.Response, error) {
+	if n.started.CompareAndSwap(false, true) {
+		n.other()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestDPoPNonceLearntByAnotherRequest: a request whose proof carried an
+// old nonce is answered use_dpop_nonce (unquoted, as RFC 9449 allows)
+// after another request already learnt the new one: it is replayed with
+// the new nonce, and the token is not invalidated. A server that asks for
+// a nonce without handing out a new one gets its 401 back, and the token
+// stays.
+func TestDPoPNonceLearntByAnotherRequest(t *testing.T) {
+	const nonce = "n-2"
+	key, _ := auth.NewDPoPKey(nil)
+	verifier := dpop.NewVerifier(nil, 0)
+	var stingy atomic.Bool // ask for a nonce without a DPoP-Nonce header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := verifier.Verify(r.Header.Get("DPoP"), dpop.Request{Method: r.Method, URI: dpop.RequestURI(r),
+			AccessToken: strings.TrimPrefix(r.Header.Get("Authorization"), "DPoP "), JKT: key.Thumbprint(), Nonce: nonce})
+		switch {
+		case errors.Is(err, dpop.ErrUseNonce):
+			if !stingy.Load() {
+				w.Header().Set("DPoP-Nonce", nonce)
+			}
+			w.Header().Set("WWW-Authenticate", `DPoP error=use_dpop_nonce`)
+			w.WriteHeader(http.StatusUnauthorized)
+		case err != nil:
+			t.Errorf("proof: %v", err)
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	defer srv.Close()
+	var fetches atomic.Int32
+	e, err := auth.NewEngine(auth.EngineConfig{Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
+		fetches.Add(1)
+		return &auth.Token{AccessToken: auth.NewSecret(fmt.Sprintf("tok-%d", fetches.Load())), TokenType: "DPoP", DPoPKey: key,
+			Expiry: time.Now().Add(time.Hour)}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	tr := &nestedFirst{}
+	s, err := session.New(auth.Handler(e, "x"), session.Config{HubURL: srv.URL, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	get := func() int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/me", nil)
+		resp, err := s.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var other int
+	tr.other = func() { other = get() }
+	if code := get(); code != http.StatusOK || other != http.StatusOK {
+		t.Fatalf("the request in flight %d, the other %d", code, other)
+	}
+	if n := fetches.Load(); n != 1 || s.Stats().Reauthentications != 0 {
+		t.Errorf("fetches %d, reauthentications %d: a nonce challenge invalidated the token", n, s.Stats().Reauthentications)
+	}
+
+	stingy.Store(true)
+	// A fresh session knows no nonce: its proof lacks it.
+	s2, err := session.New(auth.Handler(e, "x"), session.Config{HubURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/me", nil)
+	resp, err := s2.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || fetches.Load() != 1 {
+		t.Errorf("a challenge without a nonce: %d after %d fetches, want the 401 and the token kept", resp.StatusCode, fetches.Load())
+	}
 }

@@ -18,14 +18,17 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s := t.s
 	s.stats.attempts.Add(1)
 	svc := s.serviceOf(req.URL)
-	var creds http.Header
+	var (
+		creds http.Header
+		nonce string // the DPoP nonce a proof in creds carries
+	)
 	if svc != serviceNone {
-		h, err := s.credentials(req, svc)
+		h, n, err := s.credentials(req, svc)
 		if err != nil {
 			closeBody(req.Body)
 			return nil, err
 		}
-		creds = h
+		creds, nonce = h, n
 	}
 	var (
 		resp *http.Response
@@ -45,8 +48,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	if _, proved := creds[dpopHeader]; proved {
-		if s.keepNonce(svc, resp) && resp.StatusCode == http.StatusUnauthorized && askedForNonce(resp) {
-			return s.replayWithNonce(req, svc, resp)
+		got := s.keepNonce(svc, resp)
+		if resp.StatusCode == http.StatusUnauthorized && askedForNonce(resp) {
+			if got != "" && got != nonce {
+				return s.replayWithNonce(req, svc, resp)
+			}
+			return resp, nil // asked for a nonce without handing out another: not the token's fault
 		}
 	}
 	if resp.StatusCode != http.StatusUnauthorized || s.inv == nil {
@@ -59,17 +66,16 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 var dpopHeader = http.CanonicalHeaderKey(auth.DPoPHeader)
 
 // keepNonce records the DPoP nonce resp hands out, if any, for the
-// requests to svc, and reports whether it is new.
-func (s *Session) keepNonce(svc service, resp *http.Response) bool {
+// requests to svc, and returns it ("" for none).
+func (s *Session) keepNonce(svc service, resp *http.Response) string {
 	v := resp.Header.Get(auth.DPoPNonceHeader)
 	if v == "" || len(v) > 512 {
-		return false
+		return ""
 	}
-	if old := s.nonces[svc].Load(); old != nil && *old == v {
-		return false
+	if old := s.nonces[svc].Load(); old == nil || *old != v {
+		s.nonces[svc].Store(&v)
 	}
-	s.nonces[svc].Store(&v)
-	return true
+	return v
 }
 
 // nonce is the DPoP nonce svc handed out last, or "".
@@ -81,10 +87,11 @@ func (s *Session) nonce(svc service) string {
 }
 
 // askedForNonce reports whether a 401 says that the proof lacked the
-// server's nonce (https://www.rfc-editor.org/rfc/rfc9449#section-9).
+// server's nonce (https://www.rfc-editor.org/rfc/rfc9449#section-9): an
+// error auth-param of use_dpop_nonce, quoted or not.
 func askedForNonce(resp *http.Response) bool {
 	for _, v := range resp.Header.Values("WWW-Authenticate") {
-		if strings.Contains(v, `error="use_dpop_nonce"`) {
+		if strings.Contains(v, `error="use_dpop_nonce"`) || strings.Contains(v, "error=use_dpop_nonce") {
 			return true
 		}
 	}
@@ -99,7 +106,7 @@ func (s *Session) replayWithNonce(req *http.Request, svc service, resp *http.Res
 	if !rewindable(req) {
 		return resp, nil // the body is spent; the next request carries the nonce
 	}
-	fresh, err := s.credentials(req, svc)
+	fresh, _, err := s.credentials(req, svc)
 	if err != nil {
 		drain(resp.Body)
 		return nil, err
@@ -131,24 +138,27 @@ func (s *Session) replay(req *http.Request, fresh http.Header, resp *http.Respon
 	return s.send(req, body, fresh)
 }
 
-// credentials asks the handler for the headers of svc with the request's ctx.
-func (s *Session) credentials(req *http.Request, svc service) (http.Header, error) {
+// credentials asks the handler for the headers of svc with the request's
+// ctx, and returns the DPoP nonce they were asked for with.
+func (s *Session) credentials(req *http.Request, svc service) (http.Header, string, error) {
 	var (
-		h   http.Header
-		err error
+		h     http.Header
+		nonce string
+		err   error
 	)
 	switch {
 	case s.ra != nil:
-		h, err = s.ra.RequestHeaders(req.Context(), svc.auth(), req.Method, req.URL, s.nonce(svc))
+		nonce = s.nonce(svc)
+		h, err = s.ra.RequestHeaders(req.Context(), svc.auth(), req.Method, req.URL, nonce)
 	case svc == serviceHub:
 		h, err = s.handler.HubRequestHeaders(req.Context())
 	default:
 		h, err = s.handler.AccessManagerRequestHeaders(req.Context())
 	}
 	if err != nil {
-		return nil, &CredentialError{Service: svc.String(), Err: err}
+		return nil, "", &CredentialError{Service: svc.String(), Err: err}
 	}
-	return h, nil
+	return h, nonce, nil
 }
 
 // reauthenticate handles a 401 to a request that carried creds: it reports
@@ -166,7 +176,7 @@ func (s *Session) reauthenticate(req *http.Request, svc service, creds http.Head
 	if !rewindable(req) {
 		return resp, nil // the body is spent; the next request gets fresh credentials
 	}
-	fresh, err := s.credentials(req, svc)
+	fresh, _, err := s.credentials(req, svc)
 	if err != nil {
 		drain(resp.Body)
 		return nil, err

@@ -176,9 +176,10 @@ func (c *Client) TokenWithProof(ctx context.Context, tokenURL string, form url.V
 			return nil, err
 		}
 		at := c.clock.Now()
-		var proof string
+		var proof, sentNonce string
 		if key != nil {
-			if proof, err = key.Proof(http.MethodPost, tokenURL, "", key.Nonce(tokenURL), at); err != nil {
+			sentNonce = key.Nonce(tokenURL)
+			if proof, err = key.Proof(http.MethodPost, tokenURL, "", sentNonce, at); err != nil {
 				return nil, fmt.Errorf("oauthclient: DPoP proof: %w", err)
 			}
 		}
@@ -187,10 +188,16 @@ func (c *Client) TokenWithProof(ctx context.Context, tokenURL string, form url.V
 		if err != nil {
 			return nil, err
 		}
-		renewed := key != nil && key.KeepNonce(tokenURL, resp.Header)
+		var now string // the nonce the key holds after the answer
+		if key != nil {
+			key.KeepNonce(tokenURL, resp.Header)
+			now = key.Nonce(tokenURL)
+		}
 		tok, err := parseTokenResponseFor(resp.StatusCode, resp.Header, resp.Body, at, scrub, key != nil)
 		var oe *auth.OAuthError
-		if try == 0 && renewed && errors.As(err, &oe) && oe.Code == "use_dpop_nonce" {
+		// Retried when the key now holds another nonce than the proof
+		// carried: this answer's, or one a concurrent request learnt.
+		if try == 0 && now != "" && now != sentNonce && errors.As(err, &oe) && oe.Code == "use_dpop_nonce" {
 			c.log.Debug("oauthclient: the token endpoint asks for a DPoP nonce; retrying with it", "endpoint", redact.URL(tokenURL))
 			continue
 		}

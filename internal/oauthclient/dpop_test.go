@@ -102,3 +102,31 @@ func asOAuth(err error, oe **auth.OAuthError) bool {
 	*oe = e
 	return ok
 }
+
+// TestTokenWithProofNonceLearntMeanwhile: a request whose proof carried no
+// nonce is answered use_dpop_nonce after a concurrent request (sharing the
+// key) already learnt the nonce: it is retried with it all the same.
+func TestTokenWithProofNonceLearntMeanwhile(t *testing.T) {
+	key, _ := auth.NewDPoPKey(nil)
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		c := jwt.MapClaims{}
+		_, _, _ = jwt.NewParser().ParseUnverified(r.Header.Get("DPoP"), c)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("DPoP-Nonce", "n-1")
+		if c["nonce"] != "n-1" {
+			// Another request of the same key learnt it while this one was on its way.
+			key.KeepNonce("http://"+r.Host+"/token", http.Header{"Dpop-Nonce": {"n-1"}})
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(`{"error":"use_dpop_nonce"}`))
+			return
+		}
+		w.Write([]byte(`{"access_token":"at","token_type":"DPoP","expires_in":60}`))
+	}))
+	defer srv.Close()
+	c := New(Config{ClientID: "c"})
+	if _, err := c.TokenWithProof(t.Context(), srv.URL+"/token", url.Values{"grant_type": {"client_credentials"}}, key); err != nil || calls != 2 {
+		t.Fatalf("%v after %d requests, want a token after 2", err, calls)
+	}
+}
