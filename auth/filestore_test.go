@@ -335,7 +335,7 @@ func TestFileStoreUnusableFiles(t *testing.T) {
 		{name: "truncated", create: write(func(v []byte) []byte { return v[:len(v)*2/3] }, 0o600), wantLog: "truncated JSON"},
 		{name: "corrupt JSON", create: write(func(v []byte) []byte { return append([]byte("garbage "), v...) }, 0o600), wantLog: "invalid JSON"},
 		{name: "not an object", create: write(func([]byte) []byte { return []byte(`["at-SECRET-1"]`) }, 0o600), wantLog: "corrupt file"},
-		{name: "unknown version", create: write(replace(`"version": 1`, `"version": 2`), 0o600), wantLog: "unknown format version 2"},
+		{name: "unknown version", create: write(replace(`"version": 1`, `"version": 3`), 0o600), wantLog: "unknown format version 3"},
 		{name: "no version", create: write(replace(`"version": 1,`, ``), 0o600), wantLog: "unknown format version 0"},
 		{name: "null token", create: write(func([]byte) []byte {
 			return []byte(`{"version":1,"key":{"issuer":"https://idp.example","client_id":"cli","username":"ann","scopes":["a","b"]},"token":null}`)
