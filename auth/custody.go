@@ -381,6 +381,14 @@ func (e *Engine) obtain(ctx context.Context, call *fetchCall) (tok *Token, fetch
 	case stored != nil && !stored.RefreshToken.IsZero():
 		src = stored // another process may have rotated it: ours is spent
 	}
+	if src != nil && !src.RefreshToken.IsZero() && !e.canProve(src) {
+		// Bound to a DPoP key this process does not hold: it cannot spend
+		// the refresh token, so it records no spend (which would make the
+		// process that holds the key drop it) and logs in anew.
+		src = src.Clone()
+		src.RefreshToken = Secret{}
+		src.setMeta(func(m *tokenMeta) { m.spend = nil })
+	}
 	if src != nil && !src.RefreshToken.IsZero() {
 		if until := src.reseededUntil(); e.clock.Now().Before(until) {
 			return nil, false, Transient(fmt.Errorf("%w (until %s)", errReseeding, until.UTC().Format(time.RFC3339)))

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -110,5 +111,40 @@ func TestDPoPTokenWithoutKeyIsNotSent(t *testing.T) {
 	_, err := Wire{}.Bearer(&Token{AccessToken: NewSecret("at"), TokenType: "dpop"})
 	if !errors.Is(err, ErrUnsupportedTokenType) {
 		t.Errorf("Bearer: %v", err)
+	}
+}
+
+// TestUnheldDPoPKeyIsNotSpent: a stored login bound to a DPoP key this
+// engine does not hold (a KMS key of another program) is neither served
+// nor spent: the fetch gets it without its refresh token, so no spend
+// record is written that would make the key's holder drop the login.
+func TestUnheldDPoPKeyIsNotSpent(t *testing.T) {
+	store, err := NewFileStore(FileStoreConfig{Dir: t.TempDir() + "/tokens"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	kms, _ := NewDPoPKey(opaqueSigner{ec})
+	sk := StoreKey{Issuer: "https://idp.example", ClientID: "cli"}
+	stored := &Token{AccessToken: NewSecret("at"), TokenType: "DPoP", RefreshToken: NewSecret("rt"), DPoPKey: kms, Expiry: time.Now().Add(time.Hour)}
+	if err := store.Save(t.Context(), sk, stored); err != nil {
+		t.Fatal(err)
+	}
+	own, _ := NewDPoPKey(nil)
+	var sawRefresh []bool
+	e, err := NewEngine(EngineConfig{Store: store, StoreKey: sk, DPoPKey: own, Fetch: func(_ context.Context, cur *Token) (*Token, error) {
+		sawRefresh = append(sawRefresh, cur != nil && !cur.RefreshToken.IsZero())
+		return &Token{AccessToken: NewSecret("new"), TokenType: "DPoP", DPoPKey: own, Expiry: time.Now().Add(time.Hour)}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	tok, err := e.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.AccessToken.Reveal() != "new" || len(sawRefresh) != 1 || sawRefresh[0] {
+		t.Errorf("served %q; fetches saw a refresh token: %v (want one fetch without)", tok.AccessToken.Reveal(), sawRefresh)
 	}
 }

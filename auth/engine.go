@@ -989,15 +989,19 @@ func (e *Engine) prepareToken(tok *Token) (*Credentials, error) {
 // such keys come from) becomes the engine's own when their thumbprints
 // match. tok must not be published.
 func (e *Engine) holdsKey(tok *Token) bool {
-	k := tok.DPoPKey
-	if k == nil || k.prover != nil {
-		return true
+	if !e.canProve(tok) {
+		return false
 	}
-	if e.cust != nil && e.cust.dpop != nil && e.cust.dpop.jkt == k.jkt {
+	if k := tok.DPoPKey; k != nil && k.prover == nil {
 		tok.DPoPKey = e.cust.dpop
-		return true
 	}
-	return false
+	return true
+}
+
+// canProve is holdsKey without the change: it reads tok only.
+func (e *Engine) canProve(tok *Token) bool {
+	k := tok.DPoPKey
+	return k == nil || k.prover != nil || e.cust != nil && e.cust.dpop != nil && e.cust.dpop.jkt == k.jkt
 }
 
 // marginFor is the configured Margin's For.

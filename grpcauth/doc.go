@@ -22,8 +22,10 @@
 // of a POST to https://<authority>/<service>/<method>
 // ([auth.RPCTargetURI]); a [JWTValidator] accepts a token bound to a key
 // (cnf.jkt) only that way, with a proof of that key for this call, its
-// hash, recent and not seen before (TestJWTValidatorDPoP). There is no
-// gRPC convention for server nonces: proofs carry none.
+// hash, recent and not seen before by this validator
+// (TestJWTValidatorDPoP); JWTConfig.DPoPAuthorities pins the authorities
+// a proof may name. There is no gRPC convention for server nonces: proofs
+// carry none.
 //
 // Both sides name the metadata as the core's [auth.Wire] says: by default
 // "authorization: Bearer <token>", and for example "token: <token>" with

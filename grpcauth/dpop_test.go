@@ -2,6 +2,7 @@ package grpcauth_test
 
 import (
 	"crypto"
+	"errors"
 	"testing"
 	"time"
 
@@ -80,6 +81,73 @@ func TestJWTValidatorDPoP(t *testing.T) {
 			})
 		}
 		replayed = proof(key, "POST", check, bound, now) // a new one for the next validator
+		v.Close()
+	}
+}
+
+// TestJWTValidatorDPoPBareTokenWire: with a wire that carries the bare
+// token (no scheme to name), a bound token passes with a valid "dpop"
+// proof beside it and is refused without one.
+func TestJWTValidatorDPoPBareTokenWire(t *testing.T) {
+	ks := rsaKeys()
+	clk := authtest.NewClock(time.Time{})
+	now := clk.Now()
+	key, _ := auth.NewDPoPKey(nil)
+	bound := sign(t, jwt.SigningMethodRS256, ks[0], "k1", goodClaims(now, jwt.MapClaims{"cnf": map[string]any{"jkt": key.Thumbprint()}}))
+	wire := auth.Wire{MessageService: auth.Field{Name: "token"}}
+	v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience,
+		Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Clock: clk, Wire: wire})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	si, err := grpcauth.NewServerInterceptors(grpcauth.ServerConfig{Validator: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, _ := authServer(t, si)
+	proof, err := key.Proof("POST", "https://bufnet/grpc.health.v1.Health/Check", bound, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Check(metadata.NewOutgoingContext(t.Context(), metadata.Pairs("token", bound, "dpop", proof)), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("bare token with its proof: %v", err)
+	}
+	if _, err := client.Check(metadata.NewOutgoingContext(t.Context(), metadata.Pairs("token", bound)), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("bare token without a proof: %v", err)
+	}
+}
+
+// TestJWTValidatorDPoPAuthorities: with DPoPAuthorities, a token and
+// proof made for another service that shares the audience are refused
+// even when the caller names that service's authority; this service's own
+// authority passes.
+func TestJWTValidatorDPoPAuthorities(t *testing.T) {
+	ks := rsaKeys()
+	clk := authtest.NewClock(time.Time{})
+	now := clk.Now()
+	key, _ := auth.NewDPoPKey(nil)
+	bound := sign(t, jwt.SigningMethodRS256, ks[0], "k1", goodClaims(now, jwt.MapClaims{"cnf": map[string]any{"jkt": key.Thumbprint()}}))
+	if _, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience,
+		Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, DPoPAuthorities: []string{"https://x"}}); !errors.Is(err, auth.ErrInvalidConfig) {
+		t.Errorf("a URL as an authority: %v", err)
+	}
+	for _, tt := range []struct {
+		authorities []string
+		ok          bool
+	}{{nil, true}, {[]string{"messages.example:443"}, false}, {[]string{"messages.example", "BUFNET"}, true}} {
+		v, err := grpcauth.NewJWTValidator(grpcauth.JWTConfig{Issuer: issuer, Audience: audience,
+			Keys: map[string]crypto.PublicKey{"k1": &ks[0].PublicKey}, Clock: clk, DPoPAuthorities: tt.authorities})
+		if err != nil {
+			t.Fatal(err)
+		}
+		si, _ := grpcauth.NewServerInterceptors(grpcauth.ServerConfig{Validator: v})
+		client, _ := authServer(t, si)
+		proof, _ := key.Proof("POST", "https://bufnet/grpc.health.v1.Health/Check", bound, "", now)
+		_, err = client.Check(metadata.NewOutgoingContext(t.Context(), metadata.Pairs("authorization", "DPoP "+bound, "dpop", proof)), &healthpb.HealthCheckRequest{})
+		if (err == nil) != tt.ok {
+			t.Errorf("authorities %v: %v, want accepted %v", tt.authorities, err, tt.ok)
+		}
 		v.Close()
 	}
 }

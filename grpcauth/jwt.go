@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -81,8 +82,16 @@ type JWTConfig struct {
 	RequireDPoP bool
 	// DPoPWindow is how old a DPoP proof may be (by its iat); zero means
 	// 1 minute. A proof is accepted once: its jti is remembered for as
-	// long.
+	// long, by this validator (one process: replicas of a service each
+	// accept a proof once).
 	DPoPWindow time.Duration
+	// DPoPAuthorities are the authorities (host, or host:port) clients
+	// reach this service by; a DPoP proof must name one of them. Empty
+	// means the request's own :authority (or Host), which the caller
+	// chooses: then a service that received a token and its proof, and
+	// shares the token's audience with this one, could replay both here
+	// within DPoPWindow. Set it when services share an audience.
+	DPoPAuthorities []string
 }
 
 // JWTValidator is a [Validator] for bearer JWTs
@@ -105,6 +114,7 @@ type JWTValidator struct {
 	field    auth.Field
 	dpop     *dpop.Verifier
 	reqDPoP  bool
+	dpopHost map[string]bool // DPoPAuthorities, lowercase, without a default port; nil: any
 	verifier *jwks.Verifier
 	keySet   *jwks.KeySet // nil without JWKSURL
 	opts     []jwt.ParserOption
@@ -147,6 +157,15 @@ func NewJWTValidator(cfg JWTConfig) (*JWTValidator, error) {
 		username: cfg.UsernameClaim,
 		dpop:     dpop.NewVerifier(now, cfg.DPoPWindow),
 		reqDPoP:  cfg.RequireDPoP,
+	}
+	for _, a := range cfg.DPoPAuthorities {
+		if a == "" || strings.ContainsAny(a, "/?#@ ") {
+			return nil, auth.ConfigError("grpcauth: DPoPAuthorities holds %q, which is not a host or host:port", a)
+		}
+		if v.dpopHost == nil {
+			v.dpopHost = map[string]bool{}
+		}
+		v.dpopHost[strings.TrimSuffix(strings.ToLower(a), ":443")] = true
 	}
 	if v.username == "" {
 		v.username = "preferred_username"
@@ -224,10 +243,16 @@ func (v *JWTValidator) Validate(ctx context.Context, md metadata.MD) (*Identity,
 	return id, nil
 }
 
-// token returns the token in md and whether it came under the DPoP
-// scheme, which replaces the Bearer prefix (in any case).
+// token returns the token in md and whether it came as a DPoP token: under
+// the DPoP scheme, which replaces the standard Bearer prefix (in any case),
+// or, for a wire without that prefix (e.g. a bare token under "token"),
+// which cannot name a scheme, with a "dpop" proof beside it.
 func (v *JWTValidator) token(md metadata.MD) (string, bool, error) {
-	if vals := md.Get(v.field.Name); len(vals) == 1 && strings.EqualFold(v.field.Prefix, auth.DefaultBearerPrefix) {
+	if !strings.EqualFold(v.field.Prefix, auth.DefaultBearerPrefix) {
+		raw, err := credential(md, v.field)
+		return raw, len(md.Get(strings.ToLower(auth.DPoPHeader))) > 0, err
+	}
+	if vals := md.Get(v.field.Name); len(vals) == 1 {
 		if p := auth.DPoPScheme + " "; len(vals[0]) > len(p) && strings.EqualFold(vals[0][:len(p)], p) {
 			return strings.TrimLeft(vals[0][len(p):], " "), true, nil
 		}
@@ -248,8 +273,10 @@ func (v *JWTValidator) checkDPoP(ctx context.Context, md metadata.MD, raw string
 		return refuse(ErrInvalidCredentials, "grpcauth: this service accepts DPoP-bound tokens only; enable DPoP in the client's handler", nil)
 	case jkt == "":
 		return nil
-	case !bound:
+	case !bound && strings.EqualFold(v.field.Prefix, auth.DefaultBearerPrefix):
 		return refuse(ErrInvalidCredentials, "grpcauth: the token is DPoP-bound: send it as \""+v.field.Name+": DPoP <token>\" with a \"dpop\" proof", nil)
+	case !bound:
+		return refuse(ErrInvalidCredentials, "grpcauth: the token is DPoP-bound: send a \"dpop\" proof with it", nil)
 	}
 	proofs := md.Get(strings.ToLower(auth.DPoPHeader))
 	if len(proofs) != 1 {
@@ -258,6 +285,12 @@ func (v *JWTValidator) checkDPoP(ctx context.Context, md metadata.MD, raw string
 	method, uri, ok := requestTarget(ctx, md)
 	if !ok {
 		return refuse(ErrInvalidCredentials, "grpcauth: the request's target is unknown, so its DPoP proof cannot be checked", nil)
+	}
+	if v.dpopHost != nil {
+		u, err := url.Parse(uri)
+		if err != nil || !v.dpopHost[strings.TrimSuffix(strings.ToLower(u.Host), ":443")] {
+			return refuse(ErrInvalidCredentials, "grpcauth: the request names another service than this one (DPoPAuthorities)", nil)
+		}
 	}
 	if _, err := v.dpop.Verify(proofs[0], dpop.Request{Method: method, URI: uri, AccessToken: raw, JKT: jkt}); err != nil {
 		return refuse(ErrInvalidCredentials, "grpcauth: invalid DPoP proof", err)

@@ -87,7 +87,7 @@ func TargetURI(uri string) (string, error) {
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return "", fmt.Errorf("dpop: %q is not an absolute URI", uri)
 	}
-	u.RawQuery, u.Fragment, u.RawFragment, u.User = "", "", "", nil
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment, u.User = "", false, "", "", nil
 	return u.String(), nil
 }
 

@@ -86,6 +86,15 @@ func TestProof(t *testing.T) {
 	if jtis[0] == jtis[1] || len(jtis[0]) < 16 {
 		t.Errorf("jtis %q", jtis)
 	}
+	for in, want := range map[string]string{
+		"https://a.example/p?":            "https://a.example/p",
+		"https://user:pw@a.example/p?q#f": "https://a.example/p",
+		"https://a.example/p%20q?x=1":     "https://a.example/p%20q",
+	} {
+		if got, err := TargetURI(in); err != nil || got != want {
+			t.Errorf("TargetURI(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
 	if _, err := p.Proof("GET", "/relative", "", "", now); err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("a relative URI: %v", err)
 	}
