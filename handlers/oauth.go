@@ -320,6 +320,9 @@ func (c *oauthCore) init(kind string, cfg OAuthConfig, defaultScopes []string) e
 		return err
 	}
 	dpopKey := cfg.DPoPKey
+	if dpopKey != nil && !dpopKey.Held() {
+		return bad("DPoPKey makes no proofs; make it with auth.NewDPoPKey")
+	}
 	if dpopKey == nil && cfg.DPoP {
 		var err error
 		if dpopKey, err = auth.NewDPoPKey(nil); err != nil {

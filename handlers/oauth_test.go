@@ -188,6 +188,7 @@ func TestConfigValidation(t *testing.T) {
 		{"relative resource", func(c *OAuthConfig) { c.Resources = []string{"/api"} }},
 		{"resource with a fragment", func(c *OAuthConfig) { c.Resources = []string{"https://api.example/#x"} }},
 		{"bad revocation URL", func(c *OAuthConfig) { c.RevocationURL = "http://idp.example/revoke" }},
+		{"a DPoP key not made by NewDPoPKey", func(c *OAuthConfig) { c.DPoPKey = &auth.DPoPKey{} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
