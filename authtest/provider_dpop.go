@@ -2,6 +2,7 @@ package authtest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -41,7 +42,7 @@ func (p *Provider) proofOf(w http.ResponseWriter, r *http.Request) *http.Request
 		return nil
 	}
 	proven, err := p.dpop.Verify(proofs[0], dpop.Request{Method: r.Method, URI: dpop.RequestURI(r), Nonce: nonce})
-	if err == dpop.ErrUseNonce {
+	if errors.Is(err, dpop.ErrUseNonce) {
 		p.mu.Lock()
 		p.nonceAsked++
 		p.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,9 +109,9 @@ func asOAuth(err error, oe **auth.OAuthError) bool {
 // key) already learnt the nonce: it is retried with it all the same.
 func TestTokenWithProofNonceLearntMeanwhile(t *testing.T) {
 	key, _ := auth.NewDPoPKey(nil)
-	var calls int
+	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls++
+		calls.Add(1)
 		c := jwt.MapClaims{}
 		_, _, _ = jwt.NewParser().ParseUnverified(r.Header.Get("DPoP"), c)
 		w.Header().Set("Content-Type", "application/json")
@@ -126,7 +127,7 @@ func TestTokenWithProofNonceLearntMeanwhile(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := New(Config{ClientID: "c"})
-	if _, err := c.TokenWithProof(t.Context(), srv.URL+"/token", url.Values{"grant_type": {"client_credentials"}}, key); err != nil || calls != 2 {
-		t.Fatalf("%v after %d requests, want a token after 2", err, calls)
+	if _, err := c.TokenWithProof(t.Context(), srv.URL+"/token", url.Values{"grant_type": {"client_credentials"}}, key); err != nil || calls.Load() != 2 {
+		t.Fatalf("%v after %d requests, want a token after 2", err, calls.Load())
 	}
 }
