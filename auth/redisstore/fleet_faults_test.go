@@ -157,6 +157,7 @@ func TestFleetRedisFaults(t *testing.T) {
 	srv.stop()
 	t.Logf("%5.1f s: Redis killed right after a rotation; started again empty", time.Since(start).Seconds())
 	srv.start()
+	t.Logf("%5.1f s: Redis back; %d connections found it down", time.Since(start).Seconds(), proxy.refused.Load())
 
 	calls, failures, finished := f.wait()
 	requests, reused := p.Requests(authtest.EndpointToken), p.ReusedRefreshTokens()
