@@ -43,5 +43,7 @@
 // store operations, revocations — to its [EngineConfig.Observer]; package
 // auth/otelauth (a module of its own) makes an [Observer] that reports
 // them to OpenTelemetry as spans and metrics. Package auth imports no
-// telemetry library. A read served from the cache calls no Observer.
+// telemetry library. A read served from the cache calls no Observer; one
+// that is a [ReadObserver] has each engine count those reads (one atomic
+// add each).
 package auth

@@ -104,7 +104,8 @@ type EngineConfig struct {
 	DPoPKey *DPoPKey
 	// Observer receives what the engine does on its slow paths, for
 	// telemetry (see package auth/otelauth for OpenTelemetry); nil means
-	// nobody.
+	// nobody. A [ReadObserver] also has the engine count the reads it
+	// serves from its cache.
 	Observer Observer
 }
 
@@ -358,6 +359,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		e.setLocked(next)
 		e.mu.Unlock()
 	}
+	e.obs.start()
 	return e, nil
 }
 
@@ -389,6 +391,7 @@ func (e *Engine) load() *Credentials {
 	if !s.read.Load() {
 		s.read.Store(true)
 	}
+	e.obs.served()
 	return c
 }
 
@@ -516,6 +519,7 @@ func (e *Engine) Close() error {
 	if e.cust != nil {
 		e.cust.close()
 	}
+	e.obs.close()
 	return nil
 }
 
@@ -574,6 +578,7 @@ func (e *Engine) wait(ctx context.Context) (_ *Credentials, err error) {
 			// The coarse clock ran ahead of a token that is still valid.
 			e.mu.Unlock()
 			s.read.Store(true)
+			e.obs.served()
 			return s.creds, nil
 		}
 		first := !counted

@@ -20,8 +20,9 @@ import (
 // RequestHeaders) and a DPoP-bound token's header with a new ES256 proof
 // (RequestHeaders, and RequestMetadata for an RPC) — each with telemetry
 // off (no Observer) and on (an Observer on the OpenTelemetry SDK, with an
-// in-memory exporter and a manual reader). A served token emits nothing,
-// so telemetry costs the cached paths nothing.
+// in-memory exporter and a manual reader; and on+reads, which also counts
+// the reads served from the cache, otelauth.CountCachedReads). A served
+// token emits nothing; with CountCachedReads it costs one atomic add.
 //
 //	go test -run '^$' -bench RequestCredentials ./auth/otelauth/
 func BenchmarkRequestCredentials(b *testing.B) {
@@ -30,15 +31,18 @@ func BenchmarkRequestCredentials(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, telemetry := range []bool{false, true} {
+	for _, name := range []string{"telemetry=off", "telemetry=on", "telemetry=on+reads"} {
 		var obs auth.Observer
-		if telemetry {
+		if name != "telemetry=off" {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewInMemoryExporter()))
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 			b.Cleanup(func() { _ = tp.Shutdown(context.Background()); _ = mp.Shutdown(context.Background()) })
-			obs = otelauth.New(tp, mp)
+			var opts []otelauth.Option
+			if name == "telemetry=on+reads" {
+				opts = append(opts, otelauth.CountCachedReads())
+			}
+			obs = otelauth.New(tp, mp, opts...)
 		}
-		name := map[bool]string{false: "telemetry=off", true: "telemetry=on"}[telemetry]
 		engine := func(b *testing.B, dpop bool) *auth.Engine {
 			e, err := auth.NewEngine(auth.EngineConfig{Observer: obs, Fetch: func(context.Context, *auth.Token) (*auth.Token, error) {
 				t := &auth.Token{AccessToken: auth.NewSecret("access-token-value-of-a-realistic-length-0123456789"), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}
@@ -65,6 +69,17 @@ func BenchmarkRequestCredentials(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+		b.Run("bearer/HubRequestHeaders/parallel/"+name, func(b *testing.B) {
+			e := engine(b, false)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := e.HubRequestHeaders(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		})
 		b.Run("bearer/RequestHeaders/"+name, func(b *testing.B) {
 			e := engine(b, false)

@@ -21,8 +21,12 @@
 //     transient, terminal, login_required, cancelled;
 //   - authkit.token.refreshes (counter): fetches started early;
 //   - authkit.token.wait.duration (histogram, s): how long callers waited;
-//     with the count of requests an application already measures
-//     (otelhttp, otelgrpc), it gives the share served from the cache;
+//   - authkit.token.reads (counter; with [CountCachedReads] only), by
+//     authkit.read: cache (served at once from the cached token) or wait
+//     (the caller waited for a fetch); the share served from the cache is
+//     reads{cache} / reads. Without it, the count of requests an
+//     application already measures (otelhttp, otelgrpc) gives that share
+//     with the wait durations' count;
 //   - authkit.store.duration (histogram, s), by authkit.store.operation
 //     and authkit.outcome.
 //
@@ -35,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -57,6 +62,7 @@ const (
 	attrAttempts  = attribute.Key("authkit.fetch.attempts")
 	attrOperation = attribute.Key("authkit.store.operation")
 	attrErrorKind = attribute.Key("error.type")
+	attrRead      = attribute.Key("authkit.read")
 )
 
 // observer is an auth.Observer on OpenTelemetry.
@@ -66,13 +72,45 @@ type observer struct {
 	refreshes metric.Int64Counter
 	waits     metric.Float64Histogram
 	store     metric.Float64Histogram
+
+	mu    sync.Mutex        // guards reads
+	reads map[string]*reads // nil unless reads are counted
+}
+
+// readObserver is an observer that counts reads (CountCachedReads).
+type readObserver struct{ *observer }
+
+// An Option changes what [New]'s Observer reports.
+type Option func(*options)
+
+type options struct{ countReads bool }
+
+// CountCachedReads makes the Observer count the reads each engine serves
+// from its cache, reported as authkit.token.reads beside the reads that
+// waited. It is off by default because it is the one measurement on the
+// path every request takes: an atomic add per read, on a counter each
+// engine keeps, read back when the SDK collects. Measured on 2 cores
+// (BenchmarkRequestCredentials): a cached read 6.4 → 9.1 ns with one
+// goroutine, and 3.2 → 18 ns with readers on both cores at once, which
+// contend for the counter; RequestHeaders 8.4 → 11 ns.
+func CountCachedReads() Option { return func(o *options) { o.countReads = true } }
+
+// reads counts one handler name's reads, over all its engines.
+type reads struct {
+	engines map[*func() uint64]struct{} // the open engines' counts
+	closed  uint64                      // the reads of engines closed since
+	waits   uint64
 }
 
 // New returns an Observer that reports to tp and mp; nil means
 // OpenTelemetry's global providers (which do nothing until an SDK is
 // installed, and forward to one installed later). One Observer serves any
 // number of handlers: each names itself (authkit.handler).
-func New(tp trace.TracerProvider, mp metric.MeterProvider) auth.Observer {
+func New(tp trace.TracerProvider, mp metric.MeterProvider, opts ...Option) auth.Observer {
+	var cfg options
+	for _, opt := range opts {
+		opt(&cfg)
+	}
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
@@ -88,7 +126,56 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) auth.Observer {
 	o.waits, _ = m.Float64Histogram("authkit.token.wait.duration", metric.WithUnit("s"),
 		metric.WithDescription("How long callers waited for a token that was not cached."))
 	o.store, _ = m.Float64Histogram("authkit.store.duration", metric.WithUnit("s"), metric.WithDescription("Token store operations."))
-	return o
+	if !cfg.countReads {
+		return o
+	}
+	o.reads = map[string]*reads{}
+	_, _ = m.Int64ObservableCounter("authkit.token.reads", metric.WithInt64Callback(o.observeReads),
+		metric.WithDescription("Reads of a token: served from the cache, or waited for."))
+	return readObserver{o}
+}
+
+// handlerReads is handler's count, made on first use; o.mu is held.
+func (o *observer) handlerReads(handler string) *reads {
+	r := o.reads[handler]
+	if r == nil {
+		r = &reads{engines: map[*func() uint64]struct{}{}}
+		o.reads[handler] = r
+	}
+	return r
+}
+
+// ObserveReads counts an engine's cached reads until it is closed; what
+// it served then stays in the count.
+func (o readObserver) ObserveReads(handler string, cached func() uint64) (stop func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.handlerReads(handler)
+	r.engines[&cached] = struct{}{}
+	return func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if _, ok := r.engines[&cached]; ok {
+			delete(r.engines, &cached)
+			r.closed += cached()
+		}
+	}
+}
+
+// observeReads reports the reads of every handler name.
+func (o *observer) observeReads(_ context.Context, obs metric.Int64Observer) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for handler, r := range o.reads {
+		cached := r.closed
+		for count := range r.engines {
+			cached += (*count)()
+		}
+		h := attrHandler.String(handler)
+		obs.Observe(int64(cached), metric.WithAttributes(h, attrRead.String("cache")))
+		obs.Observe(int64(r.waits), metric.WithAttributes(h, attrRead.String("wait")))
+	}
+	return nil
 }
 
 // outcome names how an attempt or an operation ended.
@@ -162,6 +249,11 @@ func (f *fetch) End(err error) {
 
 // Wait starts the span of a caller's wait, under the caller's span.
 func (o *observer) Wait(ctx context.Context, handler string) func(error) {
+	if o.reads != nil {
+		o.mu.Lock()
+		o.handlerReads(handler).waits++
+		o.mu.Unlock()
+	}
 	h := attrHandler.String(handler)
 	_, span := o.tracer.Start(ctx, "authkit.token.wait", trace.WithAttributes(h))
 	start := time.Now()

@@ -2,8 +2,11 @@ package otelauth_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -110,8 +113,8 @@ func newObserved() *observed {
 	return o
 }
 
-func (o *observed) observer() auth.Observer {
-	return otelauth.New(o.tp, sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader)))
+func (o *observed) observer(opts ...otelauth.Option) auth.Observer {
+	return otelauth.New(o.tp, sdkmetric.NewMeterProvider(sdkmetric.WithReader(o.reader)), opts...)
 }
 
 func (o *observed) config(c *auth.EngineConfig) {
@@ -255,6 +258,86 @@ func TestTelemetryOfATerminalFailure(t *testing.T) {
 		t.Errorf("attempts %v", m["authkit.token.fetch.attempts"])
 	}
 	noSecret(t, o, m)
+}
+
+// reads is the authkit.token.reads of handler, served as read says.
+func reads(points []point, handler, read string) float64 {
+	for _, p := range points {
+		h, _ := p.attrs.Value("authkit.handler")
+		r, _ := p.attrs.Value("authkit.read")
+		if h.AsString() == handler && r.AsString() == read {
+			return p.value
+		}
+	}
+	return -1
+}
+
+// TestTelemetryOfReadsServedFromTheCache: authkit.token.reads counts, per
+// handler name over all its engines, the reads served from the cache and
+// the reads that waited for a fetch, so that the share served from the
+// cache is reads{cache} / reads. A closed engine's reads stay counted (the
+// counter never goes down). Without CountCachedReads nothing is counted.
+func TestTelemetryOfReadsServedFromTheCache(t *testing.T) {
+	plain := newObserved()
+	e := newEngine(t, &fakeGrant{clock: fakeclock.New(time.Time{}), lifetime: time.Hour}, plain.config)
+	for range 3 {
+		if _, err := readHub(e, context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := plain.observer().(auth.ReadObserver); ok {
+		t.Error("New without CountCachedReads made a ReadObserver: cached reads pay for a count")
+	}
+	if m := plain.metrics(t)["authkit.token.reads"]; m != nil {
+		t.Errorf("reads counted without CountCachedReads: %v", m)
+	}
+
+	o := newObserved()
+	obs := o.observer(otelauth.CountCachedReads())
+	clock := fakeclock.New(time.Time{})
+	engine := func(name string) *auth.Engine {
+		return newEngine(t, &fakeGrant{clock: clock, lifetime: time.Hour}, func(c *auth.EngineConfig) {
+			c.Name, c.Observer = name, obs
+		})
+	}
+	readN := func(e *auth.Engine, n int) {
+		t.Helper()
+		for range n {
+			if _, err := readHub(e, context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a1, a2, b := engine("a"), engine("a"), engine("b")
+	readN(a1, 6) // a wait, then 5 from the cache
+	readN(a2, 4)
+	if _, err := a2.MessageServiceMetadata(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a2.RequestHeaders(context.Background(), auth.ServiceAccessManager, http.MethodGet, &url.URL{Scheme: "https", Host: "am.example"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	readN(b, 3)
+	want := map[[2]string]float64{{"a", "cache"}: 10, {"a", "wait"}: 2, {"b", "cache"}: 2, {"b", "wait"}: 1}
+	check := func() {
+		t.Helper()
+		m := o.metrics(t)["authkit.token.reads"]
+		for k, v := range want {
+			if got := reads(m, k[0], k[1]); got != v {
+				t.Errorf("reads{handler=%s, read=%s} = %v, want %v", k[0], k[1], got, v)
+			}
+		}
+	}
+	check()
+	a1.Close()
+	check()
+	readN(a2, 1)
+	want[[2]string{"a", "cache"}]++
+	check()
+	if _, err := readHub(a1, context.Background()); !errors.Is(err, auth.ErrClosed) {
+		t.Errorf("a closed engine read: %v, want ErrClosed", err)
+	}
+	check()
 }
 
 // noSecret fails if any span attribute, event, status or metric attribute
