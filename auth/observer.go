@@ -56,7 +56,7 @@ type observing struct {
 	name  string
 	count bool     // o is a ReadObserver: count the reads served
 	stop  func()   // ends ObserveReads
-	_     [64]byte // keeps cached off the cache line of the fields above
+	_     [64]byte // keeps reads off the cache line of the fields above, which every read loads
 	reads atomic.Uint64
 	_     [56]byte
 }
