@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -277,4 +278,51 @@ func TestFaultProxy(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// A target that is down (a test killed it) refuses the proxy's dial: the
+// client finds its connection closed, as behind a real proxy, and the
+// test goes on; once the target is back, connections pass again.
+func TestFaultProxyTargetDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ln.Addr().String()
+	ln.Close() // down: dials are refused
+	proxy := newFaultProxy(t, target)
+	c, err := net.Dial("tcp", proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Errorf("read from a connection to a target that is down: %d bytes, %v; want it closed", n, err)
+	}
+	c.Close()
+	if n := proxy.refused.Load(); n != 1 {
+		t.Errorf("%d refused dials counted, want 1", n)
+	}
+
+	ln, err = net.Listen("tcp", target) // back on the same port
+	if err != nil {
+		t.Skipf("the target's port was taken meanwhile: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		if s, err := ln.Accept(); err == nil {
+			s.Write([]byte("+PONG\r\n"))
+			s.Close()
+		}
+	}()
+	c, err = net.Dial("tcp", proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if string(got) != "+PONG\r\n" {
+		t.Errorf("through the proxy to the target back up: %q, %v", got, err)
+	}
 }
