@@ -279,13 +279,16 @@ func reads(points []point, handler, read string) float64 {
 // counter never goes down). Without CountCachedReads nothing is counted.
 func TestTelemetryOfReadsServedFromTheCache(t *testing.T) {
 	plain := newObserved()
-	e := newEngine(t, &fakeGrant{clock: fakeclock.New(time.Time{}), lifetime: time.Hour}, plain.config)
+	plainObs := plain.observer()
+	e := newEngine(t, &fakeGrant{clock: fakeclock.New(time.Time{}), lifetime: time.Hour}, func(c *auth.EngineConfig) {
+		c.Name, c.Observer = "test", plainObs
+	})
 	for range 3 {
 		if _, err := readHub(e, context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, ok := plain.observer().(auth.ReadObserver); ok {
+	if _, ok := plainObs.(auth.ReadObserver); ok {
 		t.Error("New without CountCachedReads made a ReadObserver: cached reads pay for a count")
 	}
 	if m := plain.metrics(t)["authkit.token.reads"]; m != nil {
@@ -337,6 +340,23 @@ func TestTelemetryOfReadsServedFromTheCache(t *testing.T) {
 	if _, err := readHub(a1, context.Background()); !errors.Is(err, auth.ErrClosed) {
 		t.Errorf("a closed engine read: %v, want ErrClosed", err)
 	}
+	check()
+
+	// A handler passes the Observer to its engine as it is: counted too.
+	p := authtest.NewProvider(authtest.ProviderConfig{Clients: []authtest.Client{{ID: "svc", Secret: "s"}}})
+	defer p.Close()
+	h, err := handlers.NewClientCredentials(handlers.ClientCredentialsConfig{OAuthConfig: handlers.OAuthConfig{
+		Endpoints: handlers.Endpoints{Issuer: p.Issuer()}, ClientID: "svc", ClientSecret: auth.NewSecret("s"), Observer: obs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for range 4 {
+		if _, err := h.HubRequestHeaders(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want[[2]string{"ClientCredentials", "cache"}], want[[2]string{"ClientCredentials", "wait"}] = 3, 1
 	check()
 }
 
